@@ -1,0 +1,28 @@
+//! Ledger application layer: the ports (traits the adapters implement) and the use cases that drive
+//! the domain through them — command service, projector, query service.
+//!
+//! This crate names no AWS, SQL or HTTP type: everything outside the process is reached through a port.
+
+pub mod codec;
+pub mod command_service;
+pub mod envelope;
+pub mod idempotency;
+pub mod memory;
+pub mod ports;
+pub mod projector;
+pub mod query_service;
+pub mod signal;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use command_service::{
+    CommandContext, CommandError, CommandRequest, CommandService, RetryPolicy,
+};
+pub use envelope::{EventId, EventMetadata, RecordedEvent};
+pub use idempotency::{
+    CommandOutcome, IdempotencyKey, IdempotencyRecord, InvalidIdempotencyKey, PostedEvent,
+    RequestFingerprint,
+};
+pub use projector::{FeedProjector, FeedProjectorConfig, Handled, Projector};
+pub use query_service::{BalanceAsOf, FreshnessWait, QueryError, QueryService, TransactionPage};
+pub use signal::SignallingEventStore;

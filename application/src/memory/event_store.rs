@@ -1,0 +1,123 @@
+//! `InMemoryEventStore`: streams in a mutex-guarded map; one lock makes every append atomic.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use ledger_domain::AccountId;
+
+use crate::envelope::RecordedEvent;
+use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
+use crate::ports::{AppendError, AtomicAppend, EventFeed, EventStore, FeedEvent, StoreError};
+
+#[derive(Debug, Default)]
+struct State {
+    /// Per stream, events by sequence: like the real stores' unique (account_id, sequence) key, a
+    /// sequence that exists refuses the append, whatever the others hold.
+    streams: HashMap<AccountId, BTreeMap<u64, RecordedEvent>>,
+    idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
+    /// Every event in commit order; the feed position is the index plus one.
+    log: Vec<RecordedEvent>,
+}
+
+#[derive(Debug, Default)]
+pub struct InMemoryEventStore {
+    state: Mutex<State>,
+}
+
+impl InMemoryEventStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied append (we check before we write),
+        // so a poisoned lock still guards consistent data.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl EventStore for InMemoryEventStore {
+    async fn load(
+        &self,
+        account_id: &AccountId,
+        after_sequence: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        Ok(self
+            .lock()
+            .streams
+            .get(account_id)
+            .map_or_else(Vec::new, |stream| {
+                stream
+                    .range(after_sequence + 1..)
+                    .map(|(_, event)| event.clone())
+                    .collect()
+            }))
+    }
+
+    async fn append(&self, append: AtomicAppend) -> Result<(), AppendError> {
+        append.check_size()?;
+        let mut state = self.lock();
+        let key = &append.idempotency().key;
+        if state.idempotency.contains_key(key) {
+            return Err(AppendError::DuplicateRequest { key: key.clone() });
+        }
+        for event in append.events() {
+            let taken = state
+                .streams
+                .get(&event.account_id)
+                .is_some_and(|stream| stream.contains_key(&event.sequence));
+            if taken {
+                return Err(AppendError::Conflict {
+                    account_id: event.account_id.clone(),
+                });
+            }
+        }
+        // Every check passed: from here on nothing can fail, so the append is all-or-nothing.
+        for event in append.events() {
+            state
+                .streams
+                .entry(event.account_id.clone())
+                .or_default()
+                .insert(event.sequence, event.clone());
+            state.log.push(event.clone());
+        }
+        state
+            .idempotency
+            .insert(key.clone(), append.idempotency().clone());
+        Ok(())
+    }
+
+    async fn idempotency_record(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(self.lock().idempotency.get(key).cloned())
+    }
+}
+
+#[async_trait]
+impl EventFeed for InMemoryEventStore {
+    async fn read_after(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<FeedEvent>, StoreError> {
+        let state = self.lock();
+        let start = usize::try_from(after_position).unwrap_or(usize::MAX);
+        Ok(state
+            .log
+            .iter()
+            .enumerate()
+            .skip(start)
+            .take(limit)
+            .map(|(index, event)| FeedEvent {
+                position: index as u64 + 1,
+                event: event.clone(),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,222 @@
+//! `InMemoryReadModel`: the read model's tables as maps behind one mutex, so each apply is atomic.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use ledger_domain::{AccountId, AccountStatus, Balance};
+
+use crate::ports::{
+    AccountView, ApplyOutcome, DailyBalanceView, DeadLetter, Projection, ReadModelChange,
+    ReadModelQuery, ReadModelUpdate, StoreError, TransactionView,
+};
+
+#[derive(Debug, Default)]
+struct Tables {
+    accounts: HashMap<AccountId, AccountView>,
+    transactions: HashMap<AccountId, BTreeMap<u64, TransactionView>>,
+    daily_balances: HashMap<AccountId, BTreeMap<NaiveDate, DailyBalanceView>>,
+    checkpoints: HashMap<String, u64>,
+    dead_letters: Vec<DeadLetter>,
+}
+
+#[derive(Debug, Default)]
+pub struct InMemoryReadModel {
+    tables: Mutex<Tables>,
+}
+
+impl InMemoryReadModel {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
+        // Updates are checked before they are written, so a poisoned lock still guards whole rows.
+        self.tables
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl Projection for InMemoryReadModel {
+    async fn last_sequence(&self, account_id: &AccountId) -> Result<u64, StoreError> {
+        Ok(self
+            .lock()
+            .accounts
+            .get(account_id)
+            .map_or(0, |a| a.last_sequence))
+    }
+
+    async fn apply(&self, update: &ReadModelUpdate) -> Result<ApplyOutcome, StoreError> {
+        let mut tables = self.lock();
+        let current = tables
+            .accounts
+            .get(&update.account_id)
+            .map_or(0, |a| a.last_sequence);
+        if current + 1 != update.sequence {
+            return Ok(ApplyOutcome::Stale);
+        }
+        match &update.change {
+            ReadModelChange::Opened {
+                owner,
+                kind,
+                currency,
+                overdraft_limit,
+            } => {
+                tables.accounts.insert(
+                    update.account_id.clone(),
+                    AccountView {
+                        account_id: update.account_id.clone(),
+                        owner: owner.clone(),
+                        kind: *kind,
+                        currency: *currency,
+                        status: AccountStatus::Open,
+                        balance: Balance::zero(*currency),
+                        overdraft_limit: *overdraft_limit,
+                        frozen_reason: None,
+                        last_sequence: update.sequence,
+                        opened_at: update.occurred_at,
+                        updated_at: update.occurred_at,
+                    },
+                );
+                return Ok(ApplyOutcome::Applied);
+            }
+            ReadModelChange::Moved(transaction) => {
+                tables
+                    .transactions
+                    .entry(update.account_id.clone())
+                    .or_default()
+                    .insert(transaction.sequence, transaction.clone());
+                let date = transaction.occurred_at.date_naive();
+                tables
+                    .daily_balances
+                    .entry(update.account_id.clone())
+                    .or_default()
+                    .insert(
+                        date,
+                        DailyBalanceView {
+                            date,
+                            closing_balance: transaction.balance_after,
+                            last_sequence: transaction.sequence,
+                        },
+                    );
+            }
+            ReadModelChange::StatusChanged { .. } => {}
+        }
+        let Some(account) = tables.accounts.get_mut(&update.account_id) else {
+            return Err(StoreError::corrupt(format!(
+                "account {} has last_sequence {current} but no row",
+                update.account_id
+            )));
+        };
+        match &update.change {
+            ReadModelChange::Moved(transaction) => account.balance = transaction.balance_after,
+            ReadModelChange::StatusChanged {
+                status,
+                frozen_reason,
+            } => {
+                account.status = *status;
+                account.frozen_reason.clone_from(frozen_reason);
+            }
+            ReadModelChange::Opened { .. } => {}
+        }
+        account.last_sequence = update.sequence;
+        account.updated_at = update.occurred_at;
+        Ok(ApplyOutcome::Applied)
+    }
+
+    async fn checkpoint(&self, reader: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.lock().checkpoints.get(reader).copied())
+    }
+
+    async fn save_checkpoint(&self, reader: &str, position: u64) -> Result<(), StoreError> {
+        let mut tables = self.lock();
+        let stored = tables.checkpoints.entry(reader.to_owned()).or_insert(0);
+        *stored = (*stored).max(position);
+        Ok(())
+    }
+
+    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        let mut tables = self.lock();
+        let known = tables
+            .dead_letters
+            .iter()
+            .any(|l| l.account_id == letter.account_id && l.sequence == letter.sequence);
+        if !known {
+            tables.dead_letters.push(letter.clone());
+        }
+        Ok(())
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        Ok(self
+            .lock()
+            .dead_letters
+            .iter()
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl ReadModelQuery for InMemoryReadModel {
+    async fn account(&self, account_id: &AccountId) -> Result<Option<AccountView>, StoreError> {
+        Ok(self.lock().accounts.get(account_id).cloned())
+    }
+
+    async fn transactions(
+        &self,
+        account_id: &AccountId,
+        after_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<TransactionView>, StoreError> {
+        Ok(self
+            .lock()
+            .transactions
+            .get(account_id)
+            .map_or_else(Vec::new, |rows| {
+                rows.range(after_sequence + 1..)
+                    .take(limit)
+                    .map(|(_, row)| row.clone())
+                    .collect()
+            }))
+    }
+
+    async fn last_transaction_at_or_before(
+        &self,
+        account_id: &AccountId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<TransactionView>, StoreError> {
+        Ok(self.lock().transactions.get(account_id).and_then(|rows| {
+            rows.values()
+                .rev()
+                .find(|row| row.occurred_at <= at)
+                .cloned()
+        }))
+    }
+
+    async fn daily_balances(
+        &self,
+        account_id: &AccountId,
+        from: NaiveDate,
+        to: NaiveDate,
+        limit: usize,
+    ) -> Result<Vec<DailyBalanceView>, StoreError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .lock()
+            .daily_balances
+            .get(account_id)
+            .map_or_else(Vec::new, |days| {
+                days.range(from..=to)
+                    .take(limit)
+                    .map(|(_, day)| day.clone())
+                    .collect()
+            }))
+    }
+}

@@ -1,0 +1,199 @@
+//! The event store and event feed ports: append-only streams with multi-stream atomic appends, the
+//! idempotency record written in the same atomic write, and a feed of all events in commit order.
+
+use async_trait::async_trait;
+use ledger_domain::AccountId;
+
+use crate::envelope::RecordedEvent;
+use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
+use crate::ports::BoxError;
+
+/// The most actions (events plus the idempotency record) one atomic append may hold, on every store.
+/// It is DynamoDB's `TransactWriteItems` limit; the embedded stores enforce it too, so that an append
+/// accepted on a laptop is never refused in production.
+pub const MAX_ACTIONS_PER_APPEND: usize = 100;
+
+/// A failure to read or write that says nothing about the request itself.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached or failed; the operation may be retried. Nothing was written.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// The store holds data this code cannot have written (undecodable event, broken invariant).
+    #[error("store holds corrupt data: {detail}")]
+    Corrupt { detail: String },
+}
+
+impl StoreError {
+    pub fn unavailable(error: impl Into<BoxError>) -> Self {
+        Self::Unavailable(error.into())
+    }
+
+    pub fn corrupt(detail: impl Into<String>) -> Self {
+        Self::Corrupt {
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Why an append was refused. In every case nothing at all was written.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// An event with one of the appended sequences already exists on `account_id`: another writer got
+    /// there first. MUST be returned (never `Unavailable`) when the expected version is stale.
+    #[error("concurrent append to account {account_id}")]
+    Conflict { account_id: AccountId },
+    /// An idempotency record with this key already exists. MUST take precedence over `Conflict` when
+    /// both hold, because the request has then already been carried out.
+    #[error("a request with idempotency key {key} was already recorded")]
+    DuplicateRequest { key: IdempotencyKey },
+    /// More than [`MAX_ACTIONS_PER_APPEND`] actions: refused before anything is sent.
+    #[error("an atomic append of {actions} actions exceeds the limit of {max}")]
+    TooLarge { actions: usize, max: usize },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why an [`AtomicAppend`] could not be built: a programming error in the caller, never a client's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidAppend {
+    #[error("an append needs at least one stream with at least one event")]
+    Empty,
+    #[error("stream {account_id} appears twice in one append")]
+    DuplicateStream { account_id: AccountId },
+    #[error(
+        "events of stream {account_id} must carry its id and sequences {expected_version}+1, +2, ..."
+    )]
+    BadSequence {
+        account_id: AccountId,
+        expected_version: u64,
+    },
+}
+
+/// New events for one stream, to be accepted only if the stream is still at `expected_version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamAppend {
+    pub account_id: AccountId,
+    /// The version the writer decided against: events get sequences `expected_version + 1, + 2, ...`.
+    pub expected_version: u64,
+    pub events: Vec<RecordedEvent>,
+}
+
+/// Everything one command writes: its events on one or more streams and its idempotency record. A store
+/// commits all of it or none of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtomicAppend {
+    streams: Vec<StreamAppend>,
+    idempotency: IdempotencyRecord,
+}
+
+impl AtomicAppend {
+    pub fn new(
+        streams: Vec<StreamAppend>,
+        idempotency: IdempotencyRecord,
+    ) -> Result<Self, InvalidAppend> {
+        if streams.is_empty() || streams.iter().any(|s| s.events.is_empty()) {
+            return Err(InvalidAppend::Empty);
+        }
+        for (index, stream) in streams.iter().enumerate() {
+            if streams[..index]
+                .iter()
+                .any(|earlier| earlier.account_id == stream.account_id)
+            {
+                return Err(InvalidAppend::DuplicateStream {
+                    account_id: stream.account_id.clone(),
+                });
+            }
+            let contiguous = stream.events.iter().zip(1..).all(|(event, offset)| {
+                event.account_id == stream.account_id
+                    && event.sequence == stream.expected_version + offset
+            });
+            if !contiguous {
+                return Err(InvalidAppend::BadSequence {
+                    account_id: stream.account_id.clone(),
+                    expected_version: stream.expected_version,
+                });
+            }
+        }
+        Ok(Self {
+            streams,
+            idempotency,
+        })
+    }
+
+    pub fn streams(&self) -> &[StreamAppend] {
+        &self.streams
+    }
+
+    pub fn idempotency(&self) -> &IdempotencyRecord {
+        &self.idempotency
+    }
+
+    /// All events of the append, stream by stream, in sequence order.
+    pub fn events(&self) -> impl Iterator<Item = &RecordedEvent> {
+        self.streams.iter().flat_map(|s| s.events.iter())
+    }
+
+    /// Events plus the idempotency record: what a store counts against [`MAX_ACTIONS_PER_APPEND`].
+    pub fn action_count(&self) -> usize {
+        self.events().count() + 1
+    }
+
+    /// The `TooLarge` error if this append exceeds [`MAX_ACTIONS_PER_APPEND`]. Stores call it first.
+    pub fn check_size(&self) -> Result<(), AppendError> {
+        let actions = self.action_count();
+        if actions > MAX_ACTIONS_PER_APPEND {
+            Err(AppendError::TooLarge {
+                actions,
+                max: MAX_ACTIONS_PER_APPEND,
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The write side's source of truth: append-only event streams, one per account.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// The events of `account_id` with a sequence above `after_sequence`, in sequence order; empty if
+    /// there are none. MUST read its own writes: every event of an append that returned `Ok` is seen,
+    /// and MUST return the whole tail, however many pages it takes.
+    async fn load(
+        &self,
+        account_id: &AccountId,
+        after_sequence: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Commits all events of all streams and the idempotency record atomically, or nothing.
+    /// MUST return `DuplicateRequest` if the key is recorded, else `Conflict` if any appended sequence
+    /// already exists, `TooLarge` above [`MAX_ACTIONS_PER_APPEND`], and `Store` for anything else.
+    async fn append(&self, append: AtomicAppend) -> Result<(), AppendError>;
+
+    /// The idempotency record stored under `key`, read with the same consistency as `load`.
+    async fn idempotency_record(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+}
+
+/// One event at its position in the feed of all streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEvent {
+    /// Strictly increasing in commit order across all streams; never reused.
+    pub position: u64,
+    pub event: RecordedEvent,
+}
+
+/// All events of all streams in commit order: what a projector follows in embedded mode.
+#[async_trait]
+pub trait EventFeed: Send + Sync {
+    /// Up to `limit` events with a position above `after_position`, in position order. MUST never
+    /// later reveal an event at a position lower than one it has already returned, so a reader that
+    /// remembers the last position it saw misses nothing.
+    async fn read_after(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<FeedEvent>, StoreError>;
+}

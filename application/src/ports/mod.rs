@@ -1,0 +1,19 @@
+//! The ports: what the application needs from the world, as traits. Adapters implement them; the
+//! contract suites in `testkit` say, by test, what every implementation MUST do.
+
+mod event_store;
+mod read_model;
+mod system;
+
+pub use event_store::{
+    AppendError, AtomicAppend, EventFeed, EventStore, FeedEvent, InvalidAppend,
+    MAX_ACTIONS_PER_APPEND, StoreError, StreamAppend,
+};
+pub use read_model::{
+    AccountView, ApplyOutcome, DailyBalanceView, DeadLetter, Projection, ReadModelChange,
+    ReadModelQuery, ReadModelUpdate, TransactionView,
+};
+pub use system::{Clock, IdSource, SystemClock, UuidV7Ids};
+
+/// A boxed error from an adapter's driver, kept as the source of `Unavailable` errors.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -1,0 +1,206 @@
+//! The read-model ports: `Projection` (the projector's writes) and `ReadModelQuery` (the query side's
+//! reads), with the flat views they exchange. Views hold results, never history to add up.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use ledger_domain::{
+    AccountEvent, AccountId, AccountKind, AccountStatus, Amount, Balance, Currency, Description,
+    EntryType, FreezeReason, OverdraftLimit, OwnerName, TransferId,
+};
+
+use crate::envelope::{EventId, RecordedEvent};
+use crate::ports::StoreError;
+
+/// What one event changes in the read model, worked out once here so that every adapter only stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadModelUpdate {
+    pub account_id: AccountId,
+    /// The event's sequence: the account's `last_sequence` once this update is applied.
+    pub sequence: u64,
+    pub event_id: EventId,
+    pub occurred_at: DateTime<Utc>,
+    pub change: ReadModelChange,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadModelChange {
+    /// Insert the account row (sequence 1).
+    Opened {
+        owner: OwnerName,
+        kind: AccountKind,
+        currency: Currency,
+        overdraft_limit: OverdraftLimit,
+    },
+    /// Set the balance, add a transaction row, and set the day's closing balance.
+    Moved(TransactionView),
+    /// Set the status (and the freeze reason, cleared on any other status).
+    StatusChanged {
+        status: AccountStatus,
+        frozen_reason: Option<FreezeReason>,
+    },
+}
+
+impl ReadModelUpdate {
+    pub fn from_event(recorded: &RecordedEvent) -> Self {
+        let change = match &recorded.event {
+            AccountEvent::AccountOpened(opened) => ReadModelChange::Opened {
+                owner: opened.owner.clone(),
+                kind: opened.kind,
+                currency: opened.currency,
+                overdraft_limit: opened.overdraft_limit,
+            },
+            AccountEvent::AccountFrozen(frozen) => ReadModelChange::StatusChanged {
+                status: AccountStatus::Frozen,
+                frozen_reason: Some(frozen.reason.clone()),
+            },
+            AccountEvent::AccountUnfrozen(_) => ReadModelChange::StatusChanged {
+                status: AccountStatus::Open,
+                frozen_reason: None,
+            },
+            AccountEvent::AccountClosed(_) => ReadModelChange::StatusChanged {
+                status: AccountStatus::Closed,
+                frozen_reason: None,
+            },
+            AccountEvent::MoneyDeposited(_)
+            | AccountEvent::MoneyWithdrawn(_)
+            | AccountEvent::TransferDebited(_)
+            | AccountEvent::TransferCredited(_) => {
+                let movement = recorded
+                    .event
+                    .movement()
+                    .expect("every money event has a movement");
+                ReadModelChange::Moved(TransactionView {
+                    sequence: recorded.sequence,
+                    event_id: recorded.event_id,
+                    entry_type: movement.entry_type,
+                    amount: movement.amount,
+                    balance_after: movement.balance_after,
+                    transfer_id: movement.transfer_id.cloned(),
+                    counterparty_account_id: movement.counterparty_account_id.cloned(),
+                    description: movement.description.cloned(),
+                    occurred_at: recorded.recorded_at(),
+                })
+            }
+        };
+        Self {
+            account_id: recorded.account_id.clone(),
+            sequence: recorded.sequence,
+            event_id: recorded.event_id,
+            occurred_at: recorded.recorded_at(),
+            change,
+        }
+    }
+}
+
+/// Whether a conditional apply happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Applied,
+    /// The account's `last_sequence` was not `sequence - 1` any more (another projector moved it):
+    /// nothing was written.
+    Stale,
+}
+
+/// An event the projector gave up on, kept for an operator instead of stalling every other account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub account_id: AccountId,
+    pub sequence: u64,
+    pub event_id: EventId,
+    pub event_type: String,
+    pub reason: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// The projector's side of the read model.
+#[async_trait]
+pub trait Projection: Send + Sync {
+    /// The sequence of the last event applied to `account_id`; 0 if none.
+    async fn last_sequence(&self, account_id: &AccountId) -> Result<u64, StoreError>;
+
+    /// Applies `update` and sets the account's `last_sequence` to `update.sequence` in ONE transaction,
+    /// and only if `last_sequence` is `update.sequence - 1` at that moment; otherwise writes nothing
+    /// and returns `Stale`. For `Opened`, "no account row yet" plays the part of `last_sequence == 0`.
+    async fn apply(&self, update: &ReadModelUpdate) -> Result<ApplyOutcome, StoreError>;
+
+    /// The stored position of the named feed reader, if it ever saved one.
+    async fn checkpoint(&self, reader: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Stores the position of the named feed reader. MUST never move it backwards.
+    async fn save_checkpoint(&self, reader: &str, position: u64) -> Result<(), StoreError>;
+
+    /// Records an event that could not be projected. Recording the same event twice keeps one letter.
+    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError>;
+
+    /// The dead letters recorded so far, oldest first, at most `limit`.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError>;
+}
+
+/// An account as the read model shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountView {
+    pub account_id: AccountId,
+    pub owner: OwnerName,
+    pub kind: AccountKind,
+    pub currency: Currency,
+    pub status: AccountStatus,
+    pub balance: Balance,
+    pub overdraft_limit: OverdraftLimit,
+    pub frozen_reason: Option<FreezeReason>,
+    pub last_sequence: u64,
+    pub opened_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One money movement of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionView {
+    pub sequence: u64,
+    pub event_id: EventId,
+    pub entry_type: EntryType,
+    pub amount: Amount,
+    pub balance_after: Balance,
+    pub transfer_id: Option<TransferId>,
+    pub counterparty_account_id: Option<AccountId>,
+    pub description: Option<Description>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// The balance at the end of a day (UTC) on which the account moved money.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyBalanceView {
+    pub date: NaiveDate,
+    pub closing_balance: Balance,
+    /// The sequence of the day's last movement.
+    pub last_sequence: u64,
+}
+
+/// The query side's reads. Every method returns stored values only: no arithmetic over history.
+#[async_trait]
+pub trait ReadModelQuery: Send + Sync {
+    async fn account(&self, account_id: &AccountId) -> Result<Option<AccountView>, StoreError>;
+
+    /// Up to `limit` movements with a sequence above `after_sequence`, in sequence order.
+    async fn transactions(
+        &self,
+        account_id: &AccountId,
+        after_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<TransactionView>, StoreError>;
+
+    /// The last movement that occurred at or before `at`, if any.
+    async fn last_transaction_at_or_before(
+        &self,
+        account_id: &AccountId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<TransactionView>, StoreError>;
+
+    /// Closing balances of the days in `from..=to` on which money moved, oldest first, at most `limit`.
+    async fn daily_balances(
+        &self,
+        account_id: &AccountId,
+        from: NaiveDate,
+        to: NaiveDate,
+        limit: usize,
+    ) -> Result<Vec<DailyBalanceView>, StoreError>;
+}

@@ -1,0 +1,249 @@
+//! The projector: folds recorded events into the read model, exactly once each, in stream order.
+//!
+//! `Projector` decides per event (apply only `last_sequence + 1`, skip duplicates, never apply past a
+//! gap). `FeedProjector` drives it from an `EventFeed` with a stored checkpoint, dead-lettering an event
+//! only after bounded retries so that one bad event does not stall every other account.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use crate::envelope::RecordedEvent;
+use crate::ports::{
+    ApplyOutcome, Clock, DeadLetter, EventFeed, Projection, ReadModelUpdate, StoreError,
+};
+
+/// What became of one delivered event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    Applied,
+    /// Already applied (a redelivery): skipped, harmless.
+    Duplicate,
+    /// An earlier event of the stream has not been applied yet: not applied, to be delivered again.
+    Gap {
+        last_sequence: u64,
+    },
+}
+
+/// The per-event rule of design §5, over any `Projection`.
+pub struct Projector {
+    projection: Arc<dyn Projection>,
+}
+
+impl std::fmt::Debug for Projector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Projector").finish_non_exhaustive()
+    }
+}
+
+/// How many times a conditional apply may find its expectation stale before the projector reports the
+/// projection as unavailable; each stale answer means another projector advanced the account meanwhile.
+const STALE_RETRIES_MAX: u32 = 3;
+
+impl Projector {
+    pub fn new(projection: Arc<dyn Projection>) -> Self {
+        Self { projection }
+    }
+
+    /// Applies `event` if and only if it is the next one of its stream.
+    #[tracing::instrument(skip_all, fields(account_id = %event.account_id, sequence = event.sequence))]
+    pub async fn handle(&self, event: &RecordedEvent) -> Result<Handled, StoreError> {
+        let update = ReadModelUpdate::from_event(event);
+        for _ in 0..=STALE_RETRIES_MAX {
+            let last_sequence = self.projection.last_sequence(&event.account_id).await?;
+            match classify(last_sequence, event.sequence) {
+                Classification::Next => {}
+                Classification::Duplicate => return Ok(Handled::Duplicate),
+                Classification::Gap => return Ok(Handled::Gap { last_sequence }),
+            }
+            match self.projection.apply(&update).await? {
+                ApplyOutcome::Applied => return Ok(Handled::Applied),
+                // Someone moved last_sequence between our read and our write; look again.
+                ApplyOutcome::Stale => {}
+            }
+        }
+        Err(StoreError::unavailable(format!(
+            "apply of {}/{} stayed stale after {STALE_RETRIES_MAX} retries",
+            event.account_id, event.sequence
+        )))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Classification {
+    Next,
+    Duplicate,
+    Gap,
+}
+
+fn classify(last_sequence: u64, sequence: u64) -> Classification {
+    match sequence.cmp(&(last_sequence + 1)) {
+        std::cmp::Ordering::Equal => Classification::Next,
+        std::cmp::Ordering::Less => Classification::Duplicate,
+        std::cmp::Ordering::Greater => Classification::Gap,
+    }
+}
+
+/// Bounds of the feed-following loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedProjectorConfig {
+    /// Events read per feed request.
+    pub batch_size: usize,
+    /// Attempts at one event that keeps failing (a gap or a poison payload) before it is dead-lettered.
+    pub attempts_per_event_max: u32,
+    /// Pause between those attempts.
+    pub retry_delay: Duration,
+    /// Longest sleep when the feed is idle and nobody signals new events.
+    pub idle_poll_max: Duration,
+    /// Longest back-off while the read model or feed is unavailable.
+    pub unavailable_backoff_max: Duration,
+}
+
+impl Default for FeedProjectorConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 256,
+            attempts_per_event_max: 5,
+            retry_delay: Duration::from_millis(20),
+            idle_poll_max: Duration::from_millis(500),
+            unavailable_backoff_max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Follows an `EventFeed` from its stored checkpoint and projects every event.
+pub struct FeedProjector {
+    name: String,
+    feed: Arc<dyn EventFeed>,
+    projection: Arc<dyn Projection>,
+    projector: Projector,
+    clock: Arc<dyn Clock>,
+    config: FeedProjectorConfig,
+    wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for FeedProjector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedProjector")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FeedProjector {
+    /// `wake` is notified by whoever appends (see `SignallingEventStore`), so new events are projected
+    /// at once instead of at the next idle poll.
+    pub fn new(
+        name: impl Into<String>,
+        feed: Arc<dyn EventFeed>,
+        projection: Arc<dyn Projection>,
+        clock: Arc<dyn Clock>,
+        config: FeedProjectorConfig,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            feed,
+            projector: Projector::new(Arc::clone(&projection)),
+            projection,
+            clock,
+            config,
+            wake,
+        }
+    }
+
+    /// Projects everything the feed holds now, saving the checkpoint after each batch. Returns the
+    /// number of events read.
+    pub async fn catch_up(&self) -> Result<usize, StoreError> {
+        let mut position = self.projection.checkpoint(&self.name).await?.unwrap_or(0);
+        let mut read = 0;
+        loop {
+            let batch = self
+                .feed
+                .read_after(position, self.config.batch_size)
+                .await?;
+            let Some(last) = batch.last() else {
+                return Ok(read);
+            };
+            let batch_end = last.position;
+            for item in &batch {
+                self.project_one(&item.event).await?;
+            }
+            read += batch.len();
+            position = batch_end;
+            self.projection
+                .save_checkpoint(&self.name, position)
+                .await?;
+        }
+    }
+
+    /// Runs until `shutdown` turns true, then returns after the batch in hand is projected and its
+    /// checkpoint stored: a restart resumes exactly there.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        let mut idle_wait = Duration::from_millis(5);
+        let mut unavailable_backoff = Duration::from_millis(50);
+        while !*shutdown.borrow() {
+            match self.catch_up().await {
+                Ok(0) => {
+                    tokio::select! {
+                        () = self.wake.notified() => idle_wait = Duration::from_millis(5),
+                        () = tokio::time::sleep(idle_wait) => {
+                            idle_wait = (idle_wait * 2).min(self.config.idle_poll_max);
+                        }
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Ok(_) => {
+                    unavailable_backoff = Duration::from_millis(50);
+                }
+                Err(error) => {
+                    tracing::warn!(projector = %self.name, %error, "projection unavailable; backing off");
+                    tokio::select! {
+                        () = tokio::time::sleep(unavailable_backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    unavailable_backoff =
+                        (unavailable_backoff * 2).min(self.config.unavailable_backoff_max);
+                }
+            }
+        }
+        tracing::info!(projector = %self.name, "projector stopped with its checkpoint stored");
+    }
+
+    /// Projects one event, retrying a gap or a corrupt read model a bounded number of times before
+    /// dead-lettering it. An unavailable store is returned as an error: the batch is retried whole,
+    /// and nothing is dead-lettered for an outage.
+    async fn project_one(&self, event: &RecordedEvent) -> Result<(), StoreError> {
+        let mut reason = String::new();
+        for attempt in 1..=self.config.attempts_per_event_max {
+            match self.projector.handle(event).await {
+                Ok(Handled::Applied | Handled::Duplicate) => return Ok(()),
+                Ok(Handled::Gap { last_sequence }) => {
+                    reason = format!(
+                        "gap: read model is at sequence {last_sequence}, event is {}",
+                        event.sequence
+                    );
+                }
+                Err(StoreError::Corrupt { detail }) => reason = detail,
+                Err(unavailable @ StoreError::Unavailable(_)) => return Err(unavailable),
+            }
+            if attempt < self.config.attempts_per_event_max {
+                tokio::time::sleep(self.config.retry_delay).await;
+            }
+        }
+        tracing::error!(account_id = %event.account_id, sequence = event.sequence, %reason,
+            "event dead-lettered");
+        self.projection
+            .record_dead_letter(&DeadLetter {
+                account_id: event.account_id.clone(),
+                sequence: event.sequence,
+                event_id: event.event_id,
+                event_type: event.event.event_type().to_owned(),
+                reason,
+                recorded_at: self.clock.now(),
+            })
+            .await
+    }
+}

@@ -1,0 +1,1 @@
+//! Contract-test suites for the ports (filled in below).

@@ -1,0 +1,195 @@
+//! The `Account` aggregate's state and how events evolve it (`apply`, `replay`).
+//!
+//! State changes only through events; the decisions that produce events live in `decide`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{HistoryError, ParseError};
+use crate::event::AccountEvent;
+use crate::identity::{AccountId, OwnerName};
+use crate::money::{Balance, Currency, OverdraftLimit};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AccountKind {
+    Checking,
+    Savings,
+}
+
+impl AccountKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Checking => "CHECKING",
+            Self::Savings => "SAVINGS",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        match text {
+            "CHECKING" => Ok(Self::Checking),
+            "SAVINGS" => Ok(Self::Savings),
+            _ => Err(ParseError::InvalidAccountKind {
+                text: text.chars().take(20).collect(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for AccountKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AccountStatus {
+    Open,
+    Frozen,
+    Closed,
+}
+
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "OPEN",
+            Self::Frozen => "FROZEN",
+            Self::Closed => "CLOSED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        match text {
+            "OPEN" => Ok(Self::Open),
+            "FROZEN" => Ok(Self::Frozen),
+            "CLOSED" => Ok(Self::Closed),
+            _ => Err(ParseError::InvalidAccountStatus {
+                text: text.chars().take(20).collect(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for AccountStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An opened account, as its events say it is. An account that was never opened has no state at all:
+/// the aggregate is `Option<Account>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    id: AccountId,
+    owner: OwnerName,
+    kind: AccountKind,
+    currency: Currency,
+    status: AccountStatus,
+    balance: Balance,
+    overdraft_limit: OverdraftLimit,
+    version: u64,
+}
+
+impl Account {
+    pub fn id(&self) -> &AccountId {
+        &self.id
+    }
+
+    pub fn owner(&self) -> &OwnerName {
+        &self.owner
+    }
+
+    pub fn kind(&self) -> AccountKind {
+        self.kind
+    }
+
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+
+    pub fn status(&self) -> AccountStatus {
+        self.status
+    }
+
+    pub fn balance(&self) -> Balance {
+        self.balance
+    }
+
+    pub fn overdraft_limit(&self) -> OverdraftLimit {
+        self.overdraft_limit
+    }
+
+    /// The sequence of the last event applied: the expected version of the next append.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The most that may be taken out now: balance plus overdraft limit.
+    pub fn available(&self) -> Balance {
+        self.balance.plus_overdraft(self.overdraft_limit)
+    }
+
+    /// Folds a whole stream, oldest first. `Ok(None)` for an empty stream.
+    pub fn replay<'a>(
+        account_id: &AccountId,
+        events: impl IntoIterator<Item = &'a AccountEvent>,
+    ) -> Result<Option<Self>, HistoryError> {
+        events.into_iter().try_fold(None, |state, event| {
+            apply(account_id, state, event).map(Some)
+        })
+    }
+}
+
+/// Evolves the state by one event. Pure; refuses histories the aggregate cannot have produced, and checks
+/// each recorded `balance_after` against the arithmetic of the history before it.
+pub fn apply(
+    account_id: &AccountId,
+    state: Option<Account>,
+    event: &AccountEvent,
+) -> Result<Account, HistoryError> {
+    let Some(mut account) = state else {
+        return match event {
+            AccountEvent::AccountOpened(opened) => Ok(Account {
+                id: account_id.clone(),
+                owner: opened.owner.clone(),
+                kind: opened.kind,
+                currency: opened.currency,
+                status: AccountStatus::Open,
+                balance: Balance::zero(opened.currency),
+                overdraft_limit: opened.overdraft_limit,
+                version: 1,
+            }),
+            other => Err(HistoryError::NotOpenedFirst {
+                event_type: other.event_type(),
+            }),
+        };
+    };
+    let version = account.version + 1;
+    if matches!(event, AccountEvent::AccountOpened(_)) {
+        return Err(HistoryError::OpenedTwice { version });
+    }
+    if let Some(movement) = event.movement() {
+        let computed = match event {
+            AccountEvent::MoneyDeposited(_) | AccountEvent::TransferCredited(_) => {
+                account.balance.plus(movement.amount)
+            }
+            _ => account.balance.minus(movement.amount),
+        };
+        if computed != Some(movement.balance_after) {
+            return Err(HistoryError::BalanceMismatch {
+                event_type: event.event_type(),
+                version,
+                recorded: movement.balance_after,
+                computed: computed.unwrap_or(account.balance),
+            });
+        }
+        account.balance = movement.balance_after;
+    }
+    if let Some(status) = event.status_after() {
+        account.status = status;
+    }
+    account.version = version;
+    Ok(account)
+}
