@@ -136,9 +136,9 @@ impl Account {
         account_id: &AccountId,
         events: impl IntoIterator<Item = &'a AccountEvent>,
     ) -> Result<Option<Self>, HistoryError> {
-        events.into_iter().try_fold(None, |state, event| {
-            apply(account_id, state, event).map(Some)
-        })
+        events
+            .into_iter()
+            .try_fold(None, |state, event| apply(account_id, state, event).map(Some))
     }
 }
 

@@ -11,9 +11,7 @@ use crate::money::{Amount, Balance, Currency};
 /// A value that failed its constructor's checks. Raised at the edges, before any command exists.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ParseError {
-    #[error(
-        "`{text}` is not a plain decimal number (digits with an optional fraction, no exponent)"
-    )]
+    #[error("`{text}` is not a plain decimal number (digits with an optional fraction, no exponent)")]
     InvalidDecimal { text: String },
     #[error("amount must be greater than zero, got {value}")]
     NonPositiveAmount { value: String },
@@ -95,9 +93,7 @@ pub enum HistoryError {
     NotOpenedFirst { event_type: &'static str },
     #[error("AccountOpened appears again at version {version}")]
     OpenedTwice { version: u64 },
-    #[error(
-        "{event_type} at version {version} says balance {recorded}, but the history gives {computed}"
-    )]
+    #[error("{event_type} at version {version} says balance {recorded}, but the history gives {computed}")]
     BalanceMismatch {
         event_type: &'static str,
         version: u64,

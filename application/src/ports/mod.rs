@@ -13,7 +13,7 @@ pub use read_model::{
     AccountView, ApplyOutcome, DailyBalanceView, DeadLetter, Projection, ReadModelChange,
     ReadModelQuery, ReadModelUpdate, TransactionView,
 };
-pub use system::{Clock, IdSource, SystemClock, UuidV7Ids};
+pub use system::{Clock, HealthCheck, IdSource, SystemClock, UuidV7Ids};
 
 /// A boxed error from an adapter's driver, kept as the source of `Unavailable` errors.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

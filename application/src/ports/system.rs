@@ -47,3 +47,12 @@ impl IdSource for UuidV7Ids {
             .expect("a prefixed UUID is a valid transfer id")
     }
 }
+
+/// A dependency the service needs in order to serve: `/health/ready` asks each one.
+#[async_trait::async_trait]
+pub trait HealthCheck: Send + Sync {
+    /// A short name for the report, such as `event_store`.
+    fn name(&self) -> &'static str;
+    /// `Ok` when the dependency answers a trivial request now.
+    async fn check(&self) -> Result<(), super::StoreError>;
+}
