@@ -136,14 +136,15 @@ impl Account {
         account_id: &AccountId,
         events: impl IntoIterator<Item = &'a AccountEvent>,
     ) -> Result<Option<Self>, HistoryError> {
-        events
-            .into_iter()
-            .try_fold(None, |state, event| apply(account_id, state, event).map(Some))
+        events.into_iter().try_fold(None, |state, event| {
+            apply(account_id, state, event).map(Some)
+        })
     }
 }
 
-/// Evolves the state by one event. Pure; refuses histories the aggregate cannot have produced, and checks
-/// each recorded `balance_after` against the arithmetic of the history before it.
+/// Evolves the state by one event. Pure; refuses histories the aggregate cannot have produced: an event
+/// before the opening, a status transition or money movement `decide` would have refused, an amount not
+/// in the currency's minor units, and a recorded `balance_after` that the history's arithmetic contradicts.
 pub fn apply(
     account_id: &AccountId,
     state: Option<Account>,
@@ -170,7 +171,40 @@ pub fn apply(
     if matches!(event, AccountEvent::AccountOpened(_)) {
         return Err(HistoryError::OpenedTwice { version });
     }
+    let impossible = |rule| HistoryError::ImpossibleEvent {
+        event_type: event.event_type(),
+        version,
+        rule,
+    };
+    // The same rules `decide` enforces, checked again on read: a stream that breaks them was not
+    // written by this aggregate, and folding it would hide the damage.
+    let rule_broken =
+        match event {
+            AccountEvent::AccountOpened(_) => None,
+            AccountEvent::MoneyDeposited(_)
+            | AccountEvent::MoneyWithdrawn(_)
+            | AccountEvent::TransferDebited(_)
+            | AccountEvent::TransferCredited(_) => (account.status != AccountStatus::Open)
+                .then_some("money moves only on an open account"),
+            AccountEvent::AccountFrozen(_) => {
+                (account.status != AccountStatus::Open).then_some("only an open account is frozen")
+            }
+            AccountEvent::AccountUnfrozen(_) => (account.status != AccountStatus::Frozen)
+                .then_some("only a frozen account is unfrozen"),
+            AccountEvent::AccountClosed(_) => (account.status != AccountStatus::Open
+                || !account.balance.is_zero())
+            .then_some("only an open account at zero balance is closed"),
+        };
+    if let Some(rule) = rule_broken {
+        return Err(impossible(rule));
+    }
     if let Some(movement) = event.movement() {
+        let minor_units = account.currency.minor_units();
+        if movement.amount.value().scale() != minor_units
+            || movement.balance_after.value().scale() != minor_units
+        {
+            return Err(impossible("money is written in the currency's minor units"));
+        }
         let computed = match event {
             AccountEvent::MoneyDeposited(_) | AccountEvent::TransferCredited(_) => {
                 account.balance.plus(movement.amount)
@@ -184,6 +218,13 @@ pub fn apply(
                 recorded: movement.balance_after,
                 computed: computed.unwrap_or(account.balance),
             });
+        }
+        let debit = matches!(
+            event,
+            AccountEvent::MoneyWithdrawn(_) | AccountEvent::TransferDebited(_)
+        );
+        if debit && !movement.balance_after.within(account.overdraft_limit) {
+            return Err(impossible("a debit never passes the overdraft limit"));
         }
         account.balance = movement.balance_after;
     }

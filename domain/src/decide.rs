@@ -195,14 +195,13 @@ fn open(
     currency: Currency,
     overdraft_limit: OverdraftLimit,
 ) -> Result<Vec<AccountEvent>, DomainError> {
-    let overdraft_limit =
-        overdraft_limit
-            .in_currency(currency)
-            .ok_or_else(|| DomainError::InvalidOverdraftLimit {
-                limit: overdraft_limit.to_string(),
-                currency,
-                minor_units: currency.minor_units(),
-            })?;
+    let overdraft_limit = overdraft_limit.in_currency(currency).ok_or_else(|| {
+        DomainError::InvalidOverdraftLimit {
+            limit: overdraft_limit.to_string(),
+            currency,
+            minor_units: currency.minor_units(),
+        }
+    })?;
     Ok(vec![AccountEvent::AccountOpened(AccountOpened {
         owner: owner.clone(),
         kind,

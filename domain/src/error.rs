@@ -11,7 +11,9 @@ use crate::money::{Amount, Balance, Currency};
 /// A value that failed its constructor's checks. Raised at the edges, before any command exists.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ParseError {
-    #[error("`{text}` is not a plain decimal number (digits with an optional fraction, no exponent)")]
+    #[error(
+        "`{text}` is not a plain decimal number (digits with an optional fraction, no exponent)"
+    )]
     InvalidDecimal { text: String },
     #[error("amount must be greater than zero, got {value}")]
     NonPositiveAmount { value: String },
@@ -93,11 +95,19 @@ pub enum HistoryError {
     NotOpenedFirst { event_type: &'static str },
     #[error("AccountOpened appears again at version {version}")]
     OpenedTwice { version: u64 },
-    #[error("{event_type} at version {version} says balance {recorded}, but the history gives {computed}")]
+    #[error(
+        "{event_type} at version {version} says balance {recorded}, but the history gives {computed}"
+    )]
     BalanceMismatch {
         event_type: &'static str,
         version: u64,
         recorded: Balance,
         computed: Balance,
+    },
+    #[error("{event_type} at version {version} breaks a rule of the aggregate: {rule}")]
+    ImpossibleEvent {
+        event_type: &'static str,
+        version: u64,
+        rule: &'static str,
     },
 }

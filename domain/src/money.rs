@@ -428,11 +428,20 @@ mod tests {
                 .to_string(),
             "12.50"
         );
-        assert!(Amount::parse("12.345").unwrap().in_currency(usd()).is_none());
+        assert!(
+            Amount::parse("12.345")
+                .unwrap()
+                .in_currency(usd())
+                .is_none()
+        );
         let yen = Currency::parse("JPY").unwrap();
         assert!(Amount::parse("1.5").unwrap().in_currency(yen).is_none());
         assert_eq!(
-            Amount::parse("150").unwrap().in_currency(yen).unwrap().to_string(),
+            Amount::parse("150")
+                .unwrap()
+                .in_currency(yen)
+                .unwrap()
+                .to_string(),
             "150"
         );
     }
@@ -440,7 +449,10 @@ mod tests {
     #[test]
     fn balances_are_signed_and_zero_has_currency_scale() {
         assert_eq!(Balance::zero(usd()).to_string(), "0.00");
-        assert_eq!(Balance::parse("-3.20").unwrap().value().to_string(), "-3.20");
+        assert_eq!(
+            Balance::parse("-3.20").unwrap().value().to_string(),
+            "-3.20"
+        );
         let ten = Amount::parse("10.00").unwrap();
         assert_eq!(
             Balance::zero(usd()).minus(ten).unwrap().to_string(),
@@ -461,10 +473,7 @@ mod tests {
     fn money_travels_as_json_strings() {
         let amount = Amount::parse("12.50").unwrap();
         assert_eq!(serde_json::to_string(&amount).unwrap(), "\"12.50\"");
-        assert_eq!(
-            serde_json::from_str::<Amount>("\"12.50\"").unwrap(),
-            amount
-        );
+        assert_eq!(serde_json::from_str::<Amount>("\"12.50\"").unwrap(), amount);
         assert!(serde_json::from_str::<Amount>("12.5").is_err());
         assert!(serde_json::from_str::<Amount>("\"-1\"").is_err());
     }

@@ -1140,3 +1140,46 @@ fn transfer_events_with_a_wrong_balance_after_are_refused() {
         })
     );
 }
+
+fn assert_impossible(events: &[AccountEvent], expected_rule: &str) {
+    match Account::replay(&account_id(), events) {
+        Err(HistoryError::ImpossibleEvent { rule, version, .. }) => {
+            assert_eq!(rule, expected_rule);
+            assert_eq!(version, events.len() as u64);
+        }
+        other => panic!("expected ImpossibleEvent({expected_rule}), got {other:?}"),
+    }
+}
+
+#[test]
+fn histories_that_break_the_aggregates_rules_are_refused() {
+    assert_impossible(
+        &[opened(), closed(), deposited("5.00", "5.00")],
+        "money moves only on an open account",
+    );
+    assert_impossible(
+        &[opened(), frozen(), withdrawn("1.00", "-1.00")],
+        "money moves only on an open account",
+    );
+    assert_impossible(
+        &[opened(), withdrawn("1000.00", "-1000.00")],
+        "a debit never passes the overdraft limit",
+    );
+    assert_impossible(
+        &[opened(), deposited("1.005", "1.005")],
+        "money is written in the currency's minor units",
+    );
+    assert_impossible(
+        &[opened(), deposited("12.5", "12.5")],
+        "money is written in the currency's minor units",
+    );
+    assert_impossible(&[opened(), unfrozen()], "only a frozen account is unfrozen");
+    assert_impossible(
+        &[opened(), frozen(), frozen()],
+        "only an open account is frozen",
+    );
+    assert_impossible(
+        &[opened(), deposited("1.00", "1.00"), closed()],
+        "only an open account at zero balance is closed",
+    );
+}
