@@ -459,3 +459,304 @@ fn single_account_command(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Retry and idempotency decisions, against a mocked event store.
+
+    use std::sync::Mutex;
+
+    use chrono::{TimeZone, Utc};
+    use ledger_domain::{AccountOpened, MoneyDeposited};
+    use mockall::predicate::always;
+
+    use super::*;
+    use crate::envelope::EventId;
+    use crate::ports::{MockEventStore, SystemClock, UuidV7Ids};
+
+    fn account_id() -> AccountId {
+        AccountId::parse("acc-1").unwrap()
+    }
+
+    fn context(key: &str) -> CommandContext {
+        CommandContext {
+            idempotency_key: IdempotencyKey::parse(key).unwrap(),
+            correlation_id: "corr-1".to_owned(),
+            traceparent: None,
+        }
+    }
+
+    fn deposit(amount: &str) -> CommandRequest {
+        CommandRequest::Deposit {
+            account_id: account_id(),
+            amount: Amount::parse(amount).unwrap(),
+            description: None,
+        }
+    }
+
+    /// The history of an open USD account holding 100.00: two events.
+    fn history() -> Vec<RecordedEvent> {
+        let metadata = EventMetadata {
+            client_request_id: IdempotencyKey::parse("earlier").unwrap(),
+            correlation_id: "c".to_owned(),
+            causation_id: "earlier".to_owned(),
+            recorded_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+            traceparent: None,
+        };
+        let events = [
+            AccountEvent::AccountOpened(AccountOpened {
+                owner: OwnerName::parse("Ada").unwrap(),
+                kind: AccountKind::Checking,
+                currency: Currency::parse("USD").unwrap(),
+                overdraft_limit: OverdraftLimit::NONE,
+            }),
+            AccountEvent::MoneyDeposited(MoneyDeposited {
+                amount: Amount::parse("100.00").unwrap(),
+                balance_after: ledger_domain::Balance::parse("100.00").unwrap(),
+                description: None,
+            }),
+        ];
+        events
+            .into_iter()
+            .zip(1..)
+            .map(|(event, sequence)| RecordedEvent {
+                account_id: account_id(),
+                sequence,
+                event_id: EventId::from_uuid(uuid::Uuid::now_v7()),
+                event,
+                metadata: metadata.clone(),
+            })
+            .collect()
+    }
+
+    fn service(store: MockEventStore, attempts_max: u32) -> CommandService {
+        CommandService::new(
+            Arc::new(store),
+            Arc::new(SystemClock),
+            Arc::new(UuidV7Ids),
+            RetryPolicy {
+                attempts_max,
+                ..RetryPolicy::default()
+            },
+        )
+    }
+
+    fn stored(key: &str, request: &CommandRequest, outcome: CommandOutcome) -> IdempotencyRecord {
+        IdempotencyRecord {
+            key: IdempotencyKey::parse(key).unwrap(),
+            fingerprint: request.fingerprint(),
+            outcome,
+            recorded_at: Utc::now(),
+        }
+    }
+
+    fn posted_outcome(sequence: u64) -> CommandOutcome {
+        CommandOutcome::MoneyPosted {
+            event: PostedEvent {
+                account_id: account_id(),
+                sequence,
+                event_id: EventId::from_uuid(uuid::Uuid::now_v7()),
+                balance_after: Some(ledger_domain::Balance::parse("150.00").unwrap()),
+            },
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_race_is_retried_against_a_fresh_load() {
+        let mut store = MockEventStore::new();
+        store
+            .expect_idempotency_record()
+            .times(1)
+            .returning(|_| Ok(None));
+        store.expect_load().times(2).returning(|_, _| Ok(history()));
+        let mut calls = 0;
+        store.expect_append().times(2).returning(move |append| {
+            calls += 1;
+            assert_eq!(append.streams()[0].expected_version, 2);
+            assert_eq!(
+                append.action_count(),
+                2,
+                "one event plus the idempotency record"
+            );
+            if calls == 1 {
+                Err(AppendError::Conflict {
+                    account_id: account_id(),
+                })
+            } else {
+                Ok(())
+            }
+        });
+        let outcome = service(store, 3)
+            .execute(&context("k"), &deposit("50.00"))
+            .await
+            .unwrap();
+        let CommandOutcome::MoneyPosted { event } = outcome else {
+            panic!("a deposit posts money");
+        };
+        assert_eq!(event.sequence, 3);
+        assert_eq!(event.balance_after.unwrap().to_string(), "150.00");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_are_bounded_and_end_in_a_concurrency_conflict() {
+        let mut store = MockEventStore::new();
+        store.expect_idempotency_record().returning(|_| Ok(None));
+        store.expect_load().times(4).returning(|_, _| Ok(history()));
+        store.expect_append().times(4).returning(|_| {
+            Err(AppendError::Conflict {
+                account_id: account_id(),
+            })
+        });
+        let error = service(store, 4)
+            .execute(&context("k"), &deposit("1.00"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, CommandError::ConcurrencyConflict { attempts: 4 }),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_recorded_request_is_replayed_without_loading_or_appending() {
+        let request = deposit("50.00");
+        let record = stored("k", &request, posted_outcome(3));
+        let expected = record.outcome.clone();
+        let mut store = MockEventStore::new();
+        store
+            .expect_idempotency_record()
+            .times(1)
+            .returning(move |_| Ok(Some(record.clone())));
+        store.expect_load().never();
+        store.expect_append().never();
+        let outcome = service(store, 3)
+            .execute(&context("k"), &request)
+            .await
+            .unwrap();
+        assert_eq!(outcome, expected);
+    }
+
+    #[tokio::test]
+    async fn a_different_request_under_a_used_key_is_refused() {
+        let record = stored("k", &deposit("50.00"), posted_outcome(3));
+        let mut store = MockEventStore::new();
+        store
+            .expect_idempotency_record()
+            .returning(move |_| Ok(Some(record.clone())));
+        store.expect_append().never();
+        let error = service(store, 3)
+            .execute(&context("k"), &deposit("50.01"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, CommandError::IdempotencyKeyReused { key } if key.as_str() == "k"),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn losing_the_key_race_returns_the_winners_outcome() {
+        let request = deposit("50.00");
+        let record = stored("k", &request, posted_outcome(3));
+        let expected = record.outcome.clone();
+        let mut store = MockEventStore::new();
+        let mut lookups = 0;
+        store
+            .expect_idempotency_record()
+            .times(2)
+            .returning(move |_| {
+                lookups += 1;
+                Ok((lookups == 2).then(|| record.clone()))
+            });
+        store.expect_load().returning(|_, _| Ok(history()));
+        store.expect_append().times(1).returning(|_| {
+            Err(AppendError::DuplicateRequest {
+                key: IdempotencyKey::parse("k").unwrap(),
+            })
+        });
+        let outcome = service(store, 3)
+            .execute(&context("k"), &request)
+            .await
+            .unwrap();
+        assert_eq!(outcome, expected);
+    }
+
+    #[tokio::test]
+    async fn a_rejected_command_writes_nothing() {
+        let mut store = MockEventStore::new();
+        store.expect_idempotency_record().returning(|_| Ok(None));
+        store.expect_load().returning(|_, _| Ok(history()));
+        store.expect_append().never();
+        let withdraw = CommandRequest::Withdraw {
+            account_id: account_id(),
+            amount: Amount::parse("100.01").unwrap(),
+            description: None,
+        };
+        let error = service(store, 3)
+            .execute(&context("k"), &withdraw)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                CommandError::Rejected(DomainError::InsufficientFunds { .. })
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn generated_ids_stay_the_same_across_retries() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut store = MockEventStore::new();
+        store.expect_idempotency_record().returning(|_| Ok(None));
+        store.expect_load().returning(|_, _| Ok(Vec::new()));
+        let recorded_ids = Arc::clone(&seen);
+        store
+            .expect_append()
+            .with(always())
+            .times(2)
+            .returning(move |append| {
+                let mut ids = recorded_ids.lock().unwrap();
+                ids.push(append.streams()[0].account_id.clone());
+                if ids.len() == 1 {
+                    Err(AppendError::Conflict {
+                        account_id: append.streams()[0].account_id.clone(),
+                    })
+                } else {
+                    Ok(())
+                }
+            });
+        let open = CommandRequest::OpenAccount {
+            account_id: None,
+            owner: OwnerName::parse("Ada").unwrap(),
+            kind: AccountKind::Savings,
+            currency: Currency::parse("EUR").unwrap(),
+            overdraft_limit: None,
+        };
+        let outcome = service(store, 3)
+            .execute(&context("open"), &open)
+            .await
+            .unwrap();
+        let ids = seen.lock().unwrap().clone();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids[0], ids[1], "a retry must not open a second account");
+        let CommandOutcome::AccountOpened { event } = outcome else {
+            panic!("open answers AccountOpened");
+        };
+        assert_eq!(event.account_id, ids[0]);
+        assert_eq!(event.sequence, 1);
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_nothing_the_client_sent() {
+        assert_eq!(deposit("1.00").fingerprint(), deposit("1.00").fingerprint());
+        assert_ne!(deposit("1.00").fingerprint(), deposit("1.01").fingerprint());
+        let withdraw = CommandRequest::Withdraw {
+            account_id: account_id(),
+            amount: Amount::parse("1.00").unwrap(),
+            description: None,
+        };
+        assert_ne!(deposit("1.00").fingerprint(), withdraw.fingerprint());
+    }
+}

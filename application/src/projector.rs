@@ -247,3 +247,111 @@ impl FeedProjector {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The per-event decisions of the projector, against a mocked projection.
+
+    use chrono::Utc;
+    use ledger_domain::{AccountId, AccountUnfrozen};
+
+    use super::*;
+    use crate::envelope::{EventId, EventMetadata};
+    use crate::idempotency::IdempotencyKey;
+    use crate::ports::MockProjection;
+
+    fn event(sequence: u64) -> RecordedEvent {
+        RecordedEvent {
+            account_id: AccountId::parse("acc-1").unwrap(),
+            sequence,
+            event_id: EventId::from_uuid(uuid::Uuid::now_v7()),
+            event: ledger_domain::AccountEvent::AccountUnfrozen(AccountUnfrozen {}),
+            metadata: EventMetadata {
+                client_request_id: IdempotencyKey::parse("k").unwrap(),
+                correlation_id: "c".to_owned(),
+                causation_id: "k".to_owned(),
+                recorded_at: Utc::now(),
+                traceparent: None,
+            },
+        }
+    }
+
+    fn at_sequence(last_sequence: u64) -> MockProjection {
+        let mut projection = MockProjection::new();
+        projection
+            .expect_last_sequence()
+            .returning(move |_| Ok(last_sequence));
+        projection
+    }
+
+    #[tokio::test]
+    async fn the_next_event_is_applied() {
+        let mut projection = at_sequence(4);
+        projection
+            .expect_apply()
+            .withf(|update| update.sequence == 5)
+            .times(1)
+            .returning(|_| Ok(ApplyOutcome::Applied));
+        let handled = Projector::new(Arc::new(projection))
+            .handle(&event(5))
+            .await
+            .unwrap();
+        assert_eq!(handled, Handled::Applied);
+    }
+
+    #[tokio::test]
+    async fn an_old_event_is_a_duplicate_and_never_applied() {
+        let mut projection = at_sequence(4);
+        projection.expect_apply().never();
+        let projector = Projector::new(Arc::new(projection));
+        assert_eq!(
+            projector.handle(&event(4)).await.unwrap(),
+            Handled::Duplicate
+        );
+        assert_eq!(
+            projector.handle(&event(1)).await.unwrap(),
+            Handled::Duplicate
+        );
+    }
+
+    #[tokio::test]
+    async fn an_event_past_a_gap_is_never_applied() {
+        let mut projection = at_sequence(4);
+        projection.expect_apply().never();
+        let handled = Projector::new(Arc::new(projection))
+            .handle(&event(6))
+            .await
+            .unwrap();
+        assert_eq!(handled, Handled::Gap { last_sequence: 4 });
+    }
+
+    #[tokio::test]
+    async fn a_stale_apply_is_judged_again_on_a_fresh_read() {
+        let mut projection = MockProjection::new();
+        let mut reads = 0;
+        // Another projector applies sequence 5 between our read and our write.
+        projection
+            .expect_last_sequence()
+            .times(2)
+            .returning(move |_| {
+                reads += 1;
+                Ok(if reads == 1 { 4 } else { 5 })
+            });
+        projection
+            .expect_apply()
+            .times(1)
+            .returning(|_| Ok(ApplyOutcome::Stale));
+        let handled = Projector::new(Arc::new(projection))
+            .handle(&event(5))
+            .await
+            .unwrap();
+        assert_eq!(handled, Handled::Duplicate);
+    }
+
+    #[test]
+    fn classification_covers_every_ordering() {
+        assert_eq!(classify(0, 1), Classification::Next);
+        assert_eq!(classify(3, 3), Classification::Duplicate);
+        assert_eq!(classify(3, 5), Classification::Gap);
+    }
+}

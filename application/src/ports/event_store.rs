@@ -154,6 +154,7 @@ impl AtomicAppend {
 }
 
 /// The write side's source of truth: append-only event streams, one per account.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// The events of `account_id` with a sequence above `after_sequence`, in sequence order; empty if

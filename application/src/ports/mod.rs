@@ -5,10 +5,14 @@ mod event_store;
 mod read_model;
 mod system;
 
+#[cfg(test)]
+pub use event_store::MockEventStore;
 pub use event_store::{
     AppendError, AtomicAppend, EventFeed, EventStore, FeedEvent, InvalidAppend,
     MAX_ACTIONS_PER_APPEND, StoreError, StreamAppend,
 };
+#[cfg(test)]
+pub use read_model::MockProjection;
 pub use read_model::{
     AccountView, ApplyOutcome, DailyBalanceView, DeadLetter, Projection, ReadModelChange,
     ReadModelQuery, ReadModelUpdate, TransactionView,

@@ -113,6 +113,7 @@ pub struct DeadLetter {
 }
 
 /// The projector's side of the read model.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait Projection: Send + Sync {
     /// The sequence of the last event applied to `account_id`; 0 if none.

@@ -1,1 +1,145 @@
-//! Contract-test suites for the ports (filled in below).
+//! Contract-test suites for the store ports, generic over the implementation.
+//!
+//! Every adapter runs the same suites, so "an event store" means one thing whether it is in memory,
+//! SQLite, DynamoDB or PostgreSQL. An adapter's test file invokes a macro with an async factory that
+//! returns a fresh, empty subject:
+//!
+//! ```text
+//! ledger_application::event_store_contract_tests!(|| async {
+//!     let store = Arc::new(InMemoryEventStore::new());
+//!     EventStoreSubject::new(store.clone(), store, ())
+//! });
+//! ```
+//!
+//! Each case becomes its own `#[tokio::test]`, so a failure names the broken promise.
+
+pub mod event_store;
+pub mod fixtures;
+pub mod read_model;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use crate::ports::{EventFeed, EventStore, Projection, ReadModelQuery};
+
+/// A fresh, empty event store and its feed, with whatever must outlive them (a temp dir, a table).
+pub struct EventStoreSubject {
+    pub store: Arc<dyn EventStore>,
+    pub feed: Arc<dyn EventFeed>,
+    _guard: Box<dyn Any + Send>,
+}
+
+impl EventStoreSubject {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        feed: Arc<dyn EventFeed>,
+        guard: impl Any + Send,
+    ) -> Self {
+        Self {
+            store,
+            feed,
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl std::fmt::Debug for EventStoreSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStoreSubject").finish_non_exhaustive()
+    }
+}
+
+/// A fresh, empty read model, seen through both of its ports.
+pub struct ReadModelSubject {
+    pub projection: Arc<dyn Projection>,
+    pub query: Arc<dyn ReadModelQuery>,
+    _guard: Box<dyn Any + Send>,
+}
+
+impl ReadModelSubject {
+    pub fn new(
+        projection: Arc<dyn Projection>,
+        query: Arc<dyn ReadModelQuery>,
+        guard: impl Any + Send,
+    ) -> Self {
+        Self {
+            projection,
+            query,
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl std::fmt::Debug for ReadModelSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadModelSubject").finish_non_exhaustive()
+    }
+}
+
+/// Generates one `#[tokio::test]` per event-store contract case. The argument is an expression that,
+/// called with no arguments, returns a future of a fresh [`EventStoreSubject`].
+#[macro_export]
+macro_rules! event_store_contract_tests {
+    ($new_subject:expr) => {
+        $crate::__contract_cases!(
+            $new_subject,
+            event_store,
+            [
+                load_of_an_unknown_stream_is_empty,
+                appended_events_load_in_sequence_order_with_every_field,
+                load_after_a_sequence_returns_only_the_tail,
+                stale_expected_version_is_a_conflict_and_writes_nothing,
+                recorded_idempotency_key_is_a_duplicate_and_writes_nothing,
+                duplicate_request_wins_over_conflict,
+                idempotency_record_round_trips,
+                multi_stream_append_commits_every_stream_and_the_record,
+                conflict_on_one_stream_writes_no_stream,
+                appends_above_the_action_limit_are_refused_whole,
+                feed_lists_every_event_in_commit_order,
+                feed_skips_refused_appends_and_never_reuses_positions,
+                racing_appends_at_one_version_have_exactly_one_winner,
+                racing_requests_with_one_key_have_exactly_one_winner,
+            ]
+        );
+    };
+}
+
+/// Generates one `#[tokio::test]` per read-model contract case. The argument is an expression that,
+/// called with no arguments, returns a future of a fresh [`ReadModelSubject`].
+#[macro_export]
+macro_rules! read_model_contract_tests {
+    ($new_subject:expr) => {
+        $crate::__contract_cases!(
+            $new_subject,
+            read_model,
+            [
+                unknown_account_has_no_view_and_sequence_zero,
+                opening_creates_the_account_view,
+                movements_set_balance_transactions_and_daily_closing,
+                status_changes_set_status_and_freeze_reason,
+                out_of_order_updates_are_stale_and_write_nothing,
+                opening_twice_is_stale,
+                transactions_page_by_sequence,
+                balance_lookup_is_inclusive_of_its_instant,
+                daily_balances_filter_by_inclusive_date_range,
+                checkpoints_start_empty_and_never_move_backwards,
+                dead_letters_are_kept_once_per_event,
+                racing_applies_of_one_update_apply_it_once,
+            ]
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __contract_cases {
+    ($new_subject:expr, $suite:ident, [$($case:ident),* $(,)?]) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let subject = ($new_subject)().await;
+                $crate::testkit::$suite::$case(subject).await;
+            }
+        )*
+    };
+}

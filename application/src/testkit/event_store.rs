@@ -1,0 +1,475 @@
+//! The contract of `EventStore` and `EventFeed`: what every implementation MUST do, as test cases.
+
+use std::sync::Arc;
+
+use crate::idempotency::IdempotencyKey;
+use crate::ports::{AppendError, EventStore, MAX_ACTIONS_PER_APPEND};
+use crate::testkit::EventStoreSubject;
+use crate::testkit::fixtures::{
+    account, at, deposited_event, key, multi_append, opened_event, record_for, recorded,
+    single_append, transfer_events,
+};
+
+/// Opens `account_id` (sequence 1) and deposits 100.00 (sequence 2).
+async fn seed(store: &dyn EventStore, account_id: &str) {
+    store
+        .append(single_append(
+            &format!("seed-open-{account_id}"),
+            0,
+            vec![recorded(account_id, 1, opened_event(), at(1, 9, 1))],
+        ))
+        .await
+        .expect("seed open");
+    store
+        .append(single_append(
+            &format!("seed-deposit-{account_id}"),
+            1,
+            vec![recorded(
+                account_id,
+                2,
+                deposited_event("100.00", "100.00"),
+                at(1, 10, 2),
+            )],
+        ))
+        .await
+        .expect("seed deposit");
+}
+
+async fn no_record(store: &dyn EventStore, key_text: &str) {
+    assert_eq!(
+        store
+            .idempotency_record(&key(key_text))
+            .await
+            .expect("read record"),
+        None,
+        "a refused append must not leave its idempotency record"
+    );
+}
+
+pub async fn load_of_an_unknown_stream_is_empty(subject: EventStoreSubject) {
+    let events = subject
+        .store
+        .load(&account("nobody"), 0)
+        .await
+        .expect("load");
+    assert!(events.is_empty());
+    no_record(subject.store.as_ref(), "never-used").await;
+}
+
+pub async fn appended_events_load_in_sequence_order_with_every_field(subject: EventStoreSubject) {
+    let first = recorded("acc-1", 1, opened_event(), at(2, 8, 123_456));
+    let second = recorded("acc-1", 2, deposited_event("10.50", "10.50"), at(2, 9, 1));
+    let third = recorded("acc-1", 3, deposited_event("0.01", "10.51"), at(2, 9, 2));
+    subject
+        .store
+        .append(single_append("k1", 0, vec![first.clone()]))
+        .await
+        .expect("first append");
+    subject
+        .store
+        .append(single_append("k2", 1, vec![second.clone(), third.clone()]))
+        .await
+        .expect("second append");
+    let loaded = subject
+        .store
+        .load(&account("acc-1"), 0)
+        .await
+        .expect("load");
+    assert_eq!(
+        loaded,
+        vec![first, second, third],
+        "every field survives the round trip"
+    );
+    assert!(
+        subject
+            .store
+            .load(&account("acc-2"), 0)
+            .await
+            .expect("load")
+            .is_empty()
+    );
+}
+
+pub async fn load_after_a_sequence_returns_only_the_tail(subject: EventStoreSubject) {
+    seed(subject.store.as_ref(), "acc-1").await;
+    let tail = subject
+        .store
+        .load(&account("acc-1"), 1)
+        .await
+        .expect("load");
+    assert_eq!(tail.iter().map(|e| e.sequence).collect::<Vec<_>>(), vec![2]);
+    assert!(
+        subject
+            .store
+            .load(&account("acc-1"), 2)
+            .await
+            .expect("load")
+            .is_empty()
+    );
+}
+
+pub async fn stale_expected_version_is_a_conflict_and_writes_nothing(subject: EventStoreSubject) {
+    seed(subject.store.as_ref(), "acc-1").await;
+    let stale = single_append(
+        "late-writer",
+        1,
+        vec![recorded(
+            "acc-1",
+            2,
+            deposited_event("5.00", "5.00"),
+            at(3, 9, 0),
+        )],
+    );
+    let error = subject
+        .store
+        .append(stale)
+        .await
+        .expect_err("stale version");
+    assert!(
+        matches!(&error, AppendError::Conflict { account_id } if *account_id == account("acc-1")),
+        "{error:?}"
+    );
+    let events = subject
+        .store
+        .load(&account("acc-1"), 0)
+        .await
+        .expect("load");
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].event, deposited_event("100.00", "100.00"));
+    no_record(subject.store.as_ref(), "late-writer").await;
+}
+
+pub async fn recorded_idempotency_key_is_a_duplicate_and_writes_nothing(
+    subject: EventStoreSubject,
+) {
+    seed(subject.store.as_ref(), "acc-1").await;
+    let again = single_append(
+        "seed-deposit-acc-1",
+        2,
+        vec![recorded(
+            "acc-1",
+            3,
+            deposited_event("1.00", "101.00"),
+            at(3, 9, 0),
+        )],
+    );
+    let error = subject
+        .store
+        .append(again)
+        .await
+        .expect_err("duplicate key");
+    assert!(
+        matches!(&error, AppendError::DuplicateRequest { key: k } if *k == key("seed-deposit-acc-1")),
+        "{error:?}"
+    );
+    assert_eq!(
+        subject
+            .store
+            .load(&account("acc-1"), 0)
+            .await
+            .expect("load")
+            .len(),
+        2
+    );
+}
+
+pub async fn duplicate_request_wins_over_conflict(subject: EventStoreSubject) {
+    seed(subject.store.as_ref(), "acc-1").await;
+    // Same key AND a taken sequence: the request already happened, which is what the caller must hear.
+    let both = single_append(
+        "seed-deposit-acc-1",
+        1,
+        vec![recorded(
+            "acc-1",
+            2,
+            deposited_event("100.00", "100.00"),
+            at(1, 10, 2),
+        )],
+    );
+    let error = subject.store.append(both).await.expect_err("refused");
+    assert!(
+        matches!(error, AppendError::DuplicateRequest { .. }),
+        "{error:?}"
+    );
+}
+
+pub async fn idempotency_record_round_trips(subject: EventStoreSubject) {
+    let event = recorded("acc-1", 1, opened_event(), at(4, 9, 42));
+    let append = single_append("round-trip", 0, vec![event.clone()]);
+    let expected = append.idempotency().clone();
+    subject.store.append(append).await.expect("append");
+    let stored = subject
+        .store
+        .idempotency_record(&key("round-trip"))
+        .await
+        .expect("read")
+        .expect("record exists");
+    assert_eq!(stored, expected);
+    assert_eq!(stored, record_for("round-trip", &[&event]));
+}
+
+pub async fn multi_stream_append_commits_every_stream_and_the_record(subject: EventStoreSubject) {
+    seed(subject.store.as_ref(), "acc-a").await;
+    seed(subject.store.as_ref(), "acc-b").await;
+    let (debit, credit) = transfer_events("acc-a", "acc-b", "30.00", "70.00", "130.00");
+    let debit = recorded("acc-a", 3, debit, at(5, 9, 0));
+    let credit = recorded("acc-b", 3, credit, at(5, 9, 0));
+    subject
+        .store
+        .append(multi_append(
+            "transfer-1",
+            vec![(2, debit.clone()), (2, credit.clone())],
+        ))
+        .await
+        .expect("transfer append");
+    assert_eq!(
+        subject
+            .store
+            .load(&account("acc-a"), 2)
+            .await
+            .expect("load"),
+        vec![debit]
+    );
+    assert_eq!(
+        subject
+            .store
+            .load(&account("acc-b"), 2)
+            .await
+            .expect("load"),
+        vec![credit]
+    );
+    assert!(
+        subject
+            .store
+            .idempotency_record(&key("transfer-1"))
+            .await
+            .expect("read")
+            .is_some()
+    );
+}
+
+pub async fn conflict_on_one_stream_writes_no_stream(subject: EventStoreSubject) {
+    seed(subject.store.as_ref(), "acc-a").await;
+    seed(subject.store.as_ref(), "acc-b").await;
+    let (debit, credit) = transfer_events("acc-a", "acc-b", "30.00", "70.00", "130.00");
+    // The source is current; the target's expected version is stale.
+    let append = multi_append(
+        "transfer-stale",
+        vec![
+            (2, recorded("acc-a", 3, debit, at(5, 9, 0))),
+            (1, recorded("acc-b", 2, credit, at(5, 9, 0))),
+        ],
+    );
+    let error = subject.store.append(append).await.expect_err("conflict");
+    assert!(
+        matches!(&error, AppendError::Conflict { account_id } if *account_id == account("acc-b")),
+        "{error:?}"
+    );
+    assert_eq!(
+        subject
+            .store
+            .load(&account("acc-a"), 0)
+            .await
+            .expect("load")
+            .len(),
+        2,
+        "the current stream must not keep its half of the transfer"
+    );
+    assert_eq!(
+        subject
+            .store
+            .load(&account("acc-b"), 0)
+            .await
+            .expect("load")
+            .len(),
+        2
+    );
+    no_record(subject.store.as_ref(), "transfer-stale").await;
+    let feed = subject.feed.read_after(0, 100).await.expect("feed");
+    assert_eq!(feed.len(), 4, "only the seeded events are in the feed");
+}
+
+pub async fn appends_above_the_action_limit_are_refused_whole(subject: EventStoreSubject) {
+    let opened = recorded("acc-big", 1, opened_event(), at(6, 9, 0));
+    subject
+        .store
+        .append(single_append("big-open", 0, vec![opened]))
+        .await
+        .expect("open");
+    let deposits = |count: u64| {
+        (0..count)
+            .map(|i| {
+                let cents = i64::try_from(i + 1).expect("small") * 100;
+                let balance = rust_decimal::Decimal::new(cents, 2).to_string();
+                recorded(
+                    "acc-big",
+                    i + 2,
+                    deposited_event("1.00", &balance),
+                    at(6, 10, 0),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let too_many = single_append("too-many", 1, deposits(MAX_ACTIONS_PER_APPEND as u64));
+    let error = subject.store.append(too_many).await.expect_err("too large");
+    assert!(
+        matches!(error, AppendError::TooLarge { actions, max }
+            if actions == MAX_ACTIONS_PER_APPEND + 1 && max == MAX_ACTIONS_PER_APPEND),
+        "{error:?}"
+    );
+    assert_eq!(
+        subject
+            .store
+            .load(&account("acc-big"), 0)
+            .await
+            .expect("load")
+            .len(),
+        1
+    );
+    no_record(subject.store.as_ref(), "too-many").await;
+    let at_limit = single_append("at-limit", 1, deposits(MAX_ACTIONS_PER_APPEND as u64 - 1));
+    subject
+        .store
+        .append(at_limit)
+        .await
+        .expect("exactly the limit is accepted");
+    assert_eq!(
+        subject
+            .store
+            .load(&account("acc-big"), 0)
+            .await
+            .expect("load")
+            .len(),
+        MAX_ACTIONS_PER_APPEND
+    );
+}
+
+pub async fn feed_lists_every_event_in_commit_order(subject: EventStoreSubject) {
+    seed(subject.store.as_ref(), "acc-a").await;
+    seed(subject.store.as_ref(), "acc-b").await;
+    let all = subject.feed.read_after(0, 100).await.expect("feed");
+    let order: Vec<_> = all
+        .iter()
+        .map(|f| (f.event.account_id.to_string(), f.event.sequence))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            ("acc-a".to_owned(), 1),
+            ("acc-a".to_owned(), 2),
+            ("acc-b".to_owned(), 1),
+            ("acc-b".to_owned(), 2),
+        ]
+    );
+    assert!(all.windows(2).all(|w| w[0].position < w[1].position));
+    let page = subject
+        .feed
+        .read_after(all[0].position, 2)
+        .await
+        .expect("feed page");
+    assert_eq!(page, all[1..3].to_vec());
+    let end = subject
+        .feed
+        .read_after(all[3].position, 10)
+        .await
+        .expect("feed end");
+    assert!(end.is_empty());
+}
+
+pub async fn feed_skips_refused_appends_and_never_reuses_positions(subject: EventStoreSubject) {
+    seed(subject.store.as_ref(), "acc-a").await;
+    let before = subject.feed.read_after(0, 100).await.expect("feed");
+    let refused = single_append(
+        "refused",
+        1,
+        vec![recorded(
+            "acc-a",
+            2,
+            deposited_event("1.00", "1.00"),
+            at(7, 9, 0),
+        )],
+    );
+    assert!(subject.store.append(refused).await.is_err());
+    let accepted = recorded("acc-a", 3, deposited_event("1.00", "101.00"), at(7, 9, 1));
+    subject
+        .store
+        .append(single_append("accepted", 2, vec![accepted.clone()]))
+        .await
+        .expect("append");
+    let after = subject
+        .feed
+        .read_after(before.last().expect("seeded").position, 100)
+        .await
+        .expect("feed");
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].event, accepted);
+    assert!(after[0].position > before.last().expect("seeded").position);
+}
+
+/// The optimistic-locking race: many writers append at one expected version; exactly one wins.
+pub async fn racing_appends_at_one_version_have_exactly_one_winner(subject: EventStoreSubject) {
+    const WRITERS: u64 = 16;
+    seed(subject.store.as_ref(), "acc-race").await;
+    let store = Arc::clone(&subject.store);
+    let mut tasks = tokio::task::JoinSet::new();
+    for writer in 0..WRITERS {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let event = recorded(
+                "acc-race",
+                3,
+                deposited_event("1.00", "101.00"),
+                at(8, 9, 0),
+            );
+            let event_id = event.event_id;
+            let result = store
+                .append(single_append(&format!("racer-{writer}"), 2, vec![event]))
+                .await;
+            (event_id, result)
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (event_id, result) = joined.expect("task");
+        match result {
+            Ok(()) => winners.push(event_id),
+            Err(AppendError::Conflict { .. }) => {}
+            Err(other) => panic!("a lost race must be a Conflict, got {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one writer wins");
+    let events = store.load(&account("acc-race"), 0).await.expect("load");
+    assert_eq!(events.len(), 3);
+    assert_eq!(
+        events[2].event_id, winners[0],
+        "the stored event is the winner's"
+    );
+}
+
+/// The idempotency race: many appends under one key, to different streams; exactly one is recorded.
+pub async fn racing_requests_with_one_key_have_exactly_one_winner(subject: EventStoreSubject) {
+    const WRITERS: u64 = 16;
+    let store = Arc::clone(&subject.store);
+    let mut tasks = tokio::task::JoinSet::new();
+    for writer in 0..WRITERS {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let stream = format!("acc-key-{writer}");
+            let event = recorded(&stream, 1, opened_event(), at(9, 9, 0));
+            store.append(single_append("one-key", 0, vec![event])).await
+        });
+    }
+    let mut accepted = 0;
+    while let Some(joined) = tasks.join_next().await {
+        match joined.expect("task") {
+            Ok(()) => accepted += 1,
+            Err(AppendError::DuplicateRequest { key: k }) => {
+                assert_eq!(k, IdempotencyKey::parse("one-key").expect("key"));
+            }
+            Err(other) => panic!("a repeated key must be a DuplicateRequest, got {other:?}"),
+        }
+    }
+    assert_eq!(accepted, 1);
+    let feed = subject.feed.read_after(0, 100).await.expect("feed");
+    assert_eq!(feed.len(), 1, "only the winner's event was written");
+}

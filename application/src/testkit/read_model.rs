@@ -1,0 +1,403 @@
+//! The contract of `Projection` and `ReadModelQuery`: what every read model MUST do, as test cases.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use ledger_domain::{AccountStatus, EntryType, FreezeReason};
+
+use crate::envelope::{EventId, RecordedEvent};
+use crate::ports::{ApplyOutcome, DeadLetter, ReadModelChange, ReadModelUpdate};
+use crate::testkit::ReadModelSubject;
+use crate::testkit::fixtures::{
+    account, amount, at, balance, deposited_event, frozen_event, opened_event, recorded,
+    transfer_events, usd,
+};
+
+fn update(event: &RecordedEvent) -> ReadModelUpdate {
+    ReadModelUpdate::from_event(event)
+}
+
+async fn apply(subject: &ReadModelSubject, event: &RecordedEvent) -> ApplyOutcome {
+    subject
+        .projection
+        .apply(&update(event))
+        .await
+        .expect("apply")
+}
+
+/// acc-1: opened on day 1, deposits on day 1 (10.00, 25.00) and day 3 (5.00), a transfer out on day 3.
+async fn seed(subject: &ReadModelSubject) -> Vec<RecordedEvent> {
+    let (debit, _) = transfer_events("acc-1", "acc-2", "2.50", "37.50", "2.50");
+    let events = vec![
+        recorded("acc-1", 1, opened_event(), at(1, 8, 0)),
+        recorded("acc-1", 2, deposited_event("10.00", "10.00"), at(1, 9, 0)),
+        recorded(
+            "acc-1",
+            3,
+            deposited_event("25.00", "35.00"),
+            at(1, 23, 999_999),
+        ),
+        recorded("acc-1", 4, deposited_event("5.00", "40.00"), at(3, 7, 0)),
+        recorded("acc-1", 5, debit, at(3, 8, 0)),
+    ];
+    for event in &events {
+        assert_eq!(apply(subject, event).await, ApplyOutcome::Applied);
+    }
+    events
+}
+
+fn date(day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, day).expect("date")
+}
+
+pub async fn unknown_account_has_no_view_and_sequence_zero(subject: ReadModelSubject) {
+    let id = account("nobody");
+    assert_eq!(
+        subject.projection.last_sequence(&id).await.expect("read"),
+        0
+    );
+    assert_eq!(subject.query.account(&id).await.expect("read"), None);
+    assert!(
+        subject
+            .query
+            .transactions(&id, 0, 10)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+}
+
+pub async fn opening_creates_the_account_view(subject: ReadModelSubject) {
+    let opened = recorded("acc-1", 1, opened_event(), at(1, 8, 5));
+    assert_eq!(apply(&subject, &opened).await, ApplyOutcome::Applied);
+    let view = subject
+        .query
+        .account(&account("acc-1"))
+        .await
+        .expect("read")
+        .expect("account exists");
+    assert_eq!(view.owner.as_str(), "Ada Lovelace");
+    assert_eq!(view.currency, usd());
+    assert_eq!(view.status, AccountStatus::Open);
+    assert_eq!(view.balance.to_string(), "0.00");
+    assert_eq!(view.overdraft_limit.to_string(), "50.00");
+    assert_eq!(view.last_sequence, 1);
+    assert_eq!(view.opened_at, at(1, 8, 5));
+    assert_eq!(view.updated_at, at(1, 8, 5));
+    assert_eq!(view.frozen_reason, None);
+    assert_eq!(
+        subject
+            .projection
+            .last_sequence(&account("acc-1"))
+            .await
+            .expect("read"),
+        1
+    );
+}
+
+pub async fn movements_set_balance_transactions_and_daily_closing(subject: ReadModelSubject) {
+    let events = seed(&subject).await;
+    let id = account("acc-1");
+    let view = subject
+        .query
+        .account(&id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(view.balance.to_string(), "37.50");
+    assert_eq!(view.last_sequence, 5);
+    assert_eq!(view.updated_at, at(3, 8, 0));
+    let rows = subject.query.transactions(&id, 0, 10).await.expect("read");
+    assert_eq!(
+        rows.iter().map(|r| r.sequence).collect::<Vec<_>>(),
+        vec![2, 3, 4, 5]
+    );
+    let transfer = &rows[3];
+    assert_eq!(transfer.entry_type, EntryType::TransferOut);
+    assert_eq!(transfer.amount, amount("2.50"));
+    assert_eq!(transfer.balance_after.to_string(), "37.50");
+    assert_eq!(transfer.counterparty_account_id, Some(account("acc-2")));
+    assert_eq!(
+        transfer
+            .transfer_id
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("trf-fixture")
+    );
+    assert_eq!(transfer.event_id, events[4].event_id);
+    assert_eq!(transfer.occurred_at, at(3, 8, 0));
+    assert_eq!(rows[0].entry_type, EntryType::Deposit);
+    assert_eq!(rows[0].counterparty_account_id, None);
+    let days = subject
+        .query
+        .daily_balances(&id, date(1), date(31), 10)
+        .await
+        .expect("read");
+    let closing: Vec<_> = days
+        .iter()
+        .map(|d| (d.date, d.closing_balance.to_string(), d.last_sequence))
+        .collect();
+    assert_eq!(
+        closing,
+        vec![
+            (date(1), "35.00".to_owned(), 3),
+            (date(3), "37.50".to_owned(), 5),
+        ]
+    );
+}
+
+pub async fn status_changes_set_status_and_freeze_reason(subject: ReadModelSubject) {
+    let opened = recorded("acc-1", 1, opened_event(), at(1, 8, 0));
+    let frozen = recorded("acc-1", 2, frozen_event("court order 17"), at(1, 9, 0));
+    let unfrozen = recorded(
+        "acc-1",
+        3,
+        ledger_domain::AccountEvent::AccountUnfrozen(ledger_domain::AccountUnfrozen {}),
+        at(1, 10, 0),
+    );
+    apply(&subject, &opened).await;
+    assert_eq!(apply(&subject, &frozen).await, ApplyOutcome::Applied);
+    let view = subject
+        .query
+        .account(&account("acc-1"))
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(view.status, AccountStatus::Frozen);
+    assert_eq!(
+        view.frozen_reason,
+        Some(FreezeReason::parse("court order 17").expect("reason"))
+    );
+    assert_eq!(apply(&subject, &unfrozen).await, ApplyOutcome::Applied);
+    let view = subject
+        .query
+        .account(&account("acc-1"))
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(view.status, AccountStatus::Open);
+    assert_eq!(view.frozen_reason, None);
+    assert_eq!(view.last_sequence, 3);
+    assert!(
+        subject
+            .query
+            .transactions(&account("acc-1"), 0, 10)
+            .await
+            .expect("read")
+            .is_empty(),
+        "a status change is not a money movement"
+    );
+}
+
+pub async fn out_of_order_updates_are_stale_and_write_nothing(subject: ReadModelSubject) {
+    let opened = recorded("acc-1", 1, opened_event(), at(1, 8, 0));
+    let second = recorded("acc-1", 2, deposited_event("10.00", "10.00"), at(1, 9, 0));
+    let third = recorded("acc-1", 3, deposited_event("5.00", "15.00"), at(1, 10, 0));
+    apply(&subject, &opened).await;
+    assert_eq!(
+        apply(&subject, &third).await,
+        ApplyOutcome::Stale,
+        "a gap is never applied"
+    );
+    assert_eq!(apply(&subject, &second).await, ApplyOutcome::Applied);
+    assert_eq!(
+        apply(&subject, &second).await,
+        ApplyOutcome::Stale,
+        "a duplicate is never applied twice"
+    );
+    let id = account("acc-1");
+    let view = subject
+        .query
+        .account(&id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(view.balance.to_string(), "10.00");
+    assert_eq!(view.last_sequence, 2);
+    assert_eq!(
+        subject
+            .query
+            .transactions(&id, 0, 10)
+            .await
+            .expect("read")
+            .len(),
+        1
+    );
+    let days = subject
+        .query
+        .daily_balances(&id, date(1), date(1), 10)
+        .await
+        .expect("read");
+    assert_eq!(days[0].closing_balance.to_string(), "10.00");
+}
+
+pub async fn opening_twice_is_stale(subject: ReadModelSubject) {
+    let opened = recorded("acc-1", 1, opened_event(), at(1, 8, 0));
+    assert_eq!(apply(&subject, &opened).await, ApplyOutcome::Applied);
+    let mut again = opened.clone();
+    again.event_id = EventId::from_uuid(uuid::Uuid::now_v7());
+    again.metadata.recorded_at = at(2, 8, 0);
+    assert_eq!(apply(&subject, &again).await, ApplyOutcome::Stale);
+    let view = subject
+        .query
+        .account(&account("acc-1"))
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(view.opened_at, at(1, 8, 0), "the first opening stands");
+}
+
+pub async fn transactions_page_by_sequence(subject: ReadModelSubject) {
+    seed(&subject).await;
+    let id = account("acc-1");
+    let first = subject.query.transactions(&id, 0, 2).await.expect("read");
+    assert_eq!(
+        first.iter().map(|r| r.sequence).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    let second = subject.query.transactions(&id, 3, 2).await.expect("read");
+    assert_eq!(
+        second.iter().map(|r| r.sequence).collect::<Vec<_>>(),
+        vec![4, 5]
+    );
+    assert!(
+        subject
+            .query
+            .transactions(&id, 5, 2)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+}
+
+pub async fn balance_lookup_is_inclusive_of_its_instant(subject: ReadModelSubject) {
+    seed(&subject).await;
+    let id = account("acc-1");
+    let last = |at| {
+        let query = Arc::clone(&subject.query);
+        let id = id.clone();
+        async move {
+            query
+                .last_transaction_at_or_before(&id, at)
+                .await
+                .expect("read")
+                .map(|t| (t.sequence, t.balance_after))
+        }
+    };
+    assert_eq!(
+        last(at(1, 8, 30)).await,
+        None,
+        "opened, but nothing moved yet"
+    );
+    assert_eq!(
+        last(at(1, 9, 0)).await,
+        Some((2, balance("10.00"))),
+        "the instant itself counts"
+    );
+    assert_eq!(last(at(1, 23, 999_998)).await, Some((2, balance("10.00"))));
+    assert_eq!(last(at(1, 23, 999_999)).await, Some((3, balance("35.00"))));
+    assert_eq!(last(at(2, 12, 0)).await, Some((3, balance("35.00"))));
+    assert_eq!(last(at(30, 0, 0)).await, Some((5, balance("37.50"))));
+}
+
+pub async fn daily_balances_filter_by_inclusive_date_range(subject: ReadModelSubject) {
+    seed(&subject).await;
+    let id = account("acc-1");
+    let dates = |from, to, limit| {
+        let query = Arc::clone(&subject.query);
+        let id = id.clone();
+        async move {
+            query
+                .daily_balances(&id, from, to, limit)
+                .await
+                .expect("read")
+                .into_iter()
+                .map(|d| d.date)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(dates(date(1), date(3), 10).await, vec![date(1), date(3)]);
+    assert_eq!(dates(date(2), date(3), 10).await, vec![date(3)]);
+    assert_eq!(dates(date(1), date(2), 10).await, vec![date(1)]);
+    assert_eq!(dates(date(1), date(3), 1).await, vec![date(1)]);
+    assert!(dates(date(4), date(9), 10).await.is_empty());
+}
+
+pub async fn checkpoints_start_empty_and_never_move_backwards(subject: ReadModelSubject) {
+    let projection = &subject.projection;
+    assert_eq!(projection.checkpoint("feed").await.expect("read"), None);
+    projection.save_checkpoint("feed", 7).await.expect("save");
+    assert_eq!(projection.checkpoint("feed").await.expect("read"), Some(7));
+    projection.save_checkpoint("feed", 3).await.expect("save");
+    assert_eq!(projection.checkpoint("feed").await.expect("read"), Some(7));
+    projection.save_checkpoint("feed", 9).await.expect("save");
+    assert_eq!(projection.checkpoint("feed").await.expect("read"), Some(9));
+    assert_eq!(projection.checkpoint("other").await.expect("read"), None);
+}
+
+pub async fn dead_letters_are_kept_once_per_event(subject: ReadModelSubject) {
+    let letter = DeadLetter {
+        account_id: account("acc-1"),
+        sequence: 4,
+        event_id: EventId::from_uuid(uuid::Uuid::now_v7()),
+        event_type: "MoneyDeposited".to_owned(),
+        reason: "gap: read model is at sequence 2, event is 4".to_owned(),
+        recorded_at: at(5, 5, 5),
+    };
+    subject
+        .projection
+        .record_dead_letter(&letter)
+        .await
+        .expect("record");
+    subject
+        .projection
+        .record_dead_letter(&letter)
+        .await
+        .expect("record again");
+    let letters = subject.projection.dead_letters(10).await.expect("read");
+    assert_eq!(letters, vec![letter]);
+}
+
+/// Several projectors delivering the same event at once: exactly one applies it.
+pub async fn racing_applies_of_one_update_apply_it_once(subject: ReadModelSubject) {
+    const PROJECTORS: usize = 8;
+    apply(&subject, &recorded("acc-1", 1, opened_event(), at(1, 8, 0))).await;
+    let deposit = update(&recorded(
+        "acc-1",
+        2,
+        deposited_event("10.00", "10.00"),
+        at(1, 9, 0),
+    ));
+    assert!(matches!(deposit.change, ReadModelChange::Moved(_)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..PROJECTORS {
+        let projection = Arc::clone(&subject.projection);
+        let deposit = deposit.clone();
+        tasks.spawn(async move { projection.apply(&deposit).await.expect("apply") });
+    }
+    let mut applied = 0;
+    while let Some(outcome) = tasks.join_next().await {
+        if outcome.expect("task") == ApplyOutcome::Applied {
+            applied += 1;
+        }
+    }
+    assert_eq!(applied, 1);
+    let id = account("acc-1");
+    assert_eq!(
+        subject
+            .query
+            .transactions(&id, 0, 10)
+            .await
+            .expect("read")
+            .len(),
+        1
+    );
+    let view = subject
+        .query
+        .account(&id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(view.balance.to_string(), "10.00");
+}
