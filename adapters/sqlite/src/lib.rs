@@ -1,1 +1,33 @@
-//! placeholder
+//! Embedded SQLite adapters of the ledger's store ports: the event store and its feed
+//! ([`SqliteEventStore`]) and the read model ([`SqliteReadModel`]), all in one database file opened as a
+//! [`SqliteDatabase`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), ledger_application::ports::StoreError> {
+//! use ledger_sqlite::{SqliteDatabase, SqliteEventStore, SqliteReadModel};
+//!
+//! let db = SqliteDatabase::open(std::path::Path::new("./data/ledger.db")).await?;
+//! let events = SqliteEventStore::new(&db); // or db.event_store()
+//! let read_model = SqliteReadModel::new(&db); // or db.read_model()
+//! // ... serve ...
+//! db.close().await?; // checkpoints the WAL into the database file
+//! # drop((events, read_model));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Every write goes through one connection, in a `BEGIN IMMEDIATE` transaction: this process never
+//! contends with itself for SQLite's single write lock, and another process (the admin tool) waits on
+//! the busy timeout instead of deadlocking. Reads use a separate pool of read-only connections, which
+//! WAL mode lets run alongside the writer.
+
+pub mod constraint;
+mod database;
+mod event_store;
+mod migrations;
+mod read_model;
+mod rows;
+
+pub use database::{SqliteDatabase, SqliteSettings};
+pub use event_store::SqliteEventStore;
+pub use read_model::SqliteReadModel;

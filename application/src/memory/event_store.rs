@@ -1,12 +1,12 @@
 //! `InMemoryEventStore`: streams in a mutex-guarded map; one lock makes every append atomic.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use ledger_domain::AccountId;
 
-use crate::envelope::RecordedEvent;
+use crate::envelope::{EventId, RecordedEvent};
 use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::ports::{AppendError, AtomicAppend, EventFeed, EventStore, FeedEvent, StoreError};
 
@@ -16,6 +16,8 @@ struct State {
     /// sequence that exists refuses the append, whatever the others hold.
     streams: HashMap<AccountId, BTreeMap<u64, RecordedEvent>>,
     idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
+    /// Event ids are unique across all streams, as the real stores' unique index makes them.
+    event_ids: HashSet<EventId>,
     /// Every event in commit order; the feed position is the index plus one.
     log: Vec<RecordedEvent>,
 }
@@ -76,6 +78,15 @@ impl EventStore for InMemoryEventStore {
                 });
             }
         }
+        if let Some(reused) = append
+            .events()
+            .find(|event| state.event_ids.contains(&event.event_id))
+        {
+            return Err(AppendError::Store(StoreError::unavailable(format!(
+                "event id {} is already stored",
+                reused.event_id
+            ))));
+        }
         // Every check passed: from here on nothing can fail, so the append is all-or-nothing.
         for event in append.events() {
             state
@@ -83,6 +94,7 @@ impl EventStore for InMemoryEventStore {
                 .entry(event.account_id.clone())
                 .or_default()
                 .insert(event.sequence, event.clone());
+            state.event_ids.insert(event.event_id);
             state.log.push(event.clone());
         }
         state

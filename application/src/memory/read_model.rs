@@ -55,8 +55,17 @@ impl Projection for InMemoryReadModel {
             .accounts
             .get(&update.account_id)
             .map_or(0, |a| a.last_sequence);
-        if current + 1 != update.sequence {
+        let has_row = tables.accounts.contains_key(&update.account_id);
+        let opening = matches!(update.change, ReadModelChange::Opened { .. });
+        if current + 1 != update.sequence || (opening && has_row) {
             return Ok(ApplyOutcome::Stale);
+        }
+        if !opening && !has_row {
+            // Checked before any write, so a refused update leaves nothing behind.
+            return Err(StoreError::corrupt(format!(
+                "event {} of account {} has no opened account to apply to",
+                update.sequence, update.account_id
+            )));
         }
         match &update.change {
             ReadModelChange::Opened {
@@ -106,10 +115,7 @@ impl Projection for InMemoryReadModel {
             ReadModelChange::StatusChanged { .. } => {}
         }
         let Some(account) = tables.accounts.get_mut(&update.account_id) else {
-            return Err(StoreError::corrupt(format!(
-                "account {} has last_sequence {current} but no row",
-                update.account_id
-            )));
+            unreachable!("the account row was checked above, under the same lock");
         };
         match &update.change {
             ReadModelChange::Moved(transaction) => account.balance = transaction.balance_after,

@@ -168,7 +168,8 @@ pub trait EventStore: Send + Sync {
 
     /// Commits all events of all streams and the idempotency record atomically, or nothing.
     /// MUST return `DuplicateRequest` if the key is recorded, else `Conflict` if any appended sequence
-    /// already exists, `TooLarge` above [`MAX_ACTIONS_PER_APPEND`], and `Store` for anything else.
+    /// already exists, `TooLarge` above [`MAX_ACTIONS_PER_APPEND`], and `Store` for anything else —
+    /// including an `event_id` that is already stored (ids are fresh UUIDv7s, so a retry heals it).
     async fn append(&self, append: AtomicAppend) -> Result<(), AppendError>;
 
     /// The idempotency record stored under `key`, read with the same consistency as `load`.

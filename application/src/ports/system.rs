@@ -8,6 +8,8 @@ use crate::envelope::EventId;
 
 /// Where time comes from, so tests can pin it.
 pub trait Clock: Send + Sync {
+    /// The current instant in whole microseconds: the precision every store keeps, so a value read
+    /// back always equals the value written.
     fn now(&self) -> DateTime<Utc>;
 }
 
@@ -17,7 +19,8 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        use chrono::SubsecRound;
+        Utc::now().trunc_subsecs(6)
     }
 }
 

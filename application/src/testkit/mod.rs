@@ -125,6 +125,7 @@ macro_rules! read_model_contract_tests {
                 checkpoints_start_empty_and_never_move_backwards,
                 dead_letters_are_kept_once_per_event,
                 racing_applies_of_one_update_apply_it_once,
+                a_movement_before_the_opening_is_corrupt_and_writes_nothing,
             ]
         );
     };

@@ -401,3 +401,39 @@ pub async fn racing_applies_of_one_update_apply_it_once(subject: ReadModelSubjec
         .expect("exists");
     assert_eq!(view.balance.to_string(), "10.00");
 }
+
+/// A movement for an account the read model never saw opened cannot be applied: it is refused as
+/// corrupt, and nothing of it is written.
+pub async fn a_movement_before_the_opening_is_corrupt_and_writes_nothing(
+    subject: ReadModelSubject,
+) {
+    let orphan = recorded("acc-9", 1, deposited_event("10.00", "10.00"), at(1, 9, 0));
+    let error = subject
+        .projection
+        .apply(&update(&orphan))
+        .await
+        .expect_err("no account to apply to");
+    assert!(
+        matches!(error, crate::ports::StoreError::Corrupt { .. }),
+        "{error:?}"
+    );
+    let id = account("acc-9");
+    assert_eq!(
+        subject.projection.last_sequence(&id).await.expect("read"),
+        0
+    );
+    assert!(
+        subject
+            .query
+            .transactions(&id, 0, 10)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    let days = subject
+        .query
+        .daily_balances(&id, date(1), date(1), 10)
+        .await
+        .expect("read");
+    assert!(days.is_empty());
+}

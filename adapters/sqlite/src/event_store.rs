@@ -1,0 +1,237 @@
+//! `SqliteEventStore`: the `EventStore` and `EventFeed` ports on the `events` and `idempotency` tables.
+//!
+//! An append is one `BEGIN IMMEDIATE` transaction on the single write connection. The database's
+//! UNIQUE keys, not a read before the write, decide conflicts and duplicates, so the decision and the
+//! write are one atomic step even against another process.
+
+use async_trait::async_trait;
+use ledger_application::codec::{self, EncodedEvent, format_timestamp, parse_timestamp};
+use ledger_application::ports::{
+    AppendError, AtomicAppend, EventFeed, EventStore, FeedEvent, HealthCheck, StoreError,
+};
+use ledger_application::{
+    CommandOutcome, IdempotencyKey, IdempotencyRecord, RecordedEvent, RequestFingerprint,
+};
+use ledger_domain::AccountId;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+
+use crate::constraint::{Violation, classify};
+use crate::database::{SqliteDatabase, roll_back};
+use crate::rows::{bound, column, limit, storable, unsigned};
+
+/// The columns `decode_row` reads, in every query that returns events. A macro, so that `concat!`
+/// builds each query as one `&'static str`.
+macro_rules! event_columns {
+    () => {
+        "account_id, sequence, event_id, event_type, schema_version, payload, metadata, recorded_at"
+    };
+}
+
+/// The event store of a [`SqliteDatabase`]: `SqliteEventStore::new(&db)` or `db.event_store()`.
+/// Cheap to clone; all clones share the database's pools.
+#[derive(Debug, Clone)]
+pub struct SqliteEventStore {
+    db: SqliteDatabase,
+}
+
+impl SqliteEventStore {
+    pub fn new(db: &SqliteDatabase) -> Self {
+        Self { db: db.clone() }
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    async fn load(
+        &self,
+        account_id: &AccountId,
+        after_sequence: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        // One statement is one snapshot: the tail is whole and consistent, however long.
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE account_id = ?1 AND sequence > ?2 ORDER BY sequence"
+        ))
+        .bind(account_id.as_str())
+        .bind(bound(after_sequence))
+        .fetch_all(self.db.reader())
+        .await
+        .map_err(StoreError::unavailable)?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    async fn append(&self, append: AtomicAppend) -> Result<(), AppendError> {
+        append.check_size()?;
+        // Encode before taking the write lock, so that a bad event never holds up other writers.
+        let record = append.idempotency();
+        let outcome = serde_json::to_string(&record.outcome)
+            .map_err(|e| StoreError::corrupt(format!("cannot encode a command outcome: {e}")))?;
+        let events = append
+            .events()
+            .map(|event| Ok((event, codec::encode(event)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+
+        let mut transaction = self.db.begin_write().await?;
+        match insert_append(&mut transaction, record, &outcome, &events).await {
+            Ok(()) => transaction
+                .commit()
+                .await
+                .map_err(|e| AppendError::Store(StoreError::unavailable(e))),
+            Err(error) => {
+                roll_back(transaction).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn idempotency_record(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT fingerprint, outcome, recorded_at FROM idempotency \
+             WHERE client_request_id = ?1",
+        )
+        .bind(key.as_str())
+        .fetch_optional(self.db.reader())
+        .await
+        .map_err(StoreError::unavailable)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let outcome: String = column(&row, "outcome")?;
+        let outcome: CommandOutcome = serde_json::from_str(&outcome)
+            .map_err(|e| StoreError::corrupt(format!("outcome of idempotency key {key}: {e}")))?;
+        Ok(Some(IdempotencyRecord {
+            key: key.clone(),
+            fingerprint: RequestFingerprint::from_stored(column(&row, "fingerprint")?),
+            outcome,
+            recorded_at: parse_timestamp(&column::<String>(&row, "recorded_at")?)?,
+        }))
+    }
+}
+
+/// The idempotency record first, then every event: a taken key therefore reports `DuplicateRequest`
+/// even when a sequence is taken too, because the request has already been carried out.
+async fn insert_append(
+    conn: &mut SqliteConnection,
+    record: &IdempotencyRecord,
+    outcome: &str,
+    events: &[(&RecordedEvent, EncodedEvent)],
+) -> Result<(), AppendError> {
+    sqlx::query(
+        "INSERT INTO idempotency (client_request_id, fingerprint, outcome, recorded_at) \
+         VALUES (?1, ?2, ?3, ?4)",
+    )
+    .bind(record.key.as_str())
+    .bind(record.fingerprint.as_str())
+    .bind(outcome)
+    .bind(format_timestamp(record.recorded_at))
+    .execute(&mut *conn)
+    .await
+    .map_err(|error| match classify(&error) {
+        Some(Violation::IdempotencyKey) => AppendError::DuplicateRequest {
+            key: record.key.clone(),
+        },
+        _ => StoreError::unavailable(error).into(),
+    })?;
+
+    for (event, encoded) in events {
+        sqlx::query(
+            "INSERT INTO events (account_id, sequence, event_id, event_type, schema_version, \
+             payload, metadata, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .bind(&encoded.account_id)
+        .bind(storable(encoded.sequence, "sequence")?)
+        .bind(&encoded.event_id)
+        .bind(encoded.event_type)
+        .bind(i64::from(encoded.schema_version))
+        .bind(&encoded.payload)
+        .bind(&encoded.metadata)
+        .bind(&encoded.recorded_at)
+        .execute(&mut *conn)
+        .await
+        .map_err(|error| match classify(&error) {
+            Some(Violation::StreamSequence) => AppendError::Conflict {
+                account_id: event.account_id.clone(),
+            },
+            // A reused event id is an id source's fault, not this request's: a retry draws new ids.
+            _ => StoreError::unavailable(error).into(),
+        })?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl EventFeed for SqliteEventStore {
+    async fn read_after(
+        &self,
+        after_position: u64,
+        limit_to: usize,
+    ) -> Result<Vec<FeedEvent>, StoreError> {
+        // Positions are handed out under the write lock and committed in that order (one writer at a
+        // time, in this process and every other), so no later commit can appear below a position
+        // already read.
+        let rows = sqlx::query(concat!(
+            "SELECT global_position, ",
+            event_columns!(),
+            " FROM events WHERE global_position > ?1 ORDER BY global_position LIMIT ?2"
+        ))
+        .bind(bound(after_position))
+        .bind(limit(limit_to))
+        .fetch_all(self.db.reader())
+        .await
+        .map_err(StoreError::unavailable)?;
+        rows.iter()
+            .map(|row| {
+                Ok(FeedEvent {
+                    position: unsigned(row, "global_position")?,
+                    event: decode_row(row)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// An event row back into a `RecordedEvent`, through the shared codec only.
+fn decode_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+    let account_id: String = column(row, "account_id")?;
+    let sequence = unsigned(row, "sequence")?;
+    let schema_version: i64 = column(row, "schema_version")?;
+    let schema_version = u16::try_from(schema_version).map_err(|_| {
+        StoreError::corrupt(format!(
+            "event {account_id}/{sequence}: schema version {schema_version} out of range"
+        ))
+    })?;
+    let event = codec::decode(
+        &account_id,
+        sequence,
+        &column::<String>(row, "event_id")?,
+        &column::<String>(row, "event_type")?,
+        schema_version,
+        &column::<String>(row, "payload")?,
+        &column::<String>(row, "metadata")?,
+    )?;
+    // The column duplicates the metadata's timestamp for people and tools reading the table; the two
+    // disagreeing means one was changed behind the application's back.
+    let recorded_at: String = column(row, "recorded_at")?;
+    if recorded_at != format_timestamp(event.recorded_at()) {
+        return Err(StoreError::corrupt(format!(
+            "event {account_id}/{sequence}: recorded_at column `{recorded_at}` disagrees with its \
+             metadata"
+        )));
+    }
+    Ok(event)
+}
+
+#[async_trait]
+impl HealthCheck for SqliteEventStore {
+    fn name(&self) -> &'static str {
+        "event_store"
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.db.ping().await
+    }
+}

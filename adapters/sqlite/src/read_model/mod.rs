@@ -1,0 +1,310 @@
+//! `SqliteReadModel`: the `Projection` port (this file) and the `ReadModelQuery` port (`query.rs`) on
+//! the `rm_*` tables.
+//!
+//! Each apply is one `BEGIN IMMEDIATE` transaction whose account update is conditional on
+//! `last_sequence = sequence - 1`: the database, not a read beforehand, decides whether the update is
+//! the next one, so two projectors racing on one event apply it once.
+
+mod days;
+mod query;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use ledger_application::EventId;
+use ledger_application::codec::format_timestamp;
+use ledger_application::ports::{
+    ApplyOutcome, DeadLetter, HealthCheck, Projection, ReadModelChange, ReadModelUpdate,
+    StoreError, TransactionView,
+};
+use ledger_domain::{AccountId, AccountStatus, Balance, Description, FreezeReason, TransferId};
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+
+use crate::constraint::classify;
+use crate::database::{SqliteDatabase, roll_back};
+use crate::rows::{column, limit, parsed, storable, timestamp, unsigned};
+
+/// The read model of a [`SqliteDatabase`]: `SqliteReadModel::new(&db)` or `db.read_model()`.
+/// Cheap to clone; all clones share the database's pools.
+#[derive(Debug, Clone)]
+pub struct SqliteReadModel {
+    db: SqliteDatabase,
+}
+
+impl SqliteReadModel {
+    pub fn new(db: &SqliteDatabase) -> Self {
+        Self { db: db.clone() }
+    }
+}
+
+#[async_trait]
+impl Projection for SqliteReadModel {
+    async fn last_sequence(&self, account_id: &AccountId) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT last_sequence FROM rm_accounts WHERE account_id = ?1")
+            .bind(account_id.as_str())
+            .fetch_optional(self.db.reader())
+            .await
+            .map_err(StoreError::unavailable)?;
+        row.map_or(Ok(0), |row| unsigned(&row, "last_sequence"))
+    }
+
+    async fn apply(&self, update: &ReadModelUpdate) -> Result<ApplyOutcome, StoreError> {
+        // An opening is always the first event; at any other sequence it cannot be the next one.
+        if matches!(update.change, ReadModelChange::Opened { .. }) && update.sequence != 1 {
+            return Ok(ApplyOutcome::Stale);
+        }
+        let mut transaction = self.db.begin_write().await?;
+        match apply_in(&mut transaction, update).await {
+            Ok(ApplyOutcome::Applied) => {
+                transaction
+                    .commit()
+                    .await
+                    .map_err(StoreError::unavailable)?;
+                Ok(ApplyOutcome::Applied)
+            }
+            // Stale writes nothing: the conditional update matched no row, and we roll back anyway.
+            other => {
+                roll_back(transaction).await;
+                other
+            }
+        }
+    }
+
+    async fn checkpoint(&self, reader: &str) -> Result<Option<u64>, StoreError> {
+        let row = sqlx::query("SELECT position FROM rm_checkpoints WHERE reader = ?1")
+            .bind(reader)
+            .fetch_optional(self.db.reader())
+            .await
+            .map_err(StoreError::unavailable)?;
+        row.map(|row| unsigned(&row, "position")).transpose()
+    }
+
+    async fn save_checkpoint(&self, reader: &str, position: u64) -> Result<(), StoreError> {
+        // `max` in the statement itself: two savers racing cannot move the checkpoint backwards.
+        // `updated_at` is when the reader last reported, moved or not: it shows the reader is alive.
+        sqlx::query(
+            "INSERT INTO rm_checkpoints (reader, position, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (reader) DO UPDATE SET \
+             position = max(position, excluded.position), updated_at = excluded.updated_at",
+        )
+        .bind(reader)
+        .bind(storable(position, "checkpoint position")?)
+        .bind(format_timestamp(Utc::now()))
+        .execute(self.db.writer())
+        .await
+        .map_err(StoreError::unavailable)?;
+        Ok(())
+    }
+
+    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        // The first letter for an event stays: it holds the reason the projector first gave up.
+        sqlx::query(
+            "INSERT INTO rm_dead_letters \
+             (account_id, sequence, event_id, event_type, reason, recorded_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (account_id, sequence) DO NOTHING",
+        )
+        .bind(letter.account_id.as_str())
+        .bind(storable(letter.sequence, "sequence")?)
+        .bind(letter.event_id.to_string())
+        .bind(&letter.event_type)
+        .bind(&letter.reason)
+        .bind(format_timestamp(letter.recorded_at))
+        .execute(self.db.writer())
+        .await
+        .map_err(StoreError::unavailable)?;
+        Ok(())
+    }
+
+    async fn dead_letters(&self, limit_to: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT account_id, sequence, event_id, event_type, reason, recorded_at \
+             FROM rm_dead_letters ORDER BY rowid LIMIT ?1",
+        )
+        .bind(limit(limit_to))
+        .fetch_all(self.db.reader())
+        .await
+        .map_err(StoreError::unavailable)?;
+        rows.iter().map(dead_letter).collect()
+    }
+}
+
+/// The writes of one update, inside the caller's transaction.
+async fn apply_in(
+    conn: &mut SqliteConnection,
+    update: &ReadModelUpdate,
+) -> Result<ApplyOutcome, StoreError> {
+    let sequence = storable(update.sequence, "sequence")?;
+    let account_id = update.account_id.as_str();
+    let occurred_at = format_timestamp(update.occurred_at);
+    let updated = match &update.change {
+        ReadModelChange::Opened {
+            owner,
+            kind,
+            currency,
+            overdraft_limit,
+        } => {
+            let inserted = sqlx::query(
+                "INSERT INTO rm_accounts (account_id, owner, kind, currency, status, balance, \
+                 overdraft_limit, frozen_reason, last_sequence, opened_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?9) \
+                 ON CONFLICT (account_id) DO NOTHING",
+            )
+            .bind(account_id)
+            .bind(owner.as_str())
+            .bind(kind.as_str())
+            .bind(currency.code())
+            .bind(AccountStatus::Open.as_str())
+            .bind(Balance::zero(*currency).to_string())
+            .bind(overdraft_limit.to_string())
+            .bind(sequence)
+            .bind(&occurred_at)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::unavailable)?;
+            // No row inserted: the account is already there, so this opening is not the next event.
+            return Ok(if inserted.rows_affected() == 1 {
+                ApplyOutcome::Applied
+            } else {
+                ApplyOutcome::Stale
+            });
+        }
+        ReadModelChange::Moved(movement) => {
+            sqlx::query(
+                "UPDATE rm_accounts SET balance = ?1, last_sequence = ?2, updated_at = ?3 \
+             WHERE account_id = ?4 AND last_sequence = ?2 - 1",
+            )
+            .bind(movement.balance_after.to_string())
+            .bind(sequence)
+            .bind(&occurred_at)
+            .bind(account_id)
+            .execute(&mut *conn)
+            .await
+        }
+        ReadModelChange::StatusChanged {
+            status,
+            frozen_reason,
+        } => {
+            sqlx::query(
+                "UPDATE rm_accounts SET status = ?1, frozen_reason = ?2, last_sequence = ?3, \
+             updated_at = ?4 WHERE account_id = ?5 AND last_sequence = ?3 - 1",
+            )
+            .bind(status.as_str())
+            .bind(frozen_reason.as_ref().map(FreezeReason::as_str))
+            .bind(sequence)
+            .bind(&occurred_at)
+            .bind(account_id)
+            .execute(&mut *conn)
+            .await
+        }
+    }
+    .map_err(StoreError::unavailable)?;
+
+    if updated.rows_affected() == 0 {
+        return not_next(conn, update).await;
+    }
+    if let ReadModelChange::Moved(movement) = &update.change {
+        insert_movement(conn, &update.account_id, movement).await?;
+    }
+    Ok(ApplyOutcome::Applied)
+}
+
+/// Why a conditional update matched no row. Usually another projector got there first (`Stale`). But
+/// with no row at all, a first event that is not an opening is a stream this code cannot have written.
+async fn not_next(
+    conn: &mut SqliteConnection,
+    update: &ReadModelUpdate,
+) -> Result<ApplyOutcome, StoreError> {
+    let exists = sqlx::query("SELECT 1 FROM rm_accounts WHERE account_id = ?1")
+        .bind(update.account_id.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::unavailable)?
+        .is_some();
+    if !exists && update.sequence == 1 {
+        return Err(StoreError::corrupt(format!(
+            "account {}: event 1 is not an opening, so there is no account row to update",
+            update.account_id
+        )));
+    }
+    Ok(ApplyOutcome::Stale)
+}
+
+/// The transaction row and the day's closing balance of a money movement.
+async fn insert_movement(
+    conn: &mut SqliteConnection,
+    account_id: &AccountId,
+    movement: &TransactionView,
+) -> Result<(), StoreError> {
+    let sequence = storable(movement.sequence, "sequence")?;
+    sqlx::query(
+        "INSERT INTO rm_account_transactions (account_id, sequence, event_id, entry_type, amount, \
+         balance_after, transfer_id, counterparty_account_id, description, occurred_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .bind(account_id.as_str())
+    .bind(sequence)
+    .bind(movement.event_id.to_string())
+    .bind(movement.entry_type.as_str())
+    .bind(movement.amount.to_string())
+    .bind(movement.balance_after.to_string())
+    .bind(movement.transfer_id.as_ref().map(TransferId::as_str))
+    .bind(
+        movement
+            .counterparty_account_id
+            .as_ref()
+            .map(AccountId::as_str),
+    )
+    .bind(movement.description.as_ref().map(Description::as_str))
+    .bind(format_timestamp(movement.occurred_at))
+    .execute(&mut *conn)
+    .await
+    .map_err(|error| {
+        if classify(&error).is_some() {
+            // The account was at `sequence - 1`, yet a movement at `sequence` is already listed.
+            StoreError::corrupt(format!(
+                "account {account_id}: a transaction row at sequence {sequence} already exists \
+                 beyond the account's last_sequence"
+            ))
+        } else {
+            StoreError::unavailable(error)
+        }
+    })?;
+
+    // Movements apply in sequence order, so the latest one of a day is its closing balance.
+    sqlx::query(
+        "INSERT INTO rm_daily_balances (account_id, day, closing_balance, last_sequence) \
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account_id, day) DO UPDATE SET \
+         closing_balance = excluded.closing_balance, last_sequence = excluded.last_sequence",
+    )
+    .bind(account_id.as_str())
+    .bind(days::stored(movement.occurred_at.date_naive())?)
+    .bind(movement.balance_after.to_string())
+    .bind(sequence)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::unavailable)?;
+    Ok(())
+}
+
+fn dead_letter(row: &SqliteRow) -> Result<DeadLetter, StoreError> {
+    Ok(DeadLetter {
+        account_id: parsed(row, "account_id", AccountId::parse)?,
+        sequence: unsigned(row, "sequence")?,
+        event_id: parsed(row, "event_id", |text| {
+            EventId::parse(text).ok_or("not a UUID")
+        })?,
+        event_type: column(row, "event_type")?,
+        reason: column(row, "reason")?,
+        recorded_at: timestamp(row, "recorded_at")?,
+    })
+}
+
+#[async_trait]
+impl HealthCheck for SqliteReadModel {
+    fn name(&self) -> &'static str {
+        "read_model"
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.db.ping().await
+    }
+}
