@@ -14,6 +14,7 @@ use ledger_domain::{
 };
 use serde::Serialize;
 
+use crate::account_locks::AccountLocks;
 use crate::envelope::{EventMetadata, RecordedEvent};
 use crate::idempotency::{
     CommandOutcome, IdempotencyKey, IdempotencyRecord, PostedEvent, RequestFingerprint,
@@ -64,6 +65,25 @@ pub enum CommandRequest {
 }
 
 impl CommandRequest {
+    /// The accounts whose streams the command appends to (`generated` stands in for an omitted id).
+    fn accounts<'a>(&'a self, generated: Option<&'a AccountId>) -> Vec<&'a AccountId> {
+        match self {
+            Self::OpenAccount { account_id, .. } => {
+                account_id.as_ref().or(generated).into_iter().collect()
+            }
+            Self::Transfer {
+                source_account_id,
+                target_account_id,
+                ..
+            } => vec![source_account_id, target_account_id],
+            Self::Deposit { account_id, .. }
+            | Self::Withdraw { account_id, .. }
+            | Self::Freeze { account_id, .. }
+            | Self::Unfreeze { account_id }
+            | Self::Close { account_id } => vec![account_id],
+        }
+    }
+
     pub fn fingerprint(&self) -> RequestFingerprint {
         let canonical = serde_json::to_vec(self).expect("a command request always serializes");
         RequestFingerprint::of(&canonical)
@@ -132,9 +152,14 @@ impl RetryPolicy {
     }
 }
 
+/// Longest a command queues behind others on the same account in this process before it goes ahead
+/// unqueued (and lets optimistic locking decide).
+const LOCK_WAIT_MAX: Duration = Duration::from_secs(10);
+
 /// Executes commands against the event store.
 pub struct CommandService {
     store: Arc<dyn EventStore>,
+    locks: AccountLocks,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
     retry: RetryPolicy,
@@ -167,6 +192,7 @@ impl CommandService {
         );
         Self {
             store,
+            locks: AccountLocks::new(LOCK_WAIT_MAX),
             clock,
             ids,
             retry,
@@ -201,6 +227,8 @@ impl CommandService {
             },
         };
 
+        let accounts = request.accounts(generated.account_id.as_ref());
+        let _queued = self.locks.lock(&accounts).await;
         for attempt in 1..=self.retry.attempts_max {
             let (append, outcome) = self
                 .prepare(context, request, &generated, fingerprint.clone())

@@ -3,6 +3,7 @@
 //!
 //! This crate names no AWS, SQL or HTTP type: everything outside the process is reached through a port.
 
+pub mod account_locks;
 pub mod codec;
 pub mod command_service;
 pub mod envelope;

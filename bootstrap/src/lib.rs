@@ -1,1 +1,9 @@
-//! placeholder
+//! Wiring of the deployable ledger: typed configuration, telemetry and start-up. No business logic:
+//! everything here only chooses adapters and hands them to the application's services.
+
+pub mod config;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::LedgerConfig;
+pub use startup::Application;

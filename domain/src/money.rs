@@ -15,8 +15,8 @@ use crate::error::ParseError;
 /// sum far inside `Decimal`'s range and rejects typos of absurd size at the edge.
 pub const AMOUNT_MAX_UNITS: i64 = 1_000_000_000_000_000;
 
-/// The longest decimal string we parse; anything longer cannot be a valid amount under [`AMOUNT_MAX_UNITS`].
-const DECIMAL_TEXT_MAX_LEN: usize = 40;
+/// The longest decimal string the domain parses; edges bound their inputs with it too; anything longer cannot be a valid amount under [`AMOUNT_MAX_UNITS`].
+pub const DECIMAL_TEXT_MAX_LEN: usize = 40;
 
 /// The currencies the ledger books, with their ISO 4217 minor units (decimal places).
 ///

@@ -1,6 +1,7 @@
 //! `InMemoryEventStore`: streams in a mutex-guarded map; one lock makes every append atomic.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -54,7 +55,7 @@ impl EventStore for InMemoryEventStore {
             .get(account_id)
             .map_or_else(Vec::new, |stream| {
                 stream
-                    .range(after_sequence + 1..)
+                    .range((Bound::Excluded(after_sequence), Bound::Unbounded))
                     .map(|(_, event)| event.clone())
                     .collect()
             }))

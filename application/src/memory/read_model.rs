@@ -1,6 +1,7 @@
 //! `InMemoryReadModel`: the read model's tables as maps behind one mutex, so each apply is atomic.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -184,7 +185,7 @@ impl ReadModelQuery for InMemoryReadModel {
             .transactions
             .get(account_id)
             .map_or_else(Vec::new, |rows| {
-                rows.range(after_sequence + 1..)
+                rows.range((Bound::Excluded(after_sequence), Bound::Unbounded))
                     .take(limit)
                     .map(|(_, row)| row.clone())
                     .collect()

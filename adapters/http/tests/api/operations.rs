@@ -1,0 +1,140 @@
+//! Health and the OpenAPI document.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::support::{FixedCheck, Ledger, app, get, state};
+
+#[actix_web::test]
+async fn liveness_checks_nothing_but_the_process() {
+    let ledger = Ledger::new();
+    let app = ledger.app().await;
+    let body = app.send(get("/health/live")).await.ok(200);
+    assert_eq!(body, json!({"status": "ok"}));
+}
+
+#[actix_web::test]
+async fn readiness_asks_every_check_and_names_the_failing_ones() {
+    let ledger = Ledger::new();
+    let healthy = app(state(
+        Arc::clone(&ledger.store) as _,
+        Arc::clone(&ledger.read_model) as _,
+        vec![
+            Arc::new(FixedCheck {
+                name: "event_store",
+                healthy: true,
+            }),
+            Arc::new(FixedCheck {
+                name: "read_model",
+                healthy: true,
+            }),
+        ],
+    ))
+    .await;
+    let body = healthy.send(get("/health/ready")).await.ok(200);
+    assert_eq!(body, json!({"status": "ok"}));
+
+    let failing = app(state(
+        Arc::clone(&ledger.store) as _,
+        Arc::clone(&ledger.read_model) as _,
+        vec![
+            Arc::new(FixedCheck {
+                name: "event_store",
+                healthy: true,
+            }),
+            Arc::new(FixedCheck {
+                name: "read_model",
+                healthy: false,
+            }),
+        ],
+    ))
+    .await;
+    let body = failing
+        .send(get("/health/ready"))
+        .await
+        .problem(503, "not_ready");
+    assert_eq!(body["failing_checks"], json!(["read_model"]));
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("read_model")),
+        "{body}"
+    );
+}
+
+#[actix_web::test]
+async fn the_openapi_document_lists_every_route_and_the_problem_schema() {
+    let ledger = Ledger::new();
+    let app = ledger.app().await;
+    let document = app.send(get("/openapi.json")).await.ok(200);
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with('3'))
+    );
+    let routes = [
+        ("/v1/accounts", "post"),
+        ("/v1/accounts/{id}", "get"),
+        ("/v1/accounts/{id}/deposits", "post"),
+        ("/v1/accounts/{id}/withdrawals", "post"),
+        ("/v1/accounts/{id}/freeze", "post"),
+        ("/v1/accounts/{id}/unfreeze", "post"),
+        ("/v1/accounts/{id}/close", "post"),
+        ("/v1/accounts/{id}/transactions", "get"),
+        ("/v1/accounts/{id}/balance", "get"),
+        ("/v1/accounts/{id}/daily-balances", "get"),
+        ("/v1/transfers", "post"),
+        ("/health/live", "get"),
+        ("/health/ready", "get"),
+        ("/openapi.json", "get"),
+    ];
+    let paths = document["paths"].as_object().expect("paths");
+    assert_eq!(paths.len(), routes.len(), "{:?}", paths.keys());
+    for (path, method) in routes {
+        let operation = &document["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} is documented");
+        if method == "post" {
+            let parameters = operation["parameters"].as_array().expect("parameters");
+            assert!(
+                parameters
+                    .iter()
+                    .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"),
+                "{path} documents the Idempotency-Key header"
+            );
+            let body_optional = path.ends_with("/unfreeze") || path.ends_with("/close");
+            assert_eq!(
+                operation["requestBody"]["required"]
+                    .as_bool()
+                    .unwrap_or(false),
+                !body_optional,
+                "{path} documents whether its body is required"
+            );
+            assert!(
+                operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+                    .is_string(),
+                "{path} documents its body"
+            );
+            assert!(
+                operation["responses"]["422"]["content"]["application/problem+json"].is_object(),
+                "{path} documents its problems"
+            );
+        }
+    }
+    let schemas = &document["components"]["schemas"];
+    for schema in [
+        "Problem",
+        "FieldError",
+        "OpenAccountRequest",
+        "MoneyMovementRequest",
+        "TransferRequest",
+        "AccountResponse",
+        "TransactionPageResponse",
+    ] {
+        assert!(schemas[schema].is_object(), "{schema} is in the components");
+    }
+    assert_eq!(
+        schemas["MoneyMovementRequest"]["properties"]["amount"]["type"], "string",
+        "amounts are documented as strings"
+    );
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, as README.md promises it: formatting, lints with warnings denied, and every
+# test of every crate (unit, property, contract suites against each adapter, end-to-end over HTTP).
+# It installs nothing by hand: the Rust toolchain is the only prerequisite at this stage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --all-targets --locked

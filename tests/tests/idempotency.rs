@@ -1,0 +1,75 @@
+//! Idempotent commands over real HTTP: a retry returns the original body and writes no event.
+
+use std::sync::Arc;
+
+use ledger_tests::{TestApp, new_key};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_command_returns_the_same_body_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let key = new_key();
+    let open = json!({"owner": "Carol", "kind": "CHECKING", "currency": "GBP"});
+    let first = app.command("/v1/accounts", &key, &open).await;
+    assert_eq!(first.status, 201, "{}", first.raw);
+    let again = app.command("/v1/accounts", &key, &open).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(
+        again.raw, first.raw,
+        "the generated account id is not generated twice"
+    );
+    let account_id = first.body["account_id"].as_str().expect("id").to_owned();
+    assert_eq!(app.event_count().await, 1);
+
+    let key = new_key();
+    let path = format!("/v1/accounts/{account_id}/deposits");
+    let body = json!({"amount": "42.00", "description": "salary"});
+    let first = app.command(&path, &key, &body).await;
+    assert_eq!(first.status, 200, "{}", first.raw);
+    let events = app.event_count().await;
+    for _ in 0..3 {
+        let again = app.command(&path, &key, &body).await;
+        assert_eq!(again.status, 200);
+        assert_eq!(again.raw, first.raw);
+    }
+    assert_eq!(app.event_count().await, events, "replays write no event");
+
+    let key = new_key();
+    let transfer =
+        json!({"source_account_id": account_id, "target_account_id": account_id, "amount": "1.00"});
+    let refused = app.command("/v1/transfers", &key, &transfer).await;
+    assert_eq!(refused.code(), "same_account_transfer");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_sent_ten_times_in_parallel_has_one_effect() {
+    let app = Arc::new(TestApp::spawn().await);
+    app.open("target", "USD", None).await;
+    let key = new_key();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let app = Arc::clone(&app);
+        let key = key.clone();
+        tasks.spawn(async move {
+            app.command(
+                "/v1/accounts/target/deposits",
+                &key,
+                &json!({"amount": "5.00"}),
+            )
+            .await
+        });
+    }
+    let mut bodies = Vec::new();
+    while let Some(reply) = tasks.join_next().await {
+        let reply = reply.expect("task");
+        assert_eq!(reply.status, 200, "{}", reply.raw);
+        bodies.push(reply.raw);
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "every reply is the one outcome"
+    );
+    assert_eq!(app.event_count().await, 2, "open + exactly one deposit");
+    assert_eq!(app.folded("target").await.balance().to_string(), "5.00");
+}
