@@ -1,9 +1,9 @@
-//! The port contract suites, run against the in-memory store and read model.
+//! The port contract suites, run against the in-memory store, snapshot store and read model.
 
 use std::sync::Arc;
 
-use ledger_application::memory::{InMemoryEventStore, InMemoryReadModel};
-use ledger_application::testkit::{EventStoreSubject, ReadModelSubject};
+use ledger_application::memory::{InMemoryEventStore, InMemoryReadModel, InMemorySnapshotStore};
+use ledger_application::testkit::{EventStoreSubject, ReadModelSubject, SnapshotSubject};
 
 ledger_application::event_store_contract_tests!(|| async {
     let store = Arc::new(InMemoryEventStore::new());
@@ -14,7 +14,14 @@ mod read_model {
     use super::*;
 
     ledger_application::read_model_contract_tests!(|| async {
-        let read_model = Arc::new(InMemoryReadModel::new());
-        ReadModelSubject::new(read_model.clone(), read_model, ())
+        ReadModelSubject::new(Arc::new(InMemoryReadModel::new()), ())
+    });
+}
+
+mod snapshots {
+    use super::*;
+
+    ledger_application::snapshot_store_contract_tests!(|| async {
+        SnapshotSubject::new(Arc::new(InMemorySnapshotStore::new()), ())
     });
 }

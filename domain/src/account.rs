@@ -78,6 +78,19 @@ impl fmt::Display for AccountStatus {
     }
 }
 
+/// The state of an account at `version`, as plain data: what a snapshot stores so that loading an
+/// account reads the snapshot plus the events after it instead of the whole history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSnapshot {
+    pub owner: OwnerName,
+    pub kind: AccountKind,
+    pub currency: Currency,
+    pub status: AccountStatus,
+    pub balance: Balance,
+    pub overdraft_limit: OverdraftLimit,
+    pub version: u64,
+}
+
 /// An opened account, as its events say it is. An account that was never opened has no state at all:
 /// the aggregate is `Option<Account>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,8 +149,68 @@ impl Account {
         account_id: &AccountId,
         events: impl IntoIterator<Item = &'a AccountEvent>,
     ) -> Result<Option<Self>, HistoryError> {
-        events.into_iter().try_fold(None, |state, event| {
+        Self::replay_onto(account_id, None, events)
+    }
+
+    /// Folds the events that follow `state` (a snapshot's, or `None` for the start of the stream).
+    pub fn replay_onto<'a>(
+        account_id: &AccountId,
+        state: Option<Self>,
+        events: impl IntoIterator<Item = &'a AccountEvent>,
+    ) -> Result<Option<Self>, HistoryError> {
+        events.into_iter().try_fold(state, |state, event| {
             apply(account_id, state, event).map(Some)
+        })
+    }
+
+    /// The state as plain data, to be stored as a snapshot and restored with [`Account::restore`].
+    pub fn snapshot(&self) -> AccountSnapshot {
+        AccountSnapshot {
+            owner: self.owner.clone(),
+            kind: self.kind,
+            currency: self.currency,
+            status: self.status,
+            balance: self.balance,
+            overdraft_limit: self.overdraft_limit,
+            version: self.version,
+        }
+    }
+
+    /// Rebuilds the state a snapshot recorded, refusing one the aggregate could not have reached.
+    pub fn restore(
+        account_id: &AccountId,
+        snapshot: AccountSnapshot,
+    ) -> Result<Self, HistoryError> {
+        let minor_units = snapshot.currency.minor_units();
+        let broken = if snapshot.version == 0 {
+            Some("a snapshot follows at least the opening event")
+        } else if snapshot.balance.value().scale() != minor_units
+            || snapshot.overdraft_limit.value().scale() != minor_units
+        {
+            Some("money is written in the currency's minor units")
+        } else if !snapshot.balance.within(snapshot.overdraft_limit) {
+            Some("a balance never passes the overdraft limit")
+        } else if snapshot.status == AccountStatus::Closed && !snapshot.balance.is_zero() {
+            Some("only an open account at zero balance is closed")
+        } else {
+            None
+        };
+        if let Some(rule) = broken {
+            return Err(HistoryError::ImpossibleEvent {
+                event_type: "Snapshot",
+                version: snapshot.version,
+                rule,
+            });
+        }
+        Ok(Self {
+            id: account_id.clone(),
+            owner: snapshot.owner,
+            kind: snapshot.kind,
+            currency: snapshot.currency,
+            status: snapshot.status,
+            balance: snapshot.balance,
+            overdraft_limit: snapshot.overdraft_limit,
+            version: snapshot.version,
         })
     }
 }

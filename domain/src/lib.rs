@@ -10,7 +10,7 @@ pub mod event;
 pub mod identity;
 pub mod money;
 
-pub use account::{Account, AccountKind, AccountStatus, apply};
+pub use account::{Account, AccountKind, AccountSnapshot, AccountStatus, apply};
 pub use decide::{AccountCommand, TransferCommand, TransferDecision, decide, decide_transfer};
 pub use error::{DomainError, HistoryError, ParseError};
 pub use event::{

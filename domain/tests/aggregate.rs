@@ -1183,3 +1183,48 @@ fn histories_that_break_the_aggregates_rules_are_refused() {
         "only an open account at zero balance is closed",
     );
 }
+
+#[test]
+fn a_snapshot_restores_the_state_it_was_taken_from() {
+    let history = [opened(), deposited("10.00", "10.00"), frozen()];
+    let account = given(&history).unwrap();
+    let restored = Account::restore(&account_id(), account.snapshot()).unwrap();
+    assert_eq!(restored, account);
+    let continued = Account::replay_onto(
+        &account_id(),
+        Some(restored),
+        &[unfrozen(), deposited("1.00", "11.00")],
+    )
+    .unwrap()
+    .unwrap();
+    let full = given(&[
+        opened(),
+        deposited("10.00", "10.00"),
+        frozen(),
+        unfrozen(),
+        deposited("1.00", "11.00"),
+    ])
+    .unwrap();
+    assert_eq!(continued, full);
+    assert_eq!(continued.version(), 5);
+}
+
+#[test]
+fn an_impossible_snapshot_is_refused() {
+    let mut snapshot = given(&[opened(), deposited("10.00", "10.00")])
+        .unwrap()
+        .snapshot();
+    snapshot.balance = balance("-1.00");
+    assert!(matches!(
+        Account::restore(&account_id(), snapshot.clone()),
+        Err(HistoryError::ImpossibleEvent {
+            rule: "a balance never passes the overdraft limit",
+            ..
+        })
+    ));
+    snapshot.balance = balance("1.5");
+    assert!(Account::restore(&account_id(), snapshot.clone()).is_err());
+    snapshot.balance = balance("1.50");
+    snapshot.version = 0;
+    assert!(Account::restore(&account_id(), snapshot).is_err());
+}

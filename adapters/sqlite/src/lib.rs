@@ -30,4 +30,5 @@ mod rows;
 
 pub use database::{SqliteDatabase, SqliteSettings};
 pub use event_store::SqliteEventStore;
+pub use migrations::SCHEMA_VERSION;
 pub use read_model::SqliteReadModel;

@@ -26,7 +26,6 @@ mod read_model {
 
     ledger_application::read_model_contract_tests!(|| async {
         let (dir, db) = fresh_database().await;
-        let read_model = Arc::new(db.read_model());
-        ReadModelSubject::new(read_model.clone(), read_model, (dir, db))
+        ReadModelSubject::new(Arc::new(db.read_model()), (dir, db))
     });
 }

@@ -65,7 +65,7 @@ async fn open_creates_the_directories_and_sets_wal_and_full_sync() {
     assert_eq!(settings.synchronous, 2, "FULL: every commit is durable");
     assert!(settings.foreign_keys);
     assert_eq!(settings.busy_timeout_ms, 5000);
-    assert_eq!(settings.schema_version, 2);
+    assert_eq!(settings.schema_version, ledger_sqlite::SCHEMA_VERSION);
     db.close().await.unwrap();
 
     // WAL is a property of the file: another connection sees it too.
@@ -155,7 +155,10 @@ async fn migrations_are_idempotent_even_when_two_opens_race() {
     first.close().await.unwrap();
 
     let again = open(&path).await;
-    assert_eq!(again.settings().await.unwrap().schema_version, 2);
+    assert_eq!(
+        again.settings().await.unwrap().schema_version,
+        ledger_sqlite::SCHEMA_VERSION
+    );
     assert_eq!(
         again
             .event_store()

@@ -3,6 +3,8 @@
 
 mod event_store;
 mod read_model;
+mod snapshots;
 
 pub use event_store::InMemoryEventStore;
 pub use read_model::InMemoryReadModel;
+pub use snapshots::InMemorySnapshotStore;

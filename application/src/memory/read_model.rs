@@ -10,7 +10,8 @@ use ledger_domain::{AccountId, AccountStatus, Balance};
 
 use crate::ports::{
     AccountView, ApplyOutcome, DailyBalanceView, DeadLetter, Projection, ReadModelChange,
-    ReadModelQuery, ReadModelUpdate, StoreError, TransactionView,
+    ReadModelQuery, ReadModelUpdate, ShardCheckpoint, StoreError, StreamCheckpoints,
+    TransactionView,
 };
 
 #[derive(Debug, Default)]
@@ -19,6 +20,7 @@ struct Tables {
     transactions: HashMap<AccountId, BTreeMap<u64, TransactionView>>,
     daily_balances: HashMap<AccountId, BTreeMap<NaiveDate, DailyBalanceView>>,
     checkpoints: HashMap<String, u64>,
+    shard_checkpoints: HashMap<(String, String), ShardCheckpoint>,
     dead_letters: Vec<DeadLetter>,
 }
 
@@ -225,5 +227,32 @@ impl ReadModelQuery for InMemoryReadModel {
                     .map(|(_, day)| day.clone())
                     .collect()
             }))
+    }
+}
+
+#[async_trait]
+impl StreamCheckpoints for InMemoryReadModel {
+    async fn shard_checkpoint(
+        &self,
+        stream: &str,
+        shard_id: &str,
+    ) -> Result<Option<ShardCheckpoint>, StoreError> {
+        Ok(self
+            .lock()
+            .shard_checkpoints
+            .get(&(stream.to_owned(), shard_id.to_owned()))
+            .cloned())
+    }
+
+    async fn save_shard_checkpoint(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        checkpoint: &ShardCheckpoint,
+    ) -> Result<(), StoreError> {
+        self.lock()
+            .shard_checkpoints
+            .insert((stream.to_owned(), shard_id.to_owned()), checkpoint.clone());
+        Ok(())
     }
 }

@@ -3,6 +3,7 @@
 
 mod event_store;
 mod read_model;
+mod snapshot;
 mod system;
 
 #[cfg(test)]
@@ -15,8 +16,11 @@ pub use event_store::{
 pub use read_model::MockProjection;
 pub use read_model::{
     AccountView, ApplyOutcome, DailyBalanceView, DeadLetter, Projection, ReadModelChange,
-    ReadModelQuery, ReadModelUpdate, TransactionView,
+    ReadModelQuery, ReadModelUpdate, ShardCheckpoint, StreamCheckpoints, TransactionView,
 };
+#[cfg(test)]
+pub use snapshot::MockSnapshotStore;
+pub use snapshot::{Snapshot, SnapshotStore};
 pub use system::{Clock, HealthCheck, IdSource, SystemClock, UuidV7Ids};
 
 /// A boxed error from an adapter's driver, kept as the source of `Unavailable` errors.

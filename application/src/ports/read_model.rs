@@ -137,6 +137,36 @@ pub trait Projection: Send + Sync {
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError>;
 }
 
+/// How far a stream reader got in one shard of a change stream (DynamoDB Streams).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardCheckpoint {
+    /// The sequence number of the last record projected, as the stream writes it (a decimal string
+    /// that may exceed 64 bits); `None` if the reader has only seen the shard.
+    pub sequence_number: Option<String>,
+    /// The shard is closed and every record of it was projected: its children may be read.
+    pub finished: bool,
+}
+
+/// Per-shard positions of a change-stream reader, stored next to the read model it feeds, so that
+/// a restart resumes where the projected data ends.
+#[async_trait]
+pub trait StreamCheckpoints: Send + Sync {
+    async fn shard_checkpoint(
+        &self,
+        stream: &str,
+        shard_id: &str,
+    ) -> Result<Option<ShardCheckpoint>, StoreError>;
+
+    /// Stores the position of one shard. The reader only ever saves positions it has projected up to,
+    /// in stream order; the store keeps what it is given.
+    async fn save_shard_checkpoint(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        checkpoint: &ShardCheckpoint,
+    ) -> Result<(), StoreError>;
+}
+
 /// An account as the read model shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountView {

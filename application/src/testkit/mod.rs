@@ -16,11 +16,14 @@
 pub mod event_store;
 pub mod fixtures;
 pub mod read_model;
+pub mod snapshots;
 
 use std::any::Any;
 use std::sync::Arc;
 
-use crate::ports::{EventFeed, EventStore, Projection, ReadModelQuery};
+use crate::ports::{
+    EventFeed, EventStore, Projection, ReadModelQuery, SnapshotStore, StreamCheckpoints,
+};
 
 /// A fresh, empty event store and its feed, with whatever must outlive them (a temp dir, a table).
 pub struct EventStoreSubject {
@@ -49,24 +52,47 @@ impl std::fmt::Debug for EventStoreSubject {
     }
 }
 
-/// A fresh, empty read model, seen through both of its ports.
+/// A fresh, empty read model, seen through each of its ports.
 pub struct ReadModelSubject {
     pub projection: Arc<dyn Projection>,
     pub query: Arc<dyn ReadModelQuery>,
+    pub checkpoints: Arc<dyn StreamCheckpoints>,
     _guard: Box<dyn Any + Send>,
 }
 
 impl ReadModelSubject {
-    pub fn new(
-        projection: Arc<dyn Projection>,
-        query: Arc<dyn ReadModelQuery>,
-        guard: impl Any + Send,
-    ) -> Self {
+    /// One read model behind all three ports, with whatever must outlive it.
+    pub fn new<R>(read_model: Arc<R>, guard: impl Any + Send) -> Self
+    where
+        R: Projection + ReadModelQuery + StreamCheckpoints + 'static,
+    {
         Self {
-            projection,
-            query,
+            projection: read_model.clone(),
+            query: read_model.clone(),
+            checkpoints: read_model,
             _guard: Box::new(guard),
         }
+    }
+}
+
+/// A fresh, empty snapshot store.
+pub struct SnapshotSubject {
+    pub store: Arc<dyn SnapshotStore>,
+    _guard: Box<dyn Any + Send>,
+}
+
+impl SnapshotSubject {
+    pub fn new(store: Arc<dyn SnapshotStore>, guard: impl Any + Send) -> Self {
+        Self {
+            store,
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl std::fmt::Debug for SnapshotSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotSubject").finish_non_exhaustive()
     }
 }
 
@@ -126,6 +152,25 @@ macro_rules! read_model_contract_tests {
                 dead_letters_are_kept_once_per_event,
                 racing_applies_of_one_update_apply_it_once,
                 a_movement_before_the_opening_is_corrupt_and_writes_nothing,
+                shard_checkpoints_are_kept_per_stream_and_shard,
+            ]
+        );
+    };
+}
+
+/// Generates one `#[tokio::test]` per snapshot-store contract case. The argument is an expression that,
+/// called with no arguments, returns a future of a fresh [`SnapshotSubject`].
+#[macro_export]
+macro_rules! snapshot_store_contract_tests {
+    ($new_subject:expr) => {
+        $crate::__contract_cases!(
+            $new_subject,
+            snapshots,
+            [
+                an_account_without_snapshot_has_none,
+                a_saved_snapshot_is_the_latest,
+                a_stale_snapshot_never_replaces_a_newer_one,
+                racing_snapshot_writers_leave_the_newest,
             ]
         );
     };

@@ -26,7 +26,16 @@ const MIGRATIONS: &[Migration] = &[
         name: "read_model",
         sql: include_str!("0002_read_model.sql"),
     },
+    Migration {
+        version: 3,
+        name: "stream_checkpoints",
+        sql: include_str!("0003_stream_checkpoints.sql"),
+    },
 ];
+
+/// The schema version a database has once this build opened it: the number of migrations.
+#[allow(clippy::cast_possible_wrap)] // a handful of migrations, far below i64::MAX
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 #[derive(Debug, thiserror::Error)]
 #[error("migration {version} ({name}) failed: {source}")]

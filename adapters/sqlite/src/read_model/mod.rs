@@ -7,6 +7,7 @@
 
 mod days;
 mod query;
+mod stream_checkpoints;
 
 use async_trait::async_trait;
 use chrono::Utc;
