@@ -3,12 +3,21 @@
 use std::sync::Arc;
 
 use ledger_application::memory::{InMemoryEventStore, InMemoryReadModel, InMemorySnapshotStore};
-use ledger_application::testkit::{EventStoreSubject, ReadModelSubject, SnapshotSubject};
+use ledger_application::testkit::{
+    EventFeedSubject, EventStoreSubject, ReadModelSubject, SnapshotSubject,
+};
 
 ledger_application::event_store_contract_tests!(|| async {
-    let store = Arc::new(InMemoryEventStore::new());
-    EventStoreSubject::new(store.clone(), store, ())
+    EventStoreSubject::new(Arc::new(InMemoryEventStore::new()), ())
 });
+
+mod event_feed {
+    use super::*;
+
+    ledger_application::event_feed_contract_tests!(|| async {
+        EventFeedSubject::new(Arc::new(InMemoryEventStore::new()), ())
+    });
+}
 
 mod read_model {
     use super::*;

@@ -1,1 +1,10 @@
-//! DynamoDB adapters (in progress).
+//! DynamoDB adapters: the production event store (`TransactWriteItems` appends, strongly consistent
+//! paginated loads), account snapshots, table provisioning for local use, and the DynamoDB Streams
+//! reader that feeds the projector.
+
+pub mod config;
+pub mod event_store;
+pub mod items;
+pub mod snapshots;
+pub mod streams;
+pub mod tables;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ledger_application::testkit::{EventStoreSubject, ReadModelSubject};
+use ledger_application::testkit::{EventFeedSubject, EventStoreSubject, ReadModelSubject};
 use ledger_sqlite::SqliteDatabase;
 use tempfile::TempDir;
 
@@ -17,9 +17,17 @@ async fn fresh_database() -> (TempDir, SqliteDatabase) {
 
 ledger_application::event_store_contract_tests!(|| async {
     let (dir, db) = fresh_database().await;
-    let store = Arc::new(db.event_store());
-    EventStoreSubject::new(store.clone(), store, (dir, db))
+    EventStoreSubject::new(Arc::new(db.event_store()), (dir, db))
 });
+
+mod event_feed {
+    use super::*;
+
+    ledger_application::event_feed_contract_tests!(|| async {
+        let (dir, db) = fresh_database().await;
+        EventFeedSubject::new(Arc::new(db.event_store()), (dir, db))
+    });
+}
 
 mod read_model {
     use super::*;

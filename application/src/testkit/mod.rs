@@ -6,13 +6,13 @@
 //!
 //! ```text
 //! ledger_application::event_store_contract_tests!(|| async {
-//!     let store = Arc::new(InMemoryEventStore::new());
-//!     EventStoreSubject::new(store.clone(), store, ())
+//!     EventStoreSubject::new(Arc::new(InMemoryEventStore::new()), ())
 //! });
 //! ```
 //!
 //! Each case becomes its own `#[tokio::test]`, so a failure names the broken promise.
 
+pub mod event_feed;
 pub mod event_store;
 pub mod fixtures;
 pub mod read_model;
@@ -25,22 +25,16 @@ use crate::ports::{
     EventFeed, EventStore, Projection, ReadModelQuery, SnapshotStore, StreamCheckpoints,
 };
 
-/// A fresh, empty event store and its feed, with whatever must outlive them (a temp dir, a table).
+/// A fresh, empty event store, with whatever must outlive it (a temp dir, a table).
 pub struct EventStoreSubject {
     pub store: Arc<dyn EventStore>,
-    pub feed: Arc<dyn EventFeed>,
     _guard: Box<dyn Any + Send>,
 }
 
 impl EventStoreSubject {
-    pub fn new(
-        store: Arc<dyn EventStore>,
-        feed: Arc<dyn EventFeed>,
-        guard: impl Any + Send,
-    ) -> Self {
+    pub fn new(store: Arc<dyn EventStore>, guard: impl Any + Send) -> Self {
         Self {
             store,
-            feed,
             _guard: Box::new(guard),
         }
     }
@@ -49,6 +43,33 @@ impl EventStoreSubject {
 impl std::fmt::Debug for EventStoreSubject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventStoreSubject").finish_non_exhaustive()
+    }
+}
+
+/// A fresh, empty event store and the feed of the same events.
+pub struct EventFeedSubject {
+    pub store: Arc<dyn EventStore>,
+    pub feed: Arc<dyn EventFeed>,
+    _guard: Box<dyn Any + Send>,
+}
+
+impl EventFeedSubject {
+    /// One store behind both ports, with whatever must outlive it.
+    pub fn new<S>(store: Arc<S>, guard: impl Any + Send) -> Self
+    where
+        S: EventStore + EventFeed + 'static,
+    {
+        Self {
+            store: store.clone(),
+            feed: store,
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl std::fmt::Debug for EventFeedSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventFeedSubject").finish_non_exhaustive()
     }
 }
 
@@ -121,10 +142,25 @@ macro_rules! event_store_contract_tests {
                 multi_stream_append_commits_every_stream_and_the_record,
                 conflict_on_one_stream_writes_no_stream,
                 appends_above_the_action_limit_are_refused_whole,
-                feed_lists_every_event_in_commit_order,
-                feed_skips_refused_appends_and_never_reuses_positions,
                 racing_appends_at_one_version_have_exactly_one_winner,
                 racing_requests_with_one_key_have_exactly_one_winner,
+            ]
+        );
+    };
+}
+
+/// Generates one `#[tokio::test]` per event-feed contract case. The argument is an expression that,
+/// called with no arguments, returns a future of a fresh [`EventFeedSubject`].
+#[macro_export]
+macro_rules! event_feed_contract_tests {
+    ($new_subject:expr) => {
+        $crate::__contract_cases!(
+            $new_subject,
+            event_feed,
+            [
+                feed_lists_every_event_in_commit_order,
+                feed_skips_refused_appends_and_never_reuses_positions,
+                feed_never_shows_a_refused_transfer,
             ]
         );
     };
