@@ -24,6 +24,8 @@ pub use idempotency::{
     CommandOutcome, IdempotencyKey, IdempotencyRecord, InvalidIdempotencyKey, PostedEvent,
     RequestFingerprint,
 };
-pub use projector::{FeedProjector, FeedProjectorConfig, Handled, Projector};
+pub use projector::{
+    FeedProjector, FeedProjectorConfig, Handled, Projected, ProjectionRetry, Projector,
+};
 pub use query_service::{BalanceAsOf, FreshnessWait, QueryError, QueryService, TransactionPage};
 pub use signal::SignallingEventStore;

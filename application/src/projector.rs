@@ -26,9 +26,39 @@ pub enum Handled {
     },
 }
 
-/// The per-event rule of design §5, over any `Projection`.
+/// How patiently the projector treats one event that keeps failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProjectionRetry {
+    /// Attempts at an event that keeps failing (a gap or a poison payload) before it is dead-lettered.
+    pub attempts_per_event_max: u32,
+    /// Pause between those attempts.
+    pub retry_delay: Duration,
+}
+
+impl Default for ProjectionRetry {
+    fn default() -> Self {
+        Self {
+            attempts_per_event_max: 5,
+            retry_delay: Duration::from_millis(20),
+        }
+    }
+}
+
+/// What finally became of one event handed to [`Projector::project`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Projected {
+    Applied,
+    Duplicate,
+    /// Given up on after bounded retries and recorded as a dead letter, so that other accounts go on.
+    DeadLettered,
+}
+
+/// The per-event rule of design §5, over any `Projection`, with bounded retries and dead letters.
+/// Every event source (the embedded feed, the DynamoDB Streams reader, the Lambda) projects through it.
 pub struct Projector {
     projection: Arc<dyn Projection>,
+    clock: Arc<dyn Clock>,
+    retry: ProjectionRetry,
 }
 
 impl std::fmt::Debug for Projector {
@@ -42,8 +72,53 @@ impl std::fmt::Debug for Projector {
 const STALE_RETRIES_MAX: u32 = 3;
 
 impl Projector {
-    pub fn new(projection: Arc<dyn Projection>) -> Self {
-        Self { projection }
+    pub fn new(
+        projection: Arc<dyn Projection>,
+        clock: Arc<dyn Clock>,
+        retry: ProjectionRetry,
+    ) -> Self {
+        Self {
+            projection,
+            clock,
+            retry,
+        }
+    }
+
+    /// Projects one event, retrying a gap or a corrupt read model a bounded number of times before
+    /// dead-lettering it. An unavailable store is returned as an error, and nothing is dead-lettered
+    /// for an outage: the caller retries later from its checkpoint.
+    pub async fn project(&self, event: &RecordedEvent) -> Result<Projected, StoreError> {
+        let mut reason = String::new();
+        for attempt in 1..=self.retry.attempts_per_event_max {
+            match self.handle(event).await {
+                Ok(Handled::Applied) => return Ok(Projected::Applied),
+                Ok(Handled::Duplicate) => return Ok(Projected::Duplicate),
+                Ok(Handled::Gap { last_sequence }) => {
+                    reason = format!(
+                        "gap: read model is at sequence {last_sequence}, event is {}",
+                        event.sequence
+                    );
+                }
+                Err(StoreError::Corrupt { detail }) => reason = detail,
+                Err(unavailable @ StoreError::Unavailable(_)) => return Err(unavailable),
+            }
+            if attempt < self.retry.attempts_per_event_max {
+                tokio::time::sleep(self.retry.retry_delay).await;
+            }
+        }
+        tracing::error!(account_id = %event.account_id, sequence = event.sequence, %reason,
+            "event dead-lettered");
+        self.projection
+            .record_dead_letter(&DeadLetter {
+                account_id: event.account_id.clone(),
+                sequence: event.sequence,
+                event_id: event.event_id,
+                event_type: event.event.event_type().to_owned(),
+                reason,
+                recorded_at: self.clock.now(),
+            })
+            .await?;
+        Ok(Projected::DeadLettered)
     }
 
     /// Applies `event` if and only if it is the next one of its stream.
@@ -90,10 +165,8 @@ fn classify(last_sequence: u64, sequence: u64) -> Classification {
 pub struct FeedProjectorConfig {
     /// Events read per feed request.
     pub batch_size: usize,
-    /// Attempts at one event that keeps failing (a gap or a poison payload) before it is dead-lettered.
-    pub attempts_per_event_max: u32,
-    /// Pause between those attempts.
-    pub retry_delay: Duration,
+    /// Retries of one failing event before it is dead-lettered.
+    pub retry: ProjectionRetry,
     /// Longest sleep when the feed is idle and nobody signals new events.
     pub idle_poll_max: Duration,
     /// Longest back-off while the read model or feed is unavailable.
@@ -104,8 +177,7 @@ impl Default for FeedProjectorConfig {
     fn default() -> Self {
         Self {
             batch_size: 256,
-            attempts_per_event_max: 5,
-            retry_delay: Duration::from_millis(20),
+            retry: ProjectionRetry::default(),
             idle_poll_max: Duration::from_millis(500),
             unavailable_backoff_max: Duration::from_secs(5),
         }
@@ -118,7 +190,6 @@ pub struct FeedProjector {
     feed: Arc<dyn EventFeed>,
     projection: Arc<dyn Projection>,
     projector: Projector,
-    clock: Arc<dyn Clock>,
     config: FeedProjectorConfig,
     wake: Arc<Notify>,
 }
@@ -146,9 +217,8 @@ impl FeedProjector {
         Self {
             name: name.into(),
             feed,
-            projector: Projector::new(Arc::clone(&projection)),
+            projector: Projector::new(Arc::clone(&projection), clock, config.retry),
             projection,
-            clock,
             config,
             wake,
         }
@@ -169,7 +239,7 @@ impl FeedProjector {
             };
             let batch_end = last.position;
             for item in &batch {
-                self.project_one(&item.event).await?;
+                self.projector.project(&item.event).await?;
             }
             read += batch.len();
             position = batch_end;
@@ -211,41 +281,6 @@ impl FeedProjector {
         }
         tracing::info!(projector = %self.name, "projector stopped with its checkpoint stored");
     }
-
-    /// Projects one event, retrying a gap or a corrupt read model a bounded number of times before
-    /// dead-lettering it. An unavailable store is returned as an error: the batch is retried whole,
-    /// and nothing is dead-lettered for an outage.
-    async fn project_one(&self, event: &RecordedEvent) -> Result<(), StoreError> {
-        let mut reason = String::new();
-        for attempt in 1..=self.config.attempts_per_event_max {
-            match self.projector.handle(event).await {
-                Ok(Handled::Applied | Handled::Duplicate) => return Ok(()),
-                Ok(Handled::Gap { last_sequence }) => {
-                    reason = format!(
-                        "gap: read model is at sequence {last_sequence}, event is {}",
-                        event.sequence
-                    );
-                }
-                Err(StoreError::Corrupt { detail }) => reason = detail,
-                Err(unavailable @ StoreError::Unavailable(_)) => return Err(unavailable),
-            }
-            if attempt < self.config.attempts_per_event_max {
-                tokio::time::sleep(self.config.retry_delay).await;
-            }
-        }
-        tracing::error!(account_id = %event.account_id, sequence = event.sequence, %reason,
-            "event dead-lettered");
-        self.projection
-            .record_dead_letter(&DeadLetter {
-                account_id: event.account_id.clone(),
-                sequence: event.sequence,
-                event_id: event.event_id,
-                event_type: event.event.event_type().to_owned(),
-                reason,
-                recorded_at: self.clock.now(),
-            })
-            .await
-    }
 }
 
 #[cfg(test)]
@@ -276,6 +311,17 @@ mod tests {
         }
     }
 
+    fn projector(projection: MockProjection) -> Projector {
+        Projector::new(
+            Arc::new(projection),
+            Arc::new(crate::ports::SystemClock),
+            ProjectionRetry {
+                attempts_per_event_max: 3,
+                retry_delay: Duration::from_millis(1),
+            },
+        )
+    }
+
     fn at_sequence(last_sequence: u64) -> MockProjection {
         let mut projection = MockProjection::new();
         projection
@@ -292,10 +338,7 @@ mod tests {
             .withf(|update| update.sequence == 5)
             .times(1)
             .returning(|_| Ok(ApplyOutcome::Applied));
-        let handled = Projector::new(Arc::new(projection))
-            .handle(&event(5))
-            .await
-            .unwrap();
+        let handled = projector(projection).handle(&event(5)).await.unwrap();
         assert_eq!(handled, Handled::Applied);
     }
 
@@ -303,7 +346,7 @@ mod tests {
     async fn an_old_event_is_a_duplicate_and_never_applied() {
         let mut projection = at_sequence(4);
         projection.expect_apply().never();
-        let projector = Projector::new(Arc::new(projection));
+        let projector = projector(projection);
         assert_eq!(
             projector.handle(&event(4)).await.unwrap(),
             Handled::Duplicate
@@ -318,10 +361,7 @@ mod tests {
     async fn an_event_past_a_gap_is_never_applied() {
         let mut projection = at_sequence(4);
         projection.expect_apply().never();
-        let handled = Projector::new(Arc::new(projection))
-            .handle(&event(6))
-            .await
-            .unwrap();
+        let handled = projector(projection).handle(&event(6)).await.unwrap();
         assert_eq!(handled, Handled::Gap { last_sequence: 4 });
     }
 
@@ -341,11 +381,33 @@ mod tests {
             .expect_apply()
             .times(1)
             .returning(|_| Ok(ApplyOutcome::Stale));
-        let handled = Projector::new(Arc::new(projection))
-            .handle(&event(5))
-            .await
-            .unwrap();
+        let handled = projector(projection).handle(&event(5)).await.unwrap();
         assert_eq!(handled, Handled::Duplicate);
+    }
+
+    #[tokio::test]
+    async fn an_event_that_stays_past_a_gap_is_dead_lettered_after_bounded_retries() {
+        let mut projection = at_sequence(1);
+        projection.expect_apply().never();
+        projection
+            .expect_record_dead_letter()
+            .withf(|letter| letter.sequence == 3 && letter.reason.starts_with("gap"))
+            .times(1)
+            .returning(|_| Ok(()));
+        let projected = projector(projection).project(&event(3)).await.unwrap();
+        assert_eq!(projected, Projected::DeadLettered);
+    }
+
+    #[tokio::test]
+    async fn an_outage_is_never_dead_lettered() {
+        let mut projection = MockProjection::new();
+        projection
+            .expect_last_sequence()
+            .times(1)
+            .returning(|_| Err(StoreError::unavailable("connection refused")));
+        projection.expect_record_dead_letter().never();
+        let error = projector(projection).project(&event(3)).await.unwrap_err();
+        assert!(matches!(error, StoreError::Unavailable(_)));
     }
 
     #[test]
