@@ -20,7 +20,8 @@ use crate::idempotency::{
     CommandOutcome, IdempotencyKey, IdempotencyRecord, PostedEvent, RequestFingerprint,
 };
 use crate::ports::{
-    AppendError, AtomicAppend, Clock, EventStore, IdSource, StoreError, StreamAppend,
+    AppendError, AtomicAppend, Clock, EventStore, IdSource, Snapshot, SnapshotStore, StoreError,
+    StreamAppend,
 };
 
 /// A command as the client asked for it. Its canonical JSON is the request fingerprint, so generated
@@ -159,6 +160,7 @@ const LOCK_WAIT_MAX: Duration = Duration::from_secs(10);
 /// Executes commands against the event store.
 pub struct CommandService {
     store: Arc<dyn EventStore>,
+    snapshots: Option<Snapshotting>,
     locks: AccountLocks,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
@@ -171,6 +173,21 @@ impl std::fmt::Debug for CommandService {
             .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
+}
+
+/// Where and how often to snapshot accounts.
+struct Snapshotting {
+    store: Arc<dyn SnapshotStore>,
+    /// A snapshot is written when an append carries an account's version across a multiple of this.
+    every: u64,
+}
+
+/// One attempt's work, ready to append: the append itself, the outcome it records, and the snapshots
+/// to store once it committed.
+struct Prepared {
+    append: AtomicAppend,
+    outcome: CommandOutcome,
+    snapshots: Vec<Snapshot>,
 }
 
 /// The ids a command generates, fixed once per request so every retry writes the same ones.
@@ -192,11 +209,22 @@ impl CommandService {
         );
         Self {
             store,
+            snapshots: None,
             locks: AccountLocks::new(LOCK_WAIT_MAX),
             clock,
             ids,
             retry,
         }
+    }
+
+    /// Loads accounts from their latest snapshot plus the events after it, and snapshots an account
+    /// whenever an append carries its version across a multiple of `every` (at least 1).
+    pub fn with_snapshots(mut self, store: Arc<dyn SnapshotStore>, every: u64) -> Self {
+        self.snapshots = Some(Snapshotting {
+            store,
+            every: every.max(1),
+        });
+        self
     }
 
     /// Carries out `request` once, whatever the number of times it is sent with the same key.
@@ -230,11 +258,14 @@ impl CommandService {
         let accounts = request.accounts(generated.account_id.as_ref());
         let _queued = self.locks.lock(&accounts).await;
         for attempt in 1..=self.retry.attempts_max {
-            let (append, outcome) = self
+            let prepared = self
                 .prepare(context, request, &generated, fingerprint.clone())
                 .await?;
-            match self.store.append(append).await {
-                Ok(()) => return Ok(outcome),
+            match self.store.append(prepared.append).await {
+                Ok(()) => {
+                    self.save_snapshots(&prepared.snapshots).await;
+                    return Ok(prepared.outcome);
+                }
                 Err(AppendError::Conflict { account_id }) => {
                     tracing::debug!(%account_id, attempt, "lost an append race; retrying");
                     if attempt < self.retry.attempts_max {
@@ -269,7 +300,7 @@ impl CommandService {
         request: &CommandRequest,
         generated: &GeneratedIds,
         fingerprint: RequestFingerprint,
-    ) -> Result<(AtomicAppend, CommandOutcome), CommandError> {
+    ) -> Result<Prepared, CommandError> {
         let recorded_at = self.clock.now();
         let metadata = EventMetadata {
             client_request_id: context.idempotency_key.clone(),
@@ -279,7 +310,7 @@ impl CommandService {
             traceparent: context.traceparent.clone(),
         };
 
-        let (streams, outcome) = if let CommandRequest::Transfer {
+        let (streams, outcome, snapshots) = if let CommandRequest::Transfer {
             source_account_id,
             target_account_id,
             amount,
@@ -307,13 +338,13 @@ impl CommandService {
                 )
             };
             let decision = decide_transfer(source.as_ref(), target.as_ref(), &command)?;
-            let source_stream = self.stream(
+            let (source_stream, source_snapshot) = self.stream(
                 source_account_id,
                 source.as_ref(),
                 vec![decision.debit],
                 &metadata,
             );
-            let target_stream = self.stream(
+            let (target_stream, target_snapshot) = self.stream(
                 target_account_id,
                 target.as_ref(),
                 vec![decision.credit],
@@ -324,12 +355,13 @@ impl CommandService {
                 source: posted(&source_stream),
                 target: posted(&target_stream),
             };
-            (vec![source_stream, target_stream], outcome)
+            let snapshots = source_snapshot.into_iter().chain(target_snapshot).collect();
+            (vec![source_stream, target_stream], outcome, snapshots)
         } else {
             let (account_id, command) = single_account_command(request, generated);
             let state = self.load(&account_id).await?;
             let events = decide(&account_id, state.as_ref(), &command)?;
-            let stream = self.stream(&account_id, state.as_ref(), events, &metadata);
+            let (stream, snapshot) = self.stream(&account_id, state.as_ref(), events, &metadata);
             let event = posted(&stream);
             let outcome = match command {
                 AccountCommand::Open { .. } => CommandOutcome::AccountOpened { event },
@@ -349,7 +381,7 @@ impl CommandService {
                     status: AccountStatus::Closed,
                 },
             };
-            (vec![stream], outcome)
+            (vec![stream], outcome, snapshot.into_iter().collect())
         };
 
         let record = IdempotencyRecord {
@@ -360,28 +392,107 @@ impl CommandService {
         };
         let append = AtomicAppend::new(streams, record)
             .map_err(|e| StoreError::corrupt(format!("built an invalid append: {e}")))?;
-        Ok((append, outcome))
+        Ok(Prepared {
+            append,
+            outcome,
+            snapshots,
+        })
     }
 
+    /// Whether going from `before` to `after` crosses a multiple of the snapshot interval.
+    fn crosses_snapshot_mark(&self, before: Option<&Account>, after: &Account) -> bool {
+        self.snapshots.as_ref().is_some_and(|snapshotting| {
+            let before = before.map_or(0, Account::version);
+            before / snapshotting.every < after.version() / snapshotting.every
+        })
+    }
+
+    /// Stores snapshots after their events committed. A snapshot is only a shortcut, so a failure is
+    /// logged and the command still succeeds: the next load just reads more events.
+    async fn save_snapshots(&self, snapshots: &[Snapshot]) {
+        let Some(snapshotting) = &self.snapshots else {
+            return;
+        };
+        for snapshot in snapshots {
+            if let Err(error) = snapshotting.store.save(snapshot).await {
+                tracing::warn!(account_id = %snapshot.account_id, version = snapshot.version(),
+                    %error, "snapshot not stored");
+            }
+        }
+    }
+
+    /// The account's current state: its latest snapshot (if snapshotting) plus the events after it.
     async fn load(&self, account_id: &AccountId) -> Result<Option<Account>, CommandError> {
-        let history = self.store.load(account_id, 0).await?;
-        Account::replay(account_id, history.iter().map(|recorded| &recorded.event)).map_err(
-            |source| CommandError::CorruptHistory {
-                account_id: account_id.clone(),
-                source,
-            },
+        let base = self.snapshot_base(account_id).await;
+        let after_sequence = base.as_ref().map_or(0, Account::version);
+        let tail = self.store.load(account_id, after_sequence).await?;
+        // The tail must continue the base without a hole, or the fold would skip money movements.
+        let contiguous = tail
+            .iter()
+            .zip(after_sequence + 1..)
+            .all(|(recorded, expected)| recorded.sequence == expected);
+        if !contiguous {
+            return Err(StoreError::corrupt(format!(
+                "the events of {account_id} after sequence {after_sequence} are not contiguous"
+            ))
+            .into());
+        }
+        Account::replay_onto(
+            account_id,
+            base,
+            tail.iter().map(|recorded| &recorded.event),
         )
+        .map_err(|source| CommandError::CorruptHistory {
+            account_id: account_id.clone(),
+            source,
+        })
     }
 
-    /// Wraps decided events for one stream, numbering them after the state they were decided against.
+    /// The state of the latest usable snapshot. A snapshot that cannot be read or restored only costs
+    /// a full replay: it is logged and ignored, never trusted.
+    async fn snapshot_base(&self, account_id: &AccountId) -> Option<Account> {
+        let snapshotting = self.snapshots.as_ref()?;
+        match snapshotting.store.latest(account_id).await {
+            Ok(Some(snapshot)) => match Account::restore(account_id, snapshot.state) {
+                Ok(account) => Some(account),
+                Err(error) => {
+                    tracing::error!(%account_id, %error, "snapshot refused; replaying the whole stream");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(%account_id, %error, "snapshot unavailable; replaying the whole stream");
+                None
+            }
+        }
+    }
+
+    /// Wraps decided events for one stream, numbering them after the state they were decided against,
+    /// and the snapshot to store once they are committed, if they cross the snapshot interval.
     fn stream(
         &self,
         account_id: &AccountId,
         state: Option<&Account>,
         events: Vec<AccountEvent>,
         metadata: &EventMetadata,
-    ) -> StreamAppend {
+    ) -> (StreamAppend, Option<Snapshot>) {
         let expected_version = state.map_or(0, Account::version);
+        let snapshot = if self.snapshots.is_some() {
+            // The decided events apply cleanly to the state they were decided against.
+            let after = Account::replay_onto(account_id, state.cloned(), &events)
+                .ok()
+                .flatten();
+            after
+                .filter(|after| self.crosses_snapshot_mark(state, after))
+                .map(|after| Snapshot {
+                    account_id: account_id.clone(),
+                    state: after.snapshot(),
+                    taken_at: metadata.recorded_at,
+                })
+        } else {
+            None
+        };
         let events = events
             .into_iter()
             .zip(expected_version + 1..)
@@ -393,11 +504,12 @@ impl CommandService {
                 metadata: metadata.clone(),
             })
             .collect();
-        StreamAppend {
+        let stream = StreamAppend {
             account_id: account_id.clone(),
             expected_version,
             events,
-        }
+        };
+        (stream, snapshot)
     }
 }
 
@@ -500,7 +612,7 @@ mod tests {
 
     use super::*;
     use crate::envelope::EventId;
-    use crate::ports::{MockEventStore, SystemClock, UuidV7Ids};
+    use crate::ports::{MockEventStore, MockSnapshotStore, SystemClock, UuidV7Ids};
 
     fn account_id() -> AccountId {
         AccountId::parse("acc-1").unwrap()
@@ -536,7 +648,7 @@ mod tests {
                 owner: OwnerName::parse("Ada").unwrap(),
                 kind: AccountKind::Checking,
                 currency: Currency::parse("USD").unwrap(),
-                overdraft_limit: OverdraftLimit::NONE,
+                overdraft_limit: OverdraftLimit::parse("0.00").unwrap(),
             }),
             AccountEvent::MoneyDeposited(MoneyDeposited {
                 amount: Amount::parse("100.00").unwrap(),
@@ -774,6 +886,121 @@ mod tests {
         };
         assert_eq!(event.account_id, ids[0]);
         assert_eq!(event.sequence, 1);
+    }
+
+    fn snapshot_of_history() -> Snapshot {
+        let events: Vec<_> = history()
+            .into_iter()
+            .map(|recorded| recorded.event)
+            .collect();
+        Snapshot {
+            account_id: account_id(),
+            state: Account::replay(&account_id(), &events)
+                .unwrap()
+                .unwrap()
+                .snapshot(),
+            taken_at: Utc::now(),
+        }
+    }
+
+    fn snapshotting(
+        store: MockEventStore,
+        snapshots: MockSnapshotStore,
+        every: u64,
+    ) -> CommandService {
+        service(store, 3).with_snapshots(Arc::new(snapshots), every)
+    }
+
+    #[tokio::test]
+    async fn a_load_reads_the_snapshot_plus_only_the_events_after_it() {
+        let mut snapshots = MockSnapshotStore::new();
+        snapshots
+            .expect_latest()
+            .returning(|_| Ok(Some(snapshot_of_history())));
+        snapshots.expect_save().never();
+        let mut store = MockEventStore::new();
+        store.expect_idempotency_record().returning(|_| Ok(None));
+        store
+            .expect_load()
+            .withf(|_, after_sequence| *after_sequence == 2)
+            .times(1)
+            .returning(|_, _| Ok(Vec::new()));
+        store
+            .expect_append()
+            .withf(|append| append.streams()[0].expected_version == 2)
+            .times(1)
+            .returning(|_| Ok(()));
+        let outcome = snapshotting(store, snapshots, 100)
+            .execute(&context("k"), &deposit("1.00"))
+            .await
+            .unwrap();
+        let CommandOutcome::MoneyPosted { event } = outcome else {
+            panic!("a deposit posts money");
+        };
+        assert_eq!(event.balance_after.unwrap().to_string(), "101.00");
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_is_stored_when_an_append_crosses_the_interval() {
+        let mut snapshots = MockSnapshotStore::new();
+        snapshots.expect_latest().returning(|_| Ok(None));
+        snapshots
+            .expect_save()
+            .withf(|snapshot| {
+                snapshot.version() == 3 && snapshot.state.balance.to_string() == "101.00"
+            })
+            .times(1)
+            .returning(|_| Ok(true));
+        let mut store = MockEventStore::new();
+        store.expect_idempotency_record().returning(|_| Ok(None));
+        store.expect_load().returning(|_, _| Ok(history()));
+        store.expect_append().times(1).returning(|_| Ok(()));
+        snapshotting(store, snapshots, 3)
+            .execute(&context("k"), &deposit("1.00"))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_impossible_snapshot_is_ignored_for_a_full_replay() {
+        let mut snapshots = MockSnapshotStore::new();
+        snapshots.expect_latest().returning(|_| {
+            let mut snapshot = snapshot_of_history();
+            snapshot.state.balance = ledger_domain::Balance::parse("-5.00").unwrap();
+            Ok(Some(snapshot))
+        });
+        snapshots.expect_save().never();
+        let mut store = MockEventStore::new();
+        store.expect_idempotency_record().returning(|_| Ok(None));
+        store
+            .expect_load()
+            .withf(|_, after_sequence| *after_sequence == 0)
+            .returning(|_, _| Ok(history()));
+        store.expect_append().times(1).returning(|_| Ok(()));
+        snapshotting(store, snapshots, 100)
+            .execute(&context("k"), &deposit("1.00"))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_tail_with_a_hole_is_refused_as_corrupt() {
+        let mut store = MockEventStore::new();
+        store.expect_idempotency_record().returning(|_| Ok(None));
+        store.expect_load().returning(|_, _| {
+            let mut events = history();
+            events[1].sequence = 3;
+            Ok(events)
+        });
+        store.expect_append().never();
+        let error = service(store, 3)
+            .execute(&context("k"), &deposit("1.00"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, CommandError::Store(StoreError::Corrupt { .. })),
+            "{error:?}"
+        );
     }
 
     #[test]

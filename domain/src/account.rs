@@ -225,6 +225,15 @@ pub fn apply(
 ) -> Result<Account, HistoryError> {
     let Some(mut account) = state else {
         return match event {
+            AccountEvent::AccountOpened(opened)
+                if opened.overdraft_limit.value().scale() != opened.currency.minor_units() =>
+            {
+                Err(HistoryError::ImpossibleEvent {
+                    event_type: event.event_type(),
+                    version: 1,
+                    rule: "money is written in the currency's minor units",
+                })
+            }
             AccountEvent::AccountOpened(opened) => Ok(Account {
                 id: account_id.clone(),
                 owner: opened.owner.clone(),

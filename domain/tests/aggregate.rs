@@ -861,7 +861,7 @@ fn transfer_to_a_closed_target_is_rejected() {
 #[test]
 fn transfer_between_currencies_is_rejected() {
     let (source, _) = funded_pair();
-    let target = given_account(OTHER, &[opened_in(currency("EUR"), "0")]);
+    let target = given_account(OTHER, &[opened_in(currency("EUR"), "0.00")]);
     then_expect_error(
         when_transfer(
             source.as_ref(),
