@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as README.md promises it: formatting, lints with warnings denied, and every
-# test of every crate (unit, property, contract suites against each adapter, end-to-end over HTTP).
-# It installs nothing by hand: the Rust toolchain is the only prerequisite at this stage.
+# test of every crate (unit, property, contract suites against each adapter, end-to-end over HTTP),
+# with the real services the suites need started here and stopped after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,12 @@ cargo fmt --all -- --check
 
 step "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "DynamoDB Local"
+# shellcheck source=scripts/dynamodb-local.sh
+source scripts/dynamodb-local.sh
+trap dynamodb_local_stop EXIT
+dynamodb_local_start
 
 step "cargo test"
 cargo test --workspace --all-targets --locked

@@ -1,6 +1,8 @@
 //! The end-to-end harness: starts the real ledger (the same `Application::build` as `ledger-api`) on
 //! port 0 with a fresh SQLite file, and talks to it over real HTTP.
 
+pub mod scenarios;
+
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;

@@ -1,7 +1,5 @@
 //! Idempotent commands over real HTTP: a retry returns the original body and writes no event.
 
-use std::sync::Arc;
-
 use ledger_tests::{TestApp, new_key};
 use serde_json::json;
 
@@ -40,36 +38,4 @@ async fn a_retried_command_returns_the_same_body_and_writes_nothing() {
     let refused = app.command("/v1/transfers", &key, &transfer).await;
     assert_eq!(refused.code(), "same_account_transfer");
     app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_key_sent_ten_times_in_parallel_has_one_effect() {
-    let app = Arc::new(TestApp::spawn().await);
-    app.open("target", "USD", None).await;
-    let key = new_key();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..10 {
-        let app = Arc::clone(&app);
-        let key = key.clone();
-        tasks.spawn(async move {
-            app.command(
-                "/v1/accounts/target/deposits",
-                &key,
-                &json!({"amount": "5.00"}),
-            )
-            .await
-        });
-    }
-    let mut bodies = Vec::new();
-    while let Some(reply) = tasks.join_next().await {
-        let reply = reply.expect("task");
-        assert_eq!(reply.status, 200, "{}", reply.raw);
-        bodies.push(reply.raw);
-    }
-    assert!(
-        bodies.windows(2).all(|w| w[0] == w[1]),
-        "every reply is the one outcome"
-    );
-    assert_eq!(app.event_count().await, 2, "open + exactly one deposit");
-    assert_eq!(app.folded("target").await.balance().to_string(), "5.00");
 }
