@@ -9,6 +9,24 @@ use std::time::Duration;
 pub enum EventStoreKind {
     /// The embedded SQLite file: `cargo run` needs nothing else.
     Sqlite,
+    /// DynamoDB (or DynamoDB Local through `AWS_ENDPOINT_URL`), with the stream poller feeding the
+    /// read model.
+    Dynamodb,
+}
+
+/// Where the DynamoDB event store lives, when it is the event store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamodbConfig {
+    /// `LEDGER_DYNAMODB_TABLE_PREFIX` (default none) prefixes the three default table names;
+    /// `LEDGER_DYNAMODB_EVENTS_TABLE`, `..._IDEMPOTENCY_TABLE`, `..._SNAPSHOTS_TABLE` name each one.
+    pub events_table: String,
+    pub idempotency_table: String,
+    pub snapshots_table: String,
+    /// `LEDGER_SNAPSHOT_EVERY`, default 100: an account is snapshotted every this many events.
+    pub snapshot_every: u64,
+    /// `LEDGER_DYNAMODB_CREATE_TABLES`, default `false`: create missing tables at start-up (local use;
+    /// production tables come from Pulumi).
+    pub create_tables: bool,
 }
 
 /// Which read model the service projects into and queries.
@@ -27,6 +45,8 @@ pub struct LedgerConfig {
     pub event_store: EventStoreKind,
     /// `LEDGER_READ_MODEL`, default `sqlite`.
     pub read_model: ReadModelKind,
+    /// The DynamoDB tables, used when `event_store` is `Dynamodb`.
+    pub dynamodb: DynamodbConfig,
     /// `LEDGER_HTTP_WORKERS`, default: the number of CPUs.
     pub http_workers: Option<usize>,
     /// `LEDGER_SHUTDOWN_TIMEOUT_SECS`, default 30: how long in-flight requests get to finish.
@@ -57,98 +77,173 @@ impl LedgerConfig {
     /// Reads configuration through `lookup`, so tests can supply variables without touching the
     /// process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let invalid = |variable: &'static str, value: &str, reason: &str| ConfigError::Invalid {
-            variable,
-            value: value.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let http_addr = match lookup("LEDGER_HTTP_ADDR") {
-            Some(value) => value.parse().map_err(|_| {
-                invalid(
-                    "LEDGER_HTTP_ADDR",
-                    &value,
-                    "expected host:port, e.g. 127.0.0.1:8080",
-                )
-            })?,
-            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
-        };
-        let sqlite_path = lookup("LEDGER_SQLITE_PATH")
+        let vars = Vars(lookup);
+        let http_addr = vars.parsed(
+            "LEDGER_HTTP_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+            |_| true,
+            "expected host:port, e.g. 127.0.0.1:8080",
+        )?;
+        let sqlite_path = vars
+            .get("LEDGER_SQLITE_PATH")
             .filter(|value| !value.is_empty())
             .map_or_else(|| PathBuf::from("./data/ledger.db"), PathBuf::from);
-        let event_store = match lookup("LEDGER_EVENT_STORE").as_deref() {
-            None | Some("sqlite") => EventStoreKind::Sqlite,
-            Some(other) => {
-                return Err(invalid(
-                    "LEDGER_EVENT_STORE",
-                    other,
-                    "this build supports `sqlite`",
-                ));
-            }
+        let event_store = vars.choice(
+            "LEDGER_EVENT_STORE",
+            &[
+                ("sqlite", EventStoreKind::Sqlite),
+                ("dynamodb", EventStoreKind::Dynamodb),
+            ],
+        )?;
+        let read_model = vars.choice("LEDGER_READ_MODEL", &[("sqlite", ReadModelKind::Sqlite)])?;
+        let prefix = vars.get("LEDGER_DYNAMODB_TABLE_PREFIX").unwrap_or_default();
+        let dynamodb = DynamodbConfig {
+            events_table: vars.table("LEDGER_DYNAMODB_EVENTS_TABLE", &prefix, "ledger_events")?,
+            idempotency_table: vars.table(
+                "LEDGER_DYNAMODB_IDEMPOTENCY_TABLE",
+                &prefix,
+                "ledger_idempotency",
+            )?,
+            snapshots_table: vars.table(
+                "LEDGER_DYNAMODB_SNAPSHOTS_TABLE",
+                &prefix,
+                "ledger_snapshots",
+            )?,
+            snapshot_every: vars.parsed(
+                "LEDGER_SNAPSHOT_EVERY",
+                100,
+                |n| (1..=100_000).contains(n),
+                "expected 1 to 100000",
+            )?,
+            create_tables: vars.choice(
+                "LEDGER_DYNAMODB_CREATE_TABLES",
+                &[("false", false), ("true", true)],
+            )?,
         };
-        let read_model = match lookup("LEDGER_READ_MODEL").as_deref() {
-            None | Some("sqlite") => ReadModelKind::Sqlite,
-            Some(other) => {
-                return Err(invalid(
-                    "LEDGER_READ_MODEL",
-                    other,
-                    "this build supports `sqlite`",
-                ));
-            }
-        };
-        let http_workers = match lookup("LEDGER_HTTP_WORKERS") {
-            Some(value) => Some(
-                value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=256).contains(n))
-                    .ok_or_else(|| invalid("LEDGER_HTTP_WORKERS", &value, "expected 1 to 256"))?,
-            ),
+        let http_workers = match vars.get("LEDGER_HTTP_WORKERS") {
+            Some(_) => Some(vars.parsed(
+                "LEDGER_HTTP_WORKERS",
+                1,
+                |n| (1..=256).contains(n),
+                "expected 1 to 256",
+            )?),
             None => None,
         };
-        let shutdown_timeout = match lookup("LEDGER_SHUTDOWN_TIMEOUT_SECS") {
-            Some(value) => Duration::from_secs(
-                value
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n <= 3600)
-                    .ok_or_else(|| {
-                        invalid("LEDGER_SHUTDOWN_TIMEOUT_SECS", &value, "expected 0 to 3600")
-                    })?,
-            ),
-            None => Duration::from_secs(30),
-        };
-        let command_attempts_max = match lookup("LEDGER_COMMAND_ATTEMPTS_MAX") {
-            Some(value) => value
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=100).contains(n))
-                .ok_or_else(|| {
-                    invalid("LEDGER_COMMAND_ATTEMPTS_MAX", &value, "expected 1 to 100")
-                })?,
-            None => 10,
-        };
-        let read_wait_timeout = match lookup("LEDGER_READ_WAIT_TIMEOUT_MS") {
-            Some(value) => Duration::from_millis(
-                value
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n <= 60_000)
-                    .ok_or_else(|| {
-                        invalid("LEDGER_READ_WAIT_TIMEOUT_MS", &value, "expected 0 to 60000")
-                    })?,
-            ),
-            None => Duration::from_secs(5),
-        };
+        let shutdown_timeout = Duration::from_secs(vars.parsed(
+            "LEDGER_SHUTDOWN_TIMEOUT_SECS",
+            30,
+            |n| *n <= 3600,
+            "expected 0 to 3600",
+        )?);
+        let command_attempts_max = vars.parsed(
+            "LEDGER_COMMAND_ATTEMPTS_MAX",
+            10,
+            |n| (1..=100).contains(n),
+            "expected 1 to 100",
+        )?;
+        let read_wait_timeout = Duration::from_millis(vars.parsed(
+            "LEDGER_READ_WAIT_TIMEOUT_MS",
+            5000,
+            |n| *n <= 60_000,
+            "expected 0 to 60000",
+        )?);
         Ok(Self {
             http_addr,
             sqlite_path,
             event_store,
             read_model,
+            dynamodb,
             http_workers,
             shutdown_timeout,
             command_attempts_max,
             read_wait_timeout,
         })
+    }
+}
+
+/// Typed access to the variables, each failure naming the variable, its value and what was expected.
+struct Vars<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    fn get(&self, variable: &str) -> Option<String> {
+        (self.0)(variable)
+    }
+
+    fn invalid(variable: &'static str, value: &str, reason: &str) -> ConfigError {
+        ConfigError::Invalid {
+            variable,
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// `default` when unset; otherwise the parsed value, which must pass `valid`.
+    fn parsed<T: std::str::FromStr>(
+        &self,
+        variable: &'static str,
+        default: T,
+        valid: impl Fn(&T) -> bool,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        match self.get(variable) {
+            None => Ok(default),
+            Some(value) => value
+                .parse::<T>()
+                .ok()
+                .filter(|parsed| valid(parsed))
+                .ok_or_else(|| Self::invalid(variable, &value, expected)),
+        }
+    }
+
+    /// One of `choices` by name; the first choice when unset.
+    fn choice<T: Copy>(
+        &self,
+        variable: &'static str,
+        choices: &[(&str, T)],
+    ) -> Result<T, ConfigError> {
+        let Some(value) = self.get(variable) else {
+            return Ok(choices[0].1);
+        };
+        choices
+            .iter()
+            .find(|(name, _)| *name == value)
+            .map(|(_, choice)| *choice)
+            .ok_or_else(|| {
+                let names: Vec<_> = choices
+                    .iter()
+                    .map(|(name, _)| format!("`{name}`"))
+                    .collect();
+                Self::invalid(
+                    variable,
+                    &value,
+                    &format!("expected {}", names.join(" or ")),
+                )
+            })
+    }
+
+    /// A DynamoDB table name: the variable, or `prefix` + `default`.
+    fn table(
+        &self,
+        variable: &'static str,
+        prefix: &str,
+        default: &str,
+    ) -> Result<String, ConfigError> {
+        let name = self
+            .get(variable)
+            .unwrap_or_else(|| format!("{prefix}{default}"));
+        let valid = (3..=255).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+        if valid {
+            Ok(name)
+        } else {
+            Err(Self::invalid(
+                variable,
+                &name,
+                "a DynamoDB table name is 3-255 of [A-Za-z0-9_.-]",
+            ))
+        }
     }
 }
 
@@ -172,6 +267,26 @@ mod tests {
         assert_eq!(config.event_store, EventStoreKind::Sqlite);
         assert_eq!(config.read_model, ReadModelKind::Sqlite);
         assert_eq!(config.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(config.dynamodb.events_table, "ledger_events");
+        assert_eq!(config.dynamodb.snapshot_every, 100);
+        assert!(!config.dynamodb.create_tables);
+    }
+
+    #[test]
+    fn dynamodb_tables_take_a_prefix_or_their_own_names() {
+        let config = config(&[
+            ("LEDGER_EVENT_STORE", "dynamodb"),
+            ("LEDGER_DYNAMODB_TABLE_PREFIX", "test1_"),
+            ("LEDGER_DYNAMODB_SNAPSHOTS_TABLE", "snaps"),
+        ])
+        .unwrap();
+        assert_eq!(config.event_store, EventStoreKind::Dynamodb);
+        assert_eq!(config.dynamodb.events_table, "test1_ledger_events");
+        assert_eq!(
+            config.dynamodb.idempotency_table,
+            "test1_ledger_idempotency"
+        );
+        assert_eq!(config.dynamodb.snapshots_table, "snaps");
     }
 
     #[test]
@@ -192,6 +307,9 @@ mod tests {
         for (variable, value) in [
             ("LEDGER_HTTP_ADDR", "localhost"),
             ("LEDGER_EVENT_STORE", "mongo"),
+            ("LEDGER_DYNAMODB_EVENTS_TABLE", "no spaces"),
+            ("LEDGER_SNAPSHOT_EVERY", "0"),
+            ("LEDGER_DYNAMODB_CREATE_TABLES", "yes"),
             ("LEDGER_READ_MODEL", "excel"),
             ("LEDGER_HTTP_WORKERS", "0"),
             ("LEDGER_SHUTDOWN_TIMEOUT_SECS", "-1"),

@@ -8,15 +8,20 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer};
 use ledger_application::ports::{EventFeed, EventStore, HealthCheck, SystemClock, UuidV7Ids};
 use ledger_application::{
-    CommandService, FeedProjector, FeedProjectorConfig, FreshnessWait, QueryService, RetryPolicy,
-    SignallingEventStore,
+    CommandService, FeedProjector, FeedProjectorConfig, FreshnessWait, ProjectionRetry, Projector,
+    QueryService, RetryPolicy, SignallingEventStore,
 };
+use ledger_dynamodb::config::{DynamoSettings, DynamoTables};
+use ledger_dynamodb::event_store::DynamoEventStore;
+use ledger_dynamodb::snapshots::DynamoSnapshotStore;
+use ledger_dynamodb::streams::{StreamPoller, StreamPollerConfig};
+use ledger_dynamodb::tables::{create_tables, events_stream_arn};
 use ledger_http::HttpState;
 use ledger_sqlite::SqliteDatabase;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::{EventStoreKind, LedgerConfig, ReadModelKind};
+use crate::config::{DynamodbConfig, EventStoreKind, LedgerConfig, ReadModelKind};
 
 /// The name under which the embedded projector stores its feed checkpoint.
 pub const EMBEDDED_PROJECTOR: &str = "embedded-sqlite-feed";
@@ -29,6 +34,8 @@ pub enum StartupError {
         #[source]
         source: ledger_application::ports::StoreError,
     },
+    #[error("DynamoDB is not ready: {0}")]
+    Dynamodb(#[source] ledger_application::ports::StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -42,6 +49,8 @@ pub struct Application {
     server: Server,
     port: u16,
     database: SqliteDatabase,
+    event_store: Arc<dyn EventStore>,
+    feed: Option<Arc<dyn EventFeed>>,
     projector: JoinHandle<()>,
     stop_projector: watch::Sender<bool>,
 }
@@ -54,12 +63,23 @@ impl std::fmt::Debug for Application {
     }
 }
 
+/// What the chosen event store brings: the command service over it, its projector task, and how to
+/// read back what it stored.
+struct EventSide {
+    commands: CommandService,
+    event_store: Arc<dyn EventStore>,
+    feed: Option<Arc<dyn EventFeed>>,
+    projector: JoinHandle<()>,
+    health_checks: Vec<Arc<dyn HealthCheck>>,
+}
+
 impl Application {
     /// Opens the stores, starts the projector and binds the listener. Must run inside a Tokio runtime.
     pub async fn build(config: &LedgerConfig) -> Result<Self, StartupError> {
-        // Only the embedded kinds exist in this build; the match makes a new kind a compile error here.
-        match (config.event_store, config.read_model) {
-            (EventStoreKind::Sqlite, ReadModelKind::Sqlite) => {}
+        // The read model is SQLite in every mode of this build; the match makes a new kind a compile
+        // error here.
+        match config.read_model {
+            ReadModelKind::Sqlite => {}
         }
         let database = SqliteDatabase::open(&config.sqlite_path)
             .await
@@ -67,43 +87,29 @@ impl Application {
                 path: config.sqlite_path.display().to_string(),
                 source,
             })?;
-        let appended = Arc::new(Notify::new());
-        let event_store = Arc::new(database.event_store());
         let read_model = Arc::new(database.read_model());
-        let commands = Arc::new(CommandService::new(
-            Arc::new(SignallingEventStore::new(
-                event_store.clone(),
-                Arc::clone(&appended),
-            )),
-            Arc::new(SystemClock),
-            Arc::new(UuidV7Ids),
-            RetryPolicy {
-                attempts_max: config.command_attempts_max,
-                ..RetryPolicy::default()
-            },
-        ));
+        let (stop_projector, stop_signal) = watch::channel(false);
+        let retry = RetryPolicy {
+            attempts_max: config.command_attempts_max,
+            ..RetryPolicy::default()
+        };
+        let side = match config.event_store {
+            EventStoreKind::Sqlite => embedded(&database, retry, stop_signal),
+            EventStoreKind::Dynamodb => {
+                dynamodb(&config.dynamodb, &database, retry, stop_signal).await?
+            }
+        };
         let queries = Arc::new(QueryService::new(
-            read_model.clone(),
+            read_model,
             FreshnessWait {
                 timeout: config.read_wait_timeout,
                 ..FreshnessWait::default()
             },
         ));
-
-        let projector = FeedProjector::new(
-            EMBEDDED_PROJECTOR,
-            event_store,
-            read_model,
-            Arc::new(SystemClock),
-            FeedProjectorConfig::default(),
-            appended,
-        );
-        let (stop_projector, stop_signal) = watch::channel(false);
-        let projector = tokio::spawn(async move { projector.run(stop_signal).await });
-
-        let health_checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(database.clone())];
+        let mut health_checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(database.clone())];
+        health_checks.extend(side.health_checks);
         let state = HttpState {
-            commands,
+            commands: Arc::new(side.commands),
             queries,
             health_checks,
         };
@@ -137,12 +143,15 @@ impl Application {
                 source,
             })?
             .run();
-        tracing::info!(port, path = %config.sqlite_path.display(), "ledger listening");
+        tracing::info!(port, event_store = ?config.event_store,
+            read_model = %config.sqlite_path.display(), "ledger listening");
         Ok(Self {
             server,
             port,
             database,
-            projector,
+            event_store: side.event_store,
+            feed: side.feed,
+            projector: side.projector,
             stop_projector,
         })
     }
@@ -152,14 +161,15 @@ impl Application {
         self.port
     }
 
-    /// The feed of every stored event, for tools and tests that audit what was written.
-    pub fn event_feed(&self) -> Arc<dyn EventFeed> {
-        Arc::new(self.database.event_store())
+    /// The feed of every stored event (embedded mode only), for tools and tests that audit what was
+    /// written.
+    pub fn event_feed(&self) -> Option<Arc<dyn EventFeed>> {
+        self.feed.clone()
     }
 
     /// The event store itself, for tools and tests that fold an account's history.
     pub fn event_store(&self) -> Arc<dyn EventStore> {
-        Arc::new(self.database.event_store())
+        Arc::clone(&self.event_store)
     }
 
     /// A handle to stop the server gracefully (`stop(true)`) from elsewhere, e.g. a test.
@@ -190,7 +200,111 @@ impl Application {
     }
 }
 
-async fn wait_for_shutdown_signal() {
+/// Embedded mode: events and read model in one SQLite file, the feed projector woken by every append.
+fn embedded(
+    database: &SqliteDatabase,
+    retry: RetryPolicy,
+    stop: watch::Receiver<bool>,
+) -> EventSide {
+    let appended = Arc::new(Notify::new());
+    let event_store = Arc::new(database.event_store());
+    let commands = CommandService::new(
+        Arc::new(SignallingEventStore::new(
+            event_store.clone(),
+            Arc::clone(&appended),
+        )),
+        Arc::new(SystemClock),
+        Arc::new(UuidV7Ids),
+        retry,
+    );
+    let projector = FeedProjector::new(
+        EMBEDDED_PROJECTOR,
+        event_store.clone(),
+        Arc::new(database.read_model()),
+        Arc::new(SystemClock),
+        FeedProjectorConfig::default(),
+        appended,
+    );
+    EventSide {
+        commands,
+        event_store: event_store.clone(),
+        feed: Some(event_store),
+        projector: tokio::spawn(async move { projector.run(stop).await }),
+        health_checks: Vec::new(),
+    }
+}
+
+/// DynamoDB mode: events (and snapshots) in DynamoDB, the stream poller feeding the SQLite read model.
+async fn dynamodb(
+    config: &DynamodbConfig,
+    database: &SqliteDatabase,
+    retry: RetryPolicy,
+    stop: watch::Receiver<bool>,
+) -> Result<EventSide, StartupError> {
+    let sdk_config = ledger_dynamodb::config::aws_sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config);
+    let tables = dynamo_tables(config);
+    if config.create_tables {
+        create_tables(&client, &tables)
+            .await
+            .map_err(StartupError::Dynamodb)?;
+    }
+    let poller = stream_poller(&sdk_config, &client, &tables.events, database).await?;
+    let settings = DynamoSettings::with_tables(tables);
+    let event_store = Arc::new(DynamoEventStore::new(client.clone(), settings.clone()));
+    let snapshots = Arc::new(DynamoSnapshotStore::new(client, settings));
+    let commands = CommandService::new(
+        event_store.clone(),
+        Arc::new(SystemClock),
+        Arc::new(UuidV7Ids),
+        retry,
+    )
+    .with_snapshots(snapshots, config.snapshot_every);
+    Ok(EventSide {
+        commands,
+        event_store,
+        feed: None,
+        projector: tokio::spawn(async move { poller.run(stop).await }),
+        health_checks: Vec::new(),
+    })
+}
+
+/// The configured table names.
+pub fn dynamo_tables(config: &DynamodbConfig) -> DynamoTables {
+    DynamoTables {
+        events: config.events_table.clone(),
+        idempotency: config.idempotency_table.clone(),
+        snapshots: config.snapshots_table.clone(),
+    }
+}
+
+/// The DynamoDB Streams reader of `events_table`, projecting into the SQLite read model of `database`
+/// and keeping its shard checkpoints there.
+pub async fn stream_poller(
+    sdk_config: &aws_config::SdkConfig,
+    client: &aws_sdk_dynamodb::Client,
+    events_table: &str,
+    database: &SqliteDatabase,
+) -> Result<StreamPoller, StartupError> {
+    let stream_arn = events_stream_arn(client, events_table)
+        .await
+        .map_err(StartupError::Dynamodb)?;
+    let read_model = Arc::new(database.read_model());
+    Ok(StreamPoller::new(
+        aws_sdk_dynamodbstreams::Client::new(sdk_config),
+        stream_arn,
+        read_model.clone(),
+        Projector::new(
+            read_model,
+            Arc::new(SystemClock),
+            ProjectionRetry::default(),
+        ),
+        StreamPollerConfig::default(),
+    ))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn wait_for_shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -20,7 +20,8 @@ pub struct TestApp {
     pub base_url: String,
     pub client: reqwest::Client,
     pub database_path: PathBuf,
-    feed: Arc<dyn EventFeed>,
+    /// The embedded store's feed of every event; DynamoDB's feed is its stream.
+    feed: Option<Arc<dyn EventFeed>>,
     store: Arc<dyn EventStore>,
     handle: actix_web::dev::ServerHandle,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -78,6 +79,24 @@ impl TestApp {
         let mut app = Self::start_on(path, vars).await;
         app.temp_dir = Some(dir);
         app
+    }
+
+    /// Starts the ledger with DynamoDB Local as its event store (tables of its own, created at start-up)
+    /// and a fresh SQLite read model fed by the stream poller. Needs the DynamoDB Local that
+    /// `scripts/test.sh` starts; without it the test fails, it is never skipped.
+    pub async fn spawn_dynamodb(vars: &[(&str, &str)]) -> Self {
+        assert!(
+            std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+            "AWS_ENDPOINT_URL is not set: the DynamoDB tests need DynamoDB Local; run ./scripts/test.sh"
+        );
+        let prefix = format!("e2e_{}_", uuid_like());
+        let mut all: Vec<(&str, &str)> = vec![
+            ("LEDGER_EVENT_STORE", "dynamodb"),
+            ("LEDGER_DYNAMODB_TABLE_PREFIX", prefix.as_str()),
+            ("LEDGER_DYNAMODB_CREATE_TABLES", "true"),
+        ];
+        all.extend_from_slice(vars);
+        Self::spawn_with(&all).await
     }
 
     /// Starts the ledger on an existing (or new) database file that the caller keeps.
@@ -235,12 +254,16 @@ impl TestApp {
         .await
     }
 
-    /// How many events the event store holds, across all accounts.
+    /// How many events the event store holds, across all accounts (embedded store only).
     pub async fn event_count(&self) -> usize {
+        let feed = self
+            .feed
+            .as_ref()
+            .expect("event_count needs the embedded store's feed");
         let mut count = 0;
         let mut after = 0;
         loop {
-            let page = self.feed.read_after(after, 1000).await.expect("feed");
+            let page = feed.read_after(after, 1000).await.expect("feed");
             match page.last() {
                 Some(last) => after = last.position,
                 None => return count,
@@ -257,6 +280,18 @@ impl TestApp {
             .expect("a consistent history")
             .expect("an opened account")
     }
+}
+
+/// A name part unique across test processes and runs: process id, time and a counter.
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{}_{nanos}_{}",
+        std::process::id(),
+        KEYS.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Parses a decimal string field of a JSON body.

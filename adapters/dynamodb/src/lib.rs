@@ -8,3 +8,8 @@ pub mod items;
 pub mod snapshots;
 pub mod streams;
 pub mod tables;
+
+pub use config::{DynamoSettings, DynamoTables, dynamodb_client};
+pub use event_store::{DynamoError, DynamoEventStore};
+pub use snapshots::DynamoSnapshotStore;
+pub use tables::{create_tables, events_stream_arn};

@@ -16,7 +16,10 @@ pub const MAX_ACTIONS_PER_APPEND: usize = 100;
 /// A failure to read or write that says nothing about the request itself.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The store could not be reached or failed; the operation may be retried. Nothing was written.
+    /// The store could not be reached or failed; the operation may be retried. For a read nothing
+    /// changed; for an append the outcome is unknown (a timed-out DynamoDB transaction may have
+    /// committed), which is why appends carry an idempotency key: the retry then meets
+    /// `DuplicateRequest` and answers from the stored outcome.
     #[error("store unavailable: {0}")]
     Unavailable(#[source] BoxError),
     /// The store holds data this code cannot have written (undecodable event, broken invariant).
@@ -172,7 +175,9 @@ pub trait EventStore: Send + Sync {
     /// including an `event_id` that is already stored (ids are fresh UUIDv7s, so a retry heals it).
     async fn append(&self, append: AtomicAppend) -> Result<(), AppendError>;
 
-    /// The idempotency record stored under `key`, read with the same consistency as `load`.
+    /// The idempotency record stored under `key`, read with the same consistency as `load`. A store
+    /// MAY forget records after a retention period (DynamoDB's TTL: 7 days by default); a key sent
+    /// again after that is a new request.
     async fn idempotency_record(
         &self,
         key: &IdempotencyKey,
