@@ -81,6 +81,29 @@ where
 }
 
 /// Records the capacity a request consumed: the figure that DynamoDB bills and throttles on.
+/// One item by key, read strongly consistently (the ports ask for `load`'s consistency), with its
+/// consumed capacity logged.
+pub(crate) async fn get_item_consistent(
+    client: &Client,
+    table: &str,
+    key: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> Result<
+    Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+    StoreError,
+> {
+    let output = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+        .send()
+        .await
+        .map_err(|e| request_error("GetItem", table, &e))?;
+    log_capacity("GetItem", output.consumed_capacity());
+    Ok(output.item)
+}
+
 pub(crate) fn log_capacity<'a>(
     operation: &'static str,
     capacity: impl IntoIterator<Item = &'a ConsumedCapacity>,
@@ -126,7 +149,11 @@ impl DynamoEventStore {
         let mut actions = Vec::with_capacity(append.action_count());
         actions.push(conditional_put(
             &tables.idempotency,
-            items::idempotency_item(append.idempotency(), self.settings.idempotency_ttl)?,
+            items::idempotency_item(
+                append.idempotency(),
+                self.settings.idempotency_ttl,
+                chrono::Utc::now(),
+            )?,
             CLIENT_REQUEST_ID,
         )?);
         let mut accounts = Vec::with_capacity(append.action_count());
@@ -430,20 +457,11 @@ impl EventStore for DynamoEventStore {
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let table = &self.settings.tables.idempotency;
-        let output = self
-            .client
-            .get_item()
-            .table_name(table)
-            .set_key(Some(items::idempotency_key(key)))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| request_error("GetItem", table, &e))?;
-        log_capacity("GetItem", output.consumed_capacity());
         // A record past its `expires_at` that TTL has not deleted yet is still returned and still
         // honoured: expiry only ever makes a key forgettable, never forgotten early.
-        let Some(item) = output.item else {
+        let Some(item) =
+            get_item_consistent(&self.client, table, items::idempotency_key(key)).await?
+        else {
             return Ok(None);
         };
         let record = decode_idempotency_record(&item)?;

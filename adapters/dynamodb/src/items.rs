@@ -178,8 +178,15 @@ pub fn decode_event(item: &impl ItemAttributes) -> Result<RecordedEvent, StoreEr
     Ok(event)
 }
 
-/// The item of an idempotency record, expiring (DynamoDB TTL) `ttl` after it was recorded.
-pub fn idempotency_item(record: &IdempotencyRecord, ttl: Duration) -> Result<Item, StoreError> {
+/// The item of an idempotency record, expiring (DynamoDB TTL) `ttl` after it is stored at `stored_at`
+/// (or after its `recorded_at`, if that is later). The retention runs from the write, not from a
+/// timestamp the record carries: a record written with an old `recorded_at` (a replayed import, a
+/// skewed clock) must not be born expired, or TTL would delete it and let its key be used twice.
+pub fn idempotency_item(
+    record: &IdempotencyRecord,
+    ttl: Duration,
+    stored_at: chrono::DateTime<chrono::Utc>,
+) -> Result<Item, StoreError> {
     let outcome = serde_json::to_string(&record.outcome)
         .map_err(|e| StoreError::corrupt(format!("cannot encode a command outcome: {e}")))?;
     Ok(HashMap::from([
@@ -192,15 +199,15 @@ pub fn idempotency_item(record: &IdempotencyRecord, ttl: Duration) -> Result<Ite
         ),
         (
             EXPIRES_AT.to_owned(),
-            number(expires_at(record.recorded_at, ttl)),
+            number(expires_at(record.recorded_at.max(stored_at), ttl)),
         ),
     ]))
 }
 
-/// Epoch seconds at which a record made at `recorded_at` may be deleted by DynamoDB's TTL. Saturating:
+/// Epoch seconds at which a record stored at `stored_at` may be deleted by DynamoDB's TTL. Saturating:
 /// a clock before 1970 or a TTL of centuries must not turn into an early expiry.
-fn expires_at(recorded_at: chrono::DateTime<chrono::Utc>, ttl: Duration) -> u64 {
-    u64::try_from(recorded_at.timestamp())
+fn expires_at(stored_at: chrono::DateTime<chrono::Utc>, ttl: Duration) -> u64 {
+    u64::try_from(stored_at.timestamp())
         .unwrap_or(0)
         .saturating_add(ttl.as_secs())
 }
@@ -361,13 +368,30 @@ mod tests {
     }
 
     #[test]
-    fn an_idempotency_record_round_trips_and_expires_after_its_ttl() {
+    fn an_idempotency_record_round_trips_and_expires_a_ttl_after_it_is_stored() {
         let event = recorded("acc-1", 1, opened_event(), at(4, 9, 42));
         let record = record_for("key-1", &[&event]);
-        let item = idempotency_item(&record, Duration::from_hours(1)).expect("encode");
-        let expected = u64::try_from(record.recorded_at.timestamp()).expect("after 1970") + 3_600;
-        assert_eq!(item.get(EXPIRES_AT), Some(&number(expected)));
+        let stored_at = record.recorded_at + chrono::Duration::days(200);
+        let item = idempotency_item(&record, Duration::from_hours(1), stored_at).expect("encode");
+        let expected = u64::try_from(stored_at.timestamp()).expect("after 1970") + 3_600;
+        assert_eq!(
+            item.get(EXPIRES_AT),
+            Some(&number(expected)),
+            "not born expired"
+        );
         assert_eq!(decode_idempotency_record(&item).expect("decode"), record);
+        let early = idempotency_item(
+            &record,
+            Duration::from_hours(1),
+            record.recorded_at - chrono::Duration::hours(5),
+        )
+        .expect("encode");
+        let expected = u64::try_from(record.recorded_at.timestamp()).expect("after 1970") + 3_600;
+        assert_eq!(
+            early.get(EXPIRES_AT),
+            Some(&number(expected)),
+            "a slow clock never shortens it"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use ledger_application::ports::{Snapshot, SnapshotStore, StoreError};
 use ledger_domain::AccountId;
 
 use crate::config::DynamoSettings;
-use crate::event_store::{log_capacity, request_error};
+use crate::event_store::{get_item_consistent, log_capacity, request_error};
 use crate::items::{self, ACCOUNT_ID, VERSION, decode_snapshot};
 
 /// The snapshot store on DynamoDB. Cheap to clone: clones share the client's connection pool.
@@ -43,21 +43,15 @@ impl DynamoSnapshotStore {
 #[async_trait]
 impl SnapshotStore for DynamoSnapshotStore {
     async fn latest(&self, account_id: &AccountId) -> Result<Option<Snapshot>, StoreError> {
-        let table = &self.settings.tables.snapshots;
-        let output = self
-            .client
-            .get_item()
-            .table_name(table)
-            .set_key(Some(items::snapshot_key(account_id)))
-            // The port asks for `load`'s consistency; a stale snapshot would only cost a longer tail,
-            // but a consistent read keeps "newest" meaning newest.
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| request_error("GetItem", table, &e))?;
-        log_capacity("GetItem", output.consumed_capacity());
-        let Some(item) = output.item else {
+        // A stale snapshot would only cost a longer tail, but a consistent read keeps "newest"
+        // meaning newest.
+        let Some(item) = get_item_consistent(
+            &self.client,
+            &self.settings.tables.snapshots,
+            items::snapshot_key(account_id),
+        )
+        .await?
+        else {
             return Ok(None);
         };
         let snapshot = decode_snapshot(&item)?;

@@ -399,8 +399,11 @@ async fn an_idempotency_record_expires_one_ttl_after_it_was_recorded() {
         0,
         vec![recorded("acc-1", 1, opened_event(), at(4, 9, 0))],
     );
-    let recorded_at = append.idempotency().recorded_at;
+    // The fixture's recorded_at is months old: the retention must run from the write, or DynamoDB's
+    // TTL could delete the record at once and let the key be used twice.
+    let before = chrono::Utc::now();
     store.append(append).await.expect("append");
+    let after = chrono::Utc::now();
     let item = client
         .get_item()
         .table_name(&tables.idempotency)
@@ -411,8 +414,15 @@ async fn an_idempotency_record_expires_one_ttl_after_it_was_recorded() {
         .expect("get")
         .item
         .expect("the record");
-    let expected = u64::try_from(recorded_at.timestamp()).expect("after 1970") + ttl.as_secs();
-    assert_eq!(item.get(EXPIRES_AT), Some(&items::number(expected)));
+    let expires_at: i64 = match item.get(EXPIRES_AT) {
+        Some(aws_sdk_dynamodb::types::AttributeValue::N(n)) => n.parse().expect("epoch seconds"),
+        other => panic!("expires_at is a number: {other:?}"),
+    };
+    let ttl = i64::try_from(ttl.as_secs()).expect("small");
+    assert!(
+        (before.timestamp() + ttl..=after.timestamp() + ttl).contains(&expires_at),
+        "expires_at {expires_at} is the write time plus the TTL"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
