@@ -31,3 +31,32 @@ async fn a_restarted_ledger_resumes_exactly_where_it_stopped() {
     );
     app.stop().await;
 }
+
+/// A graceful stop lets a request already in flight finish with its real answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_finishes_requests_in_flight() {
+    let app = TestApp::spawn_with(&[("LEDGER_READ_WAIT_TIMEOUT_MS", "1500")]).await;
+    app.open("inflight", "USD", None).await;
+    let client = app.client.clone();
+    // This query waits (up to 1.5 s) for a sequence that never comes: it is in flight during the stop.
+    let in_flight = tokio::spawn({
+        let url = app.url("/v1/accounts/inflight?min_sequence=99");
+        async move { client.get(url).send().await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let stopping = std::time::Instant::now();
+    app.stop().await;
+    let response = in_flight
+        .await
+        .expect("task")
+        .expect("the in-flight request gets an answer, not a reset connection");
+    assert_eq!(
+        response.status().as_u16(),
+        503,
+        "its real answer: read_model_behind"
+    );
+    assert!(
+        stopping.elapsed() >= std::time::Duration::from_millis(900),
+        "the stop waited for the request to finish"
+    );
+}
