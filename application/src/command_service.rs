@@ -66,22 +66,71 @@ pub enum CommandRequest {
 }
 
 impl CommandRequest {
-    /// The accounts whose streams the command appends to (`generated` stands in for an omitted id).
-    fn accounts<'a>(&'a self, generated: Option<&'a AccountId>) -> Vec<&'a AccountId> {
+    /// The domain command this request asks for, with any ids it generates drawn from `ids` once, so
+    /// that every retry of the attempt writes the same ones.
+    fn resolve(&self, ids: &dyn IdSource) -> Resolved {
+        let single = |account_id: &AccountId, command| Resolved::Single {
+            account_id: account_id.clone(),
+            command,
+        };
         match self {
-            Self::OpenAccount { account_id, .. } => {
-                account_id.as_ref().or(generated).into_iter().collect()
-            }
+            Self::OpenAccount {
+                account_id,
+                owner,
+                kind,
+                currency,
+                overdraft_limit,
+            } => Resolved::Single {
+                account_id: account_id.clone().unwrap_or_else(|| ids.account_id()),
+                command: AccountCommand::Open {
+                    owner: owner.clone(),
+                    kind: *kind,
+                    currency: *currency,
+                    overdraft_limit: overdraft_limit.unwrap_or(OverdraftLimit::NONE),
+                },
+            },
+            Self::Deposit {
+                account_id,
+                amount,
+                description,
+            } => single(
+                account_id,
+                AccountCommand::Deposit {
+                    amount: *amount,
+                    description: description.clone(),
+                },
+            ),
+            Self::Withdraw {
+                account_id,
+                amount,
+                description,
+            } => single(
+                account_id,
+                AccountCommand::Withdraw {
+                    amount: *amount,
+                    description: description.clone(),
+                },
+            ),
+            Self::Freeze { account_id, reason } => single(
+                account_id,
+                AccountCommand::Freeze {
+                    reason: reason.clone(),
+                },
+            ),
+            Self::Unfreeze { account_id } => single(account_id, AccountCommand::Unfreeze),
+            Self::Close { account_id } => single(account_id, AccountCommand::Close),
             Self::Transfer {
                 source_account_id,
                 target_account_id,
-                ..
-            } => vec![source_account_id, target_account_id],
-            Self::Deposit { account_id, .. }
-            | Self::Withdraw { account_id, .. }
-            | Self::Freeze { account_id, .. }
-            | Self::Unfreeze { account_id }
-            | Self::Close { account_id } => vec![account_id],
+                amount,
+                description,
+            } => Resolved::Transfer(TransferCommand {
+                transfer_id: ids.transfer_id(),
+                source: source_account_id.clone(),
+                target: target_account_id.clone(),
+                amount: *amount,
+                description: description.clone(),
+            }),
         }
     }
 
@@ -190,10 +239,23 @@ struct Prepared {
     snapshots: Vec<Snapshot>,
 }
 
-/// The ids a command generates, fixed once per request so every retry writes the same ones.
-struct GeneratedIds {
-    account_id: Option<AccountId>,
-    transfer_id: Option<ledger_domain::TransferId>,
+/// A request resolved into the domain's commands, its generated ids fixed.
+enum Resolved {
+    Single {
+        account_id: AccountId,
+        command: AccountCommand,
+    },
+    Transfer(TransferCommand),
+}
+
+impl Resolved {
+    /// The accounts whose streams the command appends to.
+    fn accounts(&self) -> Vec<&AccountId> {
+        match self {
+            Self::Single { account_id, .. } => vec![account_id],
+            Self::Transfer(transfer) => vec![&transfer.source, &transfer.target],
+        }
+    }
 }
 
 impl CommandService {
@@ -242,24 +304,12 @@ impl CommandService {
         {
             return replay(&record, &fingerprint);
         }
-        let generated = GeneratedIds {
-            account_id: match request {
-                CommandRequest::OpenAccount {
-                    account_id: None, ..
-                } => Some(self.ids.account_id()),
-                _ => None,
-            },
-            transfer_id: match request {
-                CommandRequest::Transfer { .. } => Some(self.ids.transfer_id()),
-                _ => None,
-            },
-        };
-
-        let accounts = request.accounts(generated.account_id.as_ref());
+        let resolved = request.resolve(self.ids.as_ref());
+        let accounts = resolved.accounts();
         let _queued = self.locks.lock(&accounts).await;
         for attempt in 1..=self.retry.attempts_max {
             let prepared = self
-                .prepare(context, request, &generated, fingerprint.clone())
+                .prepare(context, &resolved, fingerprint.clone())
                 .await?;
             match self.store.append(prepared.append).await {
                 Ok(()) => {
@@ -297,8 +347,7 @@ impl CommandService {
     async fn prepare(
         &self,
         context: &CommandContext,
-        request: &CommandRequest,
-        generated: &GeneratedIds,
+        resolved: &Resolved,
         fingerprint: RequestFingerprint,
     ) -> Result<Prepared, CommandError> {
         let recorded_at = self.clock.now();
@@ -310,78 +359,66 @@ impl CommandService {
             traceparent: context.traceparent.clone(),
         };
 
-        let (streams, outcome, snapshots) = if let CommandRequest::Transfer {
-            source_account_id,
-            target_account_id,
-            amount,
-            description,
-        } = request
-        {
-            let transfer_id = generated
-                .transfer_id
-                .clone()
-                .expect("a transfer id is generated for every transfer");
-            let command = TransferCommand {
-                transfer_id: transfer_id.clone(),
-                source: source_account_id.clone(),
-                target: target_account_id.clone(),
-                amount: *amount,
-                description: description.clone(),
-            };
-            // Refuse a self-transfer before loading anything: it would load one stream twice.
-            let (source, target) = if source_account_id == target_account_id {
-                (None, None)
-            } else {
-                (
-                    self.load(source_account_id).await?,
-                    self.load(target_account_id).await?,
-                )
-            };
-            let decision = decide_transfer(source.as_ref(), target.as_ref(), &command)?;
-            let (source_stream, source_snapshot) = self.stream(
-                source_account_id,
-                source.as_ref(),
-                vec![decision.debit],
-                &metadata,
-            );
-            let (target_stream, target_snapshot) = self.stream(
-                target_account_id,
-                target.as_ref(),
-                vec![decision.credit],
-                &metadata,
-            );
-            let outcome = CommandOutcome::Transferred {
-                transfer_id,
-                source: posted(&source_stream),
-                target: posted(&target_stream),
-            };
-            let snapshots = source_snapshot.into_iter().chain(target_snapshot).collect();
-            (vec![source_stream, target_stream], outcome, snapshots)
-        } else {
-            let (account_id, command) = single_account_command(request, generated);
-            let state = self.load(&account_id).await?;
-            let events = decide(&account_id, state.as_ref(), &command)?;
-            let (stream, snapshot) = self.stream(&account_id, state.as_ref(), events, &metadata);
-            let event = posted(&stream);
-            let outcome = match command {
-                AccountCommand::Open { .. } => CommandOutcome::AccountOpened { event },
-                AccountCommand::Deposit { .. } | AccountCommand::Withdraw { .. } => {
-                    CommandOutcome::MoneyPosted { event }
-                }
-                AccountCommand::Freeze { .. } => CommandOutcome::StatusChanged {
-                    event,
-                    status: AccountStatus::Frozen,
-                },
-                AccountCommand::Unfreeze => CommandOutcome::StatusChanged {
-                    event,
-                    status: AccountStatus::Open,
-                },
-                AccountCommand::Close => CommandOutcome::StatusChanged {
-                    event,
-                    status: AccountStatus::Closed,
-                },
-            };
-            (vec![stream], outcome, snapshot.into_iter().collect())
+        let (streams, outcome, snapshots) = match resolved {
+            Resolved::Transfer(transfer) => {
+                // Refuse a self-transfer before loading anything: it would load one stream twice.
+                let (source, target) = if transfer.source == transfer.target {
+                    (None, None)
+                } else {
+                    (
+                        self.load(&transfer.source).await?,
+                        self.load(&transfer.target).await?,
+                    )
+                };
+                let decision = decide_transfer(source.as_ref(), target.as_ref(), transfer)?;
+                let (source_stream, source_snapshot) = self.stream(
+                    &transfer.source,
+                    source.as_ref(),
+                    vec![decision.debit],
+                    &metadata,
+                );
+                let (target_stream, target_snapshot) = self.stream(
+                    &transfer.target,
+                    target.as_ref(),
+                    vec![decision.credit],
+                    &metadata,
+                );
+                let outcome = CommandOutcome::Transferred {
+                    transfer_id: transfer.transfer_id.clone(),
+                    source: posted(&source_stream),
+                    target: posted(&target_stream),
+                };
+                let snapshots = source_snapshot.into_iter().chain(target_snapshot).collect();
+                (vec![source_stream, target_stream], outcome, snapshots)
+            }
+            Resolved::Single {
+                account_id,
+                command,
+            } => {
+                let state = self.load(account_id).await?;
+                let events = decide(account_id, state.as_ref(), command)?;
+                let (stream, snapshot) = self.stream(account_id, state.as_ref(), events, &metadata);
+                let event = posted(&stream);
+                let outcome = match command {
+                    AccountCommand::Open { .. } => CommandOutcome::AccountOpened { event },
+                    AccountCommand::Deposit { .. } | AccountCommand::Withdraw { .. } => {
+                        CommandOutcome::MoneyPosted { event }
+                    }
+                    AccountCommand::Freeze { .. } => CommandOutcome::StatusChanged {
+                        event,
+                        status: AccountStatus::Frozen,
+                    },
+                    AccountCommand::Unfreeze => CommandOutcome::StatusChanged {
+                        event,
+                        status: AccountStatus::Open,
+                    },
+                    AccountCommand::Close => CommandOutcome::StatusChanged {
+                        event,
+                        status: AccountStatus::Closed,
+                    },
+                };
+                (vec![stream], outcome, snapshot.into_iter().collect())
+            }
         };
 
         let record = IdempotencyRecord {
@@ -538,65 +575,6 @@ fn posted(stream: &StreamAppend) -> PostedEvent {
         sequence: last.sequence,
         event_id: last.event_id,
         balance_after: last.event.movement().map(|m| m.balance_after),
-    }
-}
-
-fn single_account_command(
-    request: &CommandRequest,
-    generated: &GeneratedIds,
-) -> (AccountId, AccountCommand) {
-    match request {
-        CommandRequest::OpenAccount {
-            account_id,
-            owner,
-            kind,
-            currency,
-            overdraft_limit,
-        } => (
-            account_id
-                .clone()
-                .or_else(|| generated.account_id.clone())
-                .expect("an account id is given or generated"),
-            AccountCommand::Open {
-                owner: owner.clone(),
-                kind: *kind,
-                currency: *currency,
-                overdraft_limit: overdraft_limit.unwrap_or(OverdraftLimit::NONE),
-            },
-        ),
-        CommandRequest::Deposit {
-            account_id,
-            amount,
-            description,
-        } => (
-            account_id.clone(),
-            AccountCommand::Deposit {
-                amount: *amount,
-                description: description.clone(),
-            },
-        ),
-        CommandRequest::Withdraw {
-            account_id,
-            amount,
-            description,
-        } => (
-            account_id.clone(),
-            AccountCommand::Withdraw {
-                amount: *amount,
-                description: description.clone(),
-            },
-        ),
-        CommandRequest::Freeze { account_id, reason } => (
-            account_id.clone(),
-            AccountCommand::Freeze {
-                reason: reason.clone(),
-            },
-        ),
-        CommandRequest::Unfreeze { account_id } => (account_id.clone(), AccountCommand::Unfreeze),
-        CommandRequest::Close { account_id } => (account_id.clone(), AccountCommand::Close),
-        CommandRequest::Transfer { .. } => {
-            unreachable!("transfers are decided by decide_transfer")
-        }
     }
 }
 
