@@ -11,7 +11,7 @@ use ledger_application::{
     CommandService, FeedProjector, FeedProjectorConfig, FreshnessWait, ProjectionRetry, Projector,
     QueryService, RetryPolicy, SignallingEventStore,
 };
-use ledger_dynamodb::config::{DynamoSettings, DynamoTables};
+use ledger_dynamodb::config::{DynamoClients, DynamoSettings, DynamoTables};
 use ledger_dynamodb::event_store::DynamoEventStore;
 use ledger_dynamodb::snapshots::DynamoSnapshotStore;
 use ledger_dynamodb::streams::{StreamPoller, StreamPollerConfig};
@@ -241,15 +241,15 @@ async fn dynamodb(
     retry: RetryPolicy,
     stop: watch::Receiver<bool>,
 ) -> Result<EventSide, StartupError> {
-    let sdk_config = ledger_dynamodb::config::aws_sdk_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&sdk_config);
+    let clients = ledger_dynamodb::config::clients().await;
+    let client = clients.dynamodb.clone();
     let tables = dynamo_tables(config);
     if config.create_tables {
         create_tables(&client, &tables)
             .await
             .map_err(StartupError::Dynamodb)?;
     }
-    let poller = stream_poller(&sdk_config, &client, &tables.events, database).await?;
+    let poller = stream_poller(&clients, &tables.events, database).await?;
     let settings = DynamoSettings::with_tables(tables);
     let event_store = Arc::new(DynamoEventStore::new(client.clone(), settings.clone()));
     let snapshots = Arc::new(DynamoSnapshotStore::new(client, settings));
@@ -281,17 +281,16 @@ pub fn dynamo_tables(config: &DynamodbConfig) -> DynamoTables {
 /// The DynamoDB Streams reader of `events_table`, projecting into the SQLite read model of `database`
 /// and keeping its shard checkpoints there.
 pub async fn stream_poller(
-    sdk_config: &aws_config::SdkConfig,
-    client: &aws_sdk_dynamodb::Client,
+    clients: &DynamoClients,
     events_table: &str,
     database: &SqliteDatabase,
 ) -> Result<StreamPoller, StartupError> {
-    let stream_arn = events_stream_arn(client, events_table)
+    let stream_arn = events_stream_arn(&clients.dynamodb, events_table)
         .await
         .map_err(StartupError::Dynamodb)?;
     let read_model = Arc::new(database.read_model());
     Ok(StreamPoller::new(
-        aws_sdk_dynamodbstreams::Client::new(sdk_config),
+        clients.streams.clone(),
         stream_arn,
         read_model.clone(),
         Projector::new(

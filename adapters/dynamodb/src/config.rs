@@ -136,6 +136,23 @@ pub async fn dynamodb_config_builder() -> aws_sdk_dynamodb::config::Builder {
     aws_sdk_dynamodb::config::Builder::from(&aws_sdk_config().await)
 }
 
+/// The clients of one AWS configuration: DynamoDB for the tables, DynamoDB Streams for the poller.
+#[derive(Debug, Clone)]
+pub struct DynamoClients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub streams: aws_sdk_dynamodbstreams::Client,
+}
+
+/// Both clients from the standard AWS environment ([`aws_sdk_config`]), so that callers wiring the
+/// adapters never handle an SDK configuration themselves.
+pub async fn clients() -> DynamoClients {
+    let sdk_config = aws_sdk_config().await;
+    DynamoClients {
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk_config),
+        streams: aws_sdk_dynamodbstreams::Client::new(&sdk_config),
+    }
+}
+
 /// The DynamoDB client the adapters use, configured from the standard AWS environment.
 pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(dynamodb_config_builder().await.build())

@@ -25,10 +25,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let sdk_config = ledger_dynamodb::config::aws_sdk_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&sdk_config);
+    let clients = ledger_dynamodb::config::clients().await;
     let tables = dynamo_tables(&config.dynamodb);
-    let poller = match stream_poller(&sdk_config, &client, &tables.events, &database).await {
+    let poller = match stream_poller(&clients, &tables.events, &database).await {
         Ok(poller) => poller,
         Err(error) => {
             tracing::error!(%error, "cannot start the stream poller");
