@@ -171,6 +171,10 @@ pub struct FeedProjectorConfig {
     pub idle_poll_max: Duration,
     /// Longest back-off while the read model or feed is unavailable.
     pub unavailable_backoff_max: Duration,
+    /// While busy, the checkpoint is stored after at most this many events...
+    pub checkpoint_every_events: u64,
+    /// ...or this much time, whichever comes first (and always when the feed falls idle).
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for FeedProjectorConfig {
@@ -180,8 +184,18 @@ impl Default for FeedProjectorConfig {
             retry: ProjectionRetry::default(),
             idle_poll_max: Duration::from_millis(500),
             unavailable_backoff_max: Duration::from_secs(5),
+            checkpoint_every_events: 1_000,
+            checkpoint_interval: Duration::from_secs(1),
         }
     }
+}
+
+/// Where a feed reader is: the position it has projected up to, and the one last stored.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    position: u64,
+    saved: u64,
+    saved_at: tokio::time::Instant,
 }
 
 /// Follows an `EventFeed` from its stored checkpoint and projects every event.
@@ -224,45 +238,56 @@ impl FeedProjector {
         }
     }
 
-    /// Projects everything the feed holds now, saving the checkpoint after each batch. Returns the
-    /// number of events read.
+    /// Projects everything the feed holds now and stores the checkpoint. Returns the number of events
+    /// read.
     pub async fn catch_up(&self) -> Result<usize, StoreError> {
-        let mut position = self.projection.checkpoint(&self.name).await?.unwrap_or(0);
-        let mut read = 0;
-        loop {
-            let batch = self
-                .feed
-                .read_after(position, self.config.batch_size)
-                .await?;
-            let Some(last) = batch.last() else {
-                return Ok(read);
-            };
-            let batch_end = last.position;
-            for item in &batch {
-                self.projector.project(&item.event).await?;
-            }
-            read += batch.len();
-            position = batch_end;
-            self.projection
-                .save_checkpoint(&self.name, position)
-                .await?;
-        }
+        let mut cursor = self.load_cursor().await?;
+        let read = self.project_available(&mut cursor).await?;
+        self.save(&mut cursor).await?;
+        Ok(read)
     }
 
     /// Runs until `shutdown` turns true, then returns after the batch in hand is projected and its
     /// checkpoint stored: a restart resumes exactly there.
+    ///
+    /// While busy, the checkpoint is stored every `checkpoint_every_events` events or
+    /// `checkpoint_interval`, whenever the feed falls idle, and at shutdown: not after every batch, which under load
+    /// would cost a durable write per command. What a crash loses is only redelivery, which the
+    /// sequence rule turns into skipped duplicates.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        let mut cursor: Option<Cursor> = None;
         let mut idle_wait = Duration::from_millis(5);
         let mut unavailable_backoff = Duration::from_millis(50);
         while !*shutdown.borrow() {
-            match self.catch_up().await {
+            let round = async {
+                let cursor = match cursor.as_mut() {
+                    Some(cursor) => cursor,
+                    None => cursor.insert(self.load_cursor().await?),
+                };
+                let read = self.project_available(cursor).await?;
+                if self.checkpoint_due(cursor) {
+                    self.save(cursor).await?;
+                }
+                Ok::<_, StoreError>(read)
+            };
+            match round.await {
                 Ok(0) => {
-                    tokio::select! {
-                        () = self.wake.notified() => idle_wait = Duration::from_millis(5),
+                    let fell_idle = tokio::select! {
+                        () = self.wake.notified() => {
+                            idle_wait = Duration::from_millis(5);
+                            false
+                        }
                         () = tokio::time::sleep(idle_wait) => {
                             idle_wait = (idle_wait * 2).min(self.config.idle_poll_max);
+                            true
                         }
-                        _ = shutdown.changed() => {}
+                        _ = shutdown.changed() => false,
+                    };
+                    // Nothing arrived for a while: a good moment to store the position.
+                    if let (true, Some(cursor)) = (fell_idle, cursor.as_mut())
+                        && let Err(error) = self.save(cursor).await
+                    {
+                        tracing::warn!(projector = %self.name, %error, "checkpoint not stored");
                     }
                 }
                 Ok(_) => {
@@ -270,6 +295,8 @@ impl FeedProjector {
                 }
                 Err(error) => {
                     tracing::warn!(projector = %self.name, %error, "projection unavailable; backing off");
+                    // Forget the in-memory position: the next round starts from the stored one.
+                    cursor = None;
                     tokio::select! {
                         () = tokio::time::sleep(unavailable_backoff) => {}
                         _ = shutdown.changed() => {}
@@ -279,7 +306,60 @@ impl FeedProjector {
                 }
             }
         }
+        if let Some(cursor) = cursor.as_mut()
+            && let Err(error) = self.save(cursor).await
+        {
+            tracing::error!(projector = %self.name, %error, "checkpoint not stored at shutdown");
+            return;
+        }
         tracing::info!(projector = %self.name, "projector stopped with its checkpoint stored");
+    }
+
+    async fn load_cursor(&self) -> Result<Cursor, StoreError> {
+        let stored = self.projection.checkpoint(&self.name).await?.unwrap_or(0);
+        Ok(Cursor {
+            position: stored,
+            saved: stored,
+            saved_at: tokio::time::Instant::now(),
+        })
+    }
+
+    /// Projects every event the feed holds after the cursor, moving the cursor (not the stored
+    /// checkpoint) past each batch once all its events are projected.
+    async fn project_available(&self, cursor: &mut Cursor) -> Result<usize, StoreError> {
+        let mut read = 0;
+        loop {
+            let batch = self
+                .feed
+                .read_after(cursor.position, self.config.batch_size)
+                .await?;
+            let Some(last) = batch.last() else {
+                return Ok(read);
+            };
+            let batch_end = last.position;
+            for item in &batch {
+                self.projector.project(&item.event).await?;
+            }
+            read += batch.len();
+            cursor.position = batch_end;
+        }
+    }
+
+    fn checkpoint_due(&self, cursor: &Cursor) -> bool {
+        cursor.position - cursor.saved >= self.config.checkpoint_every_events
+            || cursor.saved_at.elapsed() >= self.config.checkpoint_interval
+    }
+
+    /// Stores the cursor's position as the checkpoint, if it moved since the last save.
+    async fn save(&self, cursor: &mut Cursor) -> Result<(), StoreError> {
+        if cursor.position > cursor.saved {
+            self.projection
+                .save_checkpoint(&self.name, cursor.position)
+                .await?;
+            cursor.saved = cursor.position;
+        }
+        cursor.saved_at = tokio::time::Instant::now();
+        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
 //! Durability across restarts: a graceful stop keeps every event and the projector's checkpoint, and the
 //! restarted ledger neither loses nor re-applies anything.
 
+use ledger_application::ports::Projection;
 use ledger_tests::TestApp;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,6 +16,22 @@ async fn a_restarted_ledger_resumes_exactly_where_it_stopped() {
     let view = app.account_at("keep", 3).await;
     assert_eq!(view.body["balance"], "15.00");
     app.stop().await;
+
+    // The graceful stop stored the projector's checkpoint at the last event it projected.
+    let database = ledger_sqlite::SqliteDatabase::open(&path)
+        .await
+        .expect("reopen");
+    let checkpoint = database
+        .read_model()
+        .checkpoint(ledger_bootstrap::startup::EMBEDDED_PROJECTOR)
+        .await
+        .expect("read checkpoint");
+    assert_eq!(
+        checkpoint,
+        Some(3),
+        "the checkpoint covers all three events"
+    );
+    database.close().await.expect("close");
 
     let app = TestApp::start_on(path.clone(), &[]).await;
     assert_eq!(app.event_count().await, 3, "every committed event survives");
