@@ -1,12 +1,16 @@
 //! The command service: load, decide, append — with optimistic-concurrency retries and idempotency.
 //!
 //! The idempotency record is written in the same atomic append as the events, so "did this request
-//! happen" and "what did it write" can never disagree. The look-up before deciding is only a shortcut:
-//! the append is what guards against duplicates.
+//! happen" and "what did it write" can never disagree. A business rejection is recorded too (the record
+//! alone), so every attempt of one key — after, during or in parallel with the first — ends in the
+//! same answer: an attempt that finds the key taken answers from the record, never from its own
+//! decision. There is no look-up before deciding: the store's atomic check is the only guard, and a
+//! look-up would cost a read on every command for the benefit of the rare retry.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use ledger_domain::{
     Account, AccountCommand, AccountEvent, AccountId, AccountKind, AccountStatus, Amount, Currency,
     Description, DomainError, FreezeReason, HistoryError, OverdraftLimit, OwnerName,
@@ -17,7 +21,8 @@ use serde::Serialize;
 use crate::account_locks::AccountLocks;
 use crate::envelope::{EventMetadata, RecordedEvent};
 use crate::idempotency::{
-    CommandOutcome, IdempotencyKey, IdempotencyRecord, PostedEvent, RequestFingerprint,
+    CommandOutcome, IdempotencyKey, IdempotencyRecord, PostedEvent, RecordedOutcome,
+    RequestFingerprint,
 };
 use crate::ports::{
     AppendError, AtomicAppend, Clock, EventStore, IdSource, Snapshot, SnapshotStore, StoreError,
@@ -134,9 +139,27 @@ impl CommandRequest {
         }
     }
 
+    /// The SHA-256 of the request's canonical JSON: two spellings of one amount (`"12.5"`,
+    /// `"12.50"`) are one request.
     pub fn fingerprint(&self) -> RequestFingerprint {
-        let canonical = serde_json::to_vec(self).expect("a command request always serializes");
+        let canonical =
+            serde_json::to_vec(&self.canonical()).expect("a command request always serializes");
         RequestFingerprint::of(&canonical)
+    }
+
+    /// The same request with every decimal in its canonical form.
+    fn canonical(&self) -> Self {
+        let mut canonical = self.clone();
+        match &mut canonical {
+            Self::OpenAccount {
+                overdraft_limit, ..
+            } => *overdraft_limit = overdraft_limit.map(OverdraftLimit::normalized),
+            Self::Deposit { amount, .. }
+            | Self::Withdraw { amount, .. }
+            | Self::Transfer { amount, .. } => *amount = amount.normalized(),
+            Self::Freeze { .. } | Self::Unfreeze { .. } | Self::Close { .. } => {}
+        }
+        canonical
     }
 }
 
@@ -157,6 +180,13 @@ pub enum CommandError {
     IdempotencyKeyReused { key: IdempotencyKey },
     #[error("gave up after {attempts} attempts lost to concurrent writers")]
     ConcurrencyConflict { attempts: u32 },
+    /// An append may or may not have committed, and the idempotency record could not be read to tell.
+    /// The client must retry with the same key: the retry answers from the record if it committed.
+    #[error("the outcome of the command is unknown: {source}")]
+    OutcomeUnknown {
+        #[source]
+        source: crate::ports::BoxError,
+    },
     #[error("the command would write {actions} actions, more than the limit of {max}")]
     TooLarge { actions: usize, max: usize },
     #[error("account {account_id} has a history the aggregate cannot have written: {source}")]
@@ -165,6 +195,7 @@ pub enum CommandError {
         #[source]
         source: HistoryError,
     },
+    /// A store failed before anything of this command was written.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -206,6 +237,13 @@ impl RetryPolicy {
 /// unqueued (and lets optimistic locking decide).
 const LOCK_WAIT_MAX: Duration = Duration::from_secs(10);
 
+/// Reads of an idempotency record while the store is unavailable, before the answer is given up on.
+const RECORD_READS_MAX: u32 = 4;
+
+/// Appends of unknown outcome one command tolerates, each resolved from the record, before the client
+/// is told the outcome is unknown.
+const UNKNOWN_OUTCOMES_MAX: u32 = 3;
+
 /// Executes commands against the event store.
 pub struct CommandService {
     store: Arc<dyn EventStore>,
@@ -235,8 +273,31 @@ struct Snapshotting {
 /// to store once it committed.
 struct Prepared {
     append: AtomicAppend,
+    outcome: RecordedOutcome,
+    snapshots: Vec<Snapshot>,
+}
+
+/// What the domain accepted: the streams to append, the outcome, the snapshots due, and when.
+struct Decided {
+    streams: Vec<StreamAppend>,
     outcome: CommandOutcome,
     snapshots: Vec<Snapshot>,
+    recorded_at: DateTime<Utc>,
+}
+
+/// An account as loaded for a decision: its state, and when its latest event was recorded.
+#[derive(Default)]
+struct Loaded {
+    account: Option<Account>,
+    last_recorded_at: Option<DateTime<Utc>>,
+}
+
+/// Where a load starts: the latest snapshot (the usual way), or the first event (after the store
+/// found a snapshot ahead of its events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoadFrom {
+    Snapshot,
+    Events,
 }
 
 /// A request resolved into the domain's commands, its generated ids fixed.
@@ -289,7 +350,8 @@ impl CommandService {
         self
     }
 
-    /// Carries out `request` once, whatever the number of times it is sent with the same key.
+    /// Carries out `request` once, whatever the number of times it is sent with the same key, and
+    /// gives every attempt under that key the same answer.
     #[tracing::instrument(skip_all, fields(idempotency_key = %context.idempotency_key))]
     pub async fn execute(
         &self,
@@ -297,45 +359,74 @@ impl CommandService {
         request: &CommandRequest,
     ) -> Result<CommandOutcome, CommandError> {
         let fingerprint = request.fingerprint();
-        if let Some(record) = self
-            .store
-            .idempotency_record(&context.idempotency_key)
-            .await?
-        {
-            return replay(&record, &fingerprint);
-        }
         let resolved = request.resolve(self.ids.as_ref());
         let accounts = resolved.accounts();
         let _queued = self.locks.lock(&accounts).await;
+        let mut load = LoadFrom::Snapshot;
+        let mut unknown_outcomes = 0;
         for attempt in 1..=self.retry.attempts_max {
             let prepared = self
-                .prepare(context, &resolved, fingerprint.clone())
+                .prepare(context, &resolved, fingerprint.clone(), load)
                 .await?;
             match self.store.append(prepared.append).await {
                 Ok(()) => {
                     self.save_snapshots(&prepared.snapshots).await;
-                    return Ok(prepared.outcome);
+                    return answer(prepared.outcome);
                 }
                 Err(AppendError::Conflict { account_id }) => {
                     tracing::debug!(%account_id, attempt, "lost an append race; retrying");
-                    if attempt < self.retry.attempts_max {
-                        tokio::time::sleep(self.retry.delay_before_retry(attempt)).await;
+                }
+                Err(AppendError::TimeRegression { account_id }) => {
+                    tracing::warn!(%account_id, attempt,
+                        "an event would have been recorded before its predecessor; retrying");
+                }
+                Err(AppendError::MissingPredecessor {
+                    account_id,
+                    expected_version,
+                }) => {
+                    if load == LoadFrom::Events {
+                        return Err(StoreError::corrupt(format!(
+                            "account {account_id} replays to version {expected_version}, but the \
+                             store has no event {expected_version}"
+                        ))
+                        .into());
                     }
+                    // Only a snapshot ahead of its events can do this: decide again from the events.
+                    tracing::error!(%account_id, expected_version,
+                        "snapshot ahead of the stored events; replaying the whole stream");
+                    load = LoadFrom::Events;
+                    continue;
                 }
                 Err(AppendError::DuplicateRequest { key }) => {
-                    // A concurrent request with the same key won. Its record is committed, so a
-                    // consistent read finds it.
-                    let record = self.store.idempotency_record(&key).await?.ok_or_else(|| {
-                        StoreError::corrupt(format!(
-                            "append reported key {key} as recorded, but no record is stored"
-                        ))
-                    })?;
-                    return replay(&record, &fingerprint);
+                    // This key's request was carried out (by an earlier attempt, or one running
+                    // now here or in another process): its record is the answer, whatever this
+                    // attempt decided.
+                    return self.answer_from_record(&key, &fingerprint).await;
+                }
+                Err(AppendError::OutcomeUnknown(source)) => {
+                    tracing::warn!(attempt, error = %source,
+                        "append outcome unknown; resolving it from the idempotency record");
+                    unknown_outcomes += 1;
+                    match self.read_record(&context.idempotency_key).await {
+                        // It committed (or a concurrent attempt did): the record is the answer.
+                        Ok(Some(record)) => return replay(&record, &fingerprint),
+                        // It did not commit, or it is still in flight: appending again is safe,
+                        // since the record's key lets at most one of the two commit.
+                        Ok(None) if unknown_outcomes < UNKNOWN_OUTCOMES_MAX => continue,
+                        Ok(None) => return Err(CommandError::OutcomeUnknown { source }),
+                        Err(read_error) => {
+                            tracing::warn!(error = %read_error, "idempotency record unreadable");
+                            return Err(CommandError::OutcomeUnknown { source });
+                        }
+                    }
                 }
                 Err(AppendError::TooLarge { actions, max }) => {
                     return Err(CommandError::TooLarge { actions, max });
                 }
                 Err(AppendError::Store(error)) => return Err(error.into()),
+            }
+            if attempt < self.retry.attempts_max {
+                tokio::time::sleep(self.retry.delay_before_retry(attempt)).await;
             }
         }
         Err(CommandError::ConcurrencyConflict {
@@ -343,43 +434,132 @@ impl CommandService {
         })
     }
 
-    /// Loads the streams the request touches, decides, and builds the atomic append with its outcome.
+    /// The answer recorded under `key`, which the store just reported as taken. It is committed, so
+    /// a consistent read finds it; if that read fails, the outcome is unknown to this attempt.
+    async fn answer_from_record(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &RequestFingerprint,
+    ) -> Result<CommandOutcome, CommandError> {
+        match self.read_record(key).await {
+            Ok(Some(record)) => replay(&record, fingerprint),
+            Ok(None) => Err(StoreError::corrupt(format!(
+                "append reported key {key} as recorded, but no record is stored"
+            ))
+            .into()),
+            Err(source) => Err(CommandError::OutcomeUnknown {
+                source: source.into(),
+            }),
+        }
+    }
+
+    /// The record under `key`, retrying a bounded number of times while the store is unavailable.
+    async fn read_record(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let mut attempt = 1;
+        loop {
+            match self.store.idempotency_record(key).await {
+                Err(StoreError::Unavailable(error)) if attempt < RECORD_READS_MAX => {
+                    tracing::debug!(%key, attempt, %error, "idempotency record unreadable; retrying");
+                    tokio::time::sleep(self.retry.delay_before_retry(attempt)).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Loads the streams the request touches, decides, and builds the atomic append with its outcome:
+    /// the events and the record if the domain accepts, the record alone if it rejects.
     async fn prepare(
         &self,
         context: &CommandContext,
         resolved: &Resolved,
         fingerprint: RequestFingerprint,
+        load: LoadFrom,
     ) -> Result<Prepared, CommandError> {
-        let recorded_at = self.clock.now();
-        let metadata = EventMetadata {
+        let (streams, outcome, snapshots, recorded_at) =
+            match self.decide(context, resolved, load).await {
+                Ok(Decided {
+                    streams,
+                    outcome,
+                    snapshots,
+                    recorded_at,
+                }) => (
+                    streams,
+                    RecordedOutcome::Accepted(outcome),
+                    snapshots,
+                    recorded_at,
+                ),
+                Err(CommandError::Rejected(rejected)) => (
+                    Vec::new(),
+                    RecordedOutcome::Rejected { rejected },
+                    Vec::new(),
+                    self.clock.now(),
+                ),
+                Err(other) => return Err(other),
+            };
+        let record = IdempotencyRecord {
+            key: context.idempotency_key.clone(),
+            fingerprint,
+            outcome: outcome.clone(),
+            recorded_at,
+        };
+        let append = AtomicAppend::new(streams, record)
+            .map_err(|e| StoreError::corrupt(format!("built an invalid append: {e}")))?;
+        Ok(Prepared {
+            append,
+            outcome,
+            snapshots,
+        })
+    }
+
+    /// Loads the streams the request touches and decides; the events are numbered after the loaded
+    /// versions and recorded no earlier than any event they follow.
+    async fn decide(
+        &self,
+        context: &CommandContext,
+        resolved: &Resolved,
+        load: LoadFrom,
+    ) -> Result<Decided, CommandError> {
+        let metadata = |after: &[&Loaded]| EventMetadata {
             client_request_id: context.idempotency_key.clone(),
             correlation_id: context.correlation_id.clone(),
             causation_id: context.idempotency_key.to_string(),
-            recorded_at,
+            // Time runs forward within a stream, even if this clock stepped back or another
+            // process's clock runs ahead: never before the latest event the new ones follow.
+            recorded_at: after
+                .iter()
+                .filter_map(|loaded| loaded.last_recorded_at)
+                .fold(self.clock.now(), DateTime::max),
             traceparent: context.traceparent.clone(),
         };
 
-        let (streams, outcome, snapshots) = match resolved {
+        match resolved {
             Resolved::Transfer(transfer) => {
                 // Refuse a self-transfer before loading anything: it would load one stream twice.
                 let (source, target) = if transfer.source == transfer.target {
-                    (None, None)
+                    (Loaded::default(), Loaded::default())
                 } else {
                     (
-                        self.load(&transfer.source).await?,
-                        self.load(&transfer.target).await?,
+                        self.load(&transfer.source, load).await?,
+                        self.load(&transfer.target, load).await?,
                     )
                 };
-                let decision = decide_transfer(source.as_ref(), target.as_ref(), transfer)?;
+                let decision =
+                    decide_transfer(source.account.as_ref(), target.account.as_ref(), transfer)?;
+                let metadata = metadata(&[&source, &target]);
                 let (source_stream, source_snapshot) = self.stream(
                     &transfer.source,
-                    source.as_ref(),
+                    source.account.as_ref(),
                     vec![decision.debit],
                     &metadata,
                 );
                 let (target_stream, target_snapshot) = self.stream(
                     &transfer.target,
-                    target.as_ref(),
+                    target.account.as_ref(),
                     vec![decision.credit],
                     &metadata,
                 );
@@ -388,16 +568,22 @@ impl CommandService {
                     source: posted(&source_stream),
                     target: posted(&target_stream),
                 };
-                let snapshots = source_snapshot.into_iter().chain(target_snapshot).collect();
-                (vec![source_stream, target_stream], outcome, snapshots)
+                Ok(Decided {
+                    streams: vec![source_stream, target_stream],
+                    outcome,
+                    snapshots: source_snapshot.into_iter().chain(target_snapshot).collect(),
+                    recorded_at: metadata.recorded_at,
+                })
             }
             Resolved::Single {
                 account_id,
                 command,
             } => {
-                let state = self.load(account_id).await?;
-                let events = decide(account_id, state.as_ref(), command)?;
-                let (stream, snapshot) = self.stream(account_id, state.as_ref(), events, &metadata);
+                let loaded = self.load(account_id, load).await?;
+                let events = decide(account_id, loaded.account.as_ref(), command)?;
+                let metadata = metadata(&[&loaded]);
+                let (stream, snapshot) =
+                    self.stream(account_id, loaded.account.as_ref(), events, &metadata);
                 let event = posted(&stream);
                 let outcome = match command {
                     AccountCommand::Open { .. } => CommandOutcome::AccountOpened { event },
@@ -417,23 +603,14 @@ impl CommandService {
                         status: AccountStatus::Closed,
                     },
                 };
-                (vec![stream], outcome, snapshot.into_iter().collect())
+                Ok(Decided {
+                    streams: vec![stream],
+                    outcome,
+                    snapshots: snapshot.into_iter().collect(),
+                    recorded_at: metadata.recorded_at,
+                })
             }
-        };
-
-        let record = IdempotencyRecord {
-            key: context.idempotency_key.clone(),
-            fingerprint,
-            outcome: outcome.clone(),
-            recorded_at,
-        };
-        let append = AtomicAppend::new(streams, record)
-            .map_err(|e| StoreError::corrupt(format!("built an invalid append: {e}")))?;
-        Ok(Prepared {
-            append,
-            outcome,
-            snapshots,
-        })
+        }
     }
 
     /// Whether going from `before` to `after` crosses a multiple of the snapshot interval.
@@ -458,10 +635,14 @@ impl CommandService {
         }
     }
 
-    /// The account's current state: its latest snapshot (if snapshotting) plus the events after it.
-    async fn load(&self, account_id: &AccountId) -> Result<Option<Account>, CommandError> {
-        let base = self.snapshot_base(account_id).await;
-        let after_sequence = base.as_ref().map_or(0, Account::version);
+    /// The account's current state: its latest snapshot (if snapshotting and `from` allows) plus the
+    /// events after it, with the time its latest event was recorded.
+    async fn load(&self, account_id: &AccountId, from: LoadFrom) -> Result<Loaded, CommandError> {
+        let base = match from {
+            LoadFrom::Snapshot => self.snapshot_base(account_id).await,
+            LoadFrom::Events => None,
+        };
+        let after_sequence = base.as_ref().map_or(0, |(account, _)| account.version());
         let tail = self.store.load(account_id, after_sequence).await?;
         // The tail must continue the base without a hole, or the fold would skip money movements.
         let contiguous = tail
@@ -474,24 +655,33 @@ impl CommandService {
             ))
             .into());
         }
-        Account::replay_onto(
+        let last_recorded_at = tail
+            .last()
+            .map(RecordedEvent::recorded_at)
+            .or(base.as_ref().map(|(_, taken_at)| *taken_at));
+        let account = Account::replay_onto(
             account_id,
-            base,
+            base.map(|(account, _)| account),
             tail.iter().map(|recorded| &recorded.event),
         )
         .map_err(|source| CommandError::CorruptHistory {
             account_id: account_id.clone(),
             source,
+        })?;
+        Ok(Loaded {
+            account,
+            last_recorded_at,
         })
     }
 
-    /// The state of the latest usable snapshot. A snapshot that cannot be read or restored only costs
-    /// a full replay: it is logged and ignored, never trusted.
-    async fn snapshot_base(&self, account_id: &AccountId) -> Option<Account> {
+    /// The state of the latest usable snapshot, with the time its last event was recorded (a snapshot
+    /// is taken by the append of that event, at its `recorded_at`). A snapshot that cannot be read or
+    /// restored only costs a full replay: it is logged and ignored, never trusted.
+    async fn snapshot_base(&self, account_id: &AccountId) -> Option<(Account, DateTime<Utc>)> {
         let snapshotting = self.snapshots.as_ref()?;
         match snapshotting.store.latest(account_id).await {
             Ok(Some(snapshot)) => match Account::restore(account_id, snapshot.state) {
-                Ok(account) => Some(account),
+                Ok(account) => Some((account, snapshot.taken_at)),
                 Err(error) => {
                     tracing::error!(%account_id, %error, "snapshot refused; replaying the whole stream");
                     None
@@ -556,11 +746,19 @@ fn replay(
     fingerprint: &RequestFingerprint,
 ) -> Result<CommandOutcome, CommandError> {
     if &record.fingerprint == fingerprint {
-        Ok(record.outcome.clone())
+        answer(record.outcome.clone())
     } else {
         Err(CommandError::IdempotencyKeyReused {
             key: record.key.clone(),
         })
+    }
+}
+
+/// A recorded outcome as the caller gets it: the accepted outcome, or the recorded rejection.
+fn answer(outcome: RecordedOutcome) -> Result<CommandOutcome, CommandError> {
+    match outcome {
+        RecordedOutcome::Accepted(outcome) => Ok(outcome),
+        RecordedOutcome::Rejected { rejected } => Err(CommandError::Rejected(rejected)),
     }
 }
 
@@ -659,7 +857,7 @@ mod tests {
         )
     }
 
-    fn stored(key: &str, request: &CommandRequest, outcome: CommandOutcome) -> IdempotencyRecord {
+    fn stored(key: &str, request: &CommandRequest, outcome: RecordedOutcome) -> IdempotencyRecord {
         IdempotencyRecord {
             key: IdempotencyKey::parse(key).unwrap(),
             fingerprint: request.fingerprint(),
@@ -679,13 +877,22 @@ mod tests {
         }
     }
 
+    fn withdraw(amount: &str) -> CommandRequest {
+        CommandRequest::Withdraw {
+            account_id: account_id(),
+            amount: Amount::parse(amount).unwrap(),
+            description: None,
+        }
+    }
+
+    fn accepted(outcome: CommandOutcome) -> RecordedOutcome {
+        RecordedOutcome::Accepted(outcome)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_lost_race_is_retried_against_a_fresh_load() {
         let mut store = MockEventStore::new();
-        store
-            .expect_idempotency_record()
-            .times(1)
-            .returning(|_| Ok(None));
+        store.expect_idempotency_record().never();
         store.expect_load().times(2).returning(|_, _| Ok(history()));
         let mut calls = 0;
         store.expect_append().times(2).returning(move |append| {
@@ -693,8 +900,8 @@ mod tests {
             assert_eq!(append.streams()[0].expected_version, 2);
             assert_eq!(
                 append.action_count(),
-                2,
-                "one event plus the idempotency record"
+                3,
+                "one event, the idempotency record and the predecessor check"
             );
             if calls == 1 {
                 Err(AppendError::Conflict {
@@ -718,7 +925,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn retries_are_bounded_and_end_in_a_concurrency_conflict() {
         let mut store = MockEventStore::new();
-        store.expect_idempotency_record().returning(|_| Ok(None));
+        store.expect_idempotency_record().never();
         store.expect_load().times(4).returning(|_, _| Ok(history()));
         store.expect_append().times(4).returning(|_| {
             Err(AppendError::Conflict {
@@ -736,17 +943,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_recorded_request_is_replayed_without_loading_or_appending() {
-        let request = deposit("50.00");
-        let record = stored("k", &request, posted_outcome(3));
-        let expected = record.outcome.clone();
+    async fn a_retry_is_answered_from_the_record_not_from_its_own_decision() {
+        // The first attempt withdrew 80.00 of 100.00 and recorded it; the history now holds 20.00
+        // (here: 100.00, and the retry asks for more than that). Decided afresh, the retry would be
+        // refused for lack of funds; the store says the key is taken, so it answers the original.
+        let request = withdraw("180.00");
+        let record = stored("k", &request, accepted(posted_outcome(3)));
+        let expected = posted_outcome_of(&record);
         let mut store = MockEventStore::new();
+        store.expect_load().times(1).returning(|_, _| Ok(history()));
+        store
+            .expect_append()
+            .withf(|append| append.streams().is_empty())
+            .times(1)
+            .returning(|append| {
+                Err(AppendError::DuplicateRequest {
+                    key: append.idempotency().key.clone(),
+                })
+            });
         store
             .expect_idempotency_record()
             .times(1)
             .returning(move |_| Ok(Some(record.clone())));
-        store.expect_load().never();
-        store.expect_append().never();
         let outcome = service(store, 3)
             .execute(&context("k"), &request)
             .await
@@ -755,13 +973,51 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_different_request_under_a_used_key_is_refused() {
-        let record = stored("k", &deposit("50.00"), posted_outcome(3));
+    async fn a_recorded_rejection_is_answered_again_even_when_the_retry_would_succeed() {
+        let request = deposit("50.00");
+        let rejection = DomainError::AccountFrozen {
+            account_id: account_id(),
+        };
+        let record = stored(
+            "k",
+            &request,
+            RecordedOutcome::Rejected {
+                rejected: rejection.clone(),
+            },
+        );
         let mut store = MockEventStore::new();
+        store.expect_load().returning(|_, _| Ok(history()));
+        store.expect_append().times(1).returning(|append| {
+            Err(AppendError::DuplicateRequest {
+                key: append.idempotency().key.clone(),
+            })
+        });
         store
             .expect_idempotency_record()
             .returning(move |_| Ok(Some(record.clone())));
-        store.expect_append().never();
+        let error = service(store, 3)
+            .execute(&context("k"), &request)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, CommandError::Rejected(rejected) if *rejected == rejection),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_different_request_under_a_used_key_is_refused() {
+        let record = stored("k", &deposit("50.00"), accepted(posted_outcome(3)));
+        let mut store = MockEventStore::new();
+        store.expect_load().returning(|_, _| Ok(history()));
+        store.expect_append().times(1).returning(|append| {
+            Err(AppendError::DuplicateRequest {
+                key: append.idempotency().key.clone(),
+            })
+        });
+        store
+            .expect_idempotency_record()
+            .returning(move |_| Ok(Some(record.clone())));
         let error = service(store, 3)
             .execute(&context("k"), &deposit("50.01"))
             .await
@@ -773,45 +1029,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn losing_the_key_race_returns_the_winners_outcome() {
-        let request = deposit("50.00");
-        let record = stored("k", &request, posted_outcome(3));
-        let expected = record.outcome.clone();
+    async fn a_rejected_command_records_its_rejection_alone() {
         let mut store = MockEventStore::new();
-        let mut lookups = 0;
+        store.expect_idempotency_record().never();
+        store.expect_load().returning(|_, _| Ok(history()));
         store
-            .expect_idempotency_record()
-            .times(2)
-            .returning(move |_| {
-                lookups += 1;
-                Ok((lookups == 2).then(|| record.clone()))
-            });
-        store.expect_load().returning(|_, _| Ok(history()));
-        store.expect_append().times(1).returning(|_| {
-            Err(AppendError::DuplicateRequest {
-                key: IdempotencyKey::parse("k").unwrap(),
+            .expect_append()
+            .withf(|append| {
+                append.streams().is_empty()
+                    && append.action_count() == 1
+                    && matches!(
+                        &append.idempotency().outcome,
+                        RecordedOutcome::Rejected {
+                            rejected: DomainError::InsufficientFunds { .. }
+                        }
+                    )
             })
-        });
-        let outcome = service(store, 3)
-            .execute(&context("k"), &request)
-            .await
-            .unwrap();
-        assert_eq!(outcome, expected);
-    }
-
-    #[tokio::test]
-    async fn a_rejected_command_writes_nothing() {
-        let mut store = MockEventStore::new();
-        store.expect_idempotency_record().returning(|_| Ok(None));
-        store.expect_load().returning(|_, _| Ok(history()));
-        store.expect_append().never();
-        let withdraw = CommandRequest::Withdraw {
-            account_id: account_id(),
-            amount: Amount::parse("100.01").unwrap(),
-            description: None,
-        };
+            .times(1)
+            .returning(|_| Ok(()));
         let error = service(store, 3)
-            .execute(&context("k"), &withdraw)
+            .execute(&context("k"), &withdraw("100.01"))
             .await
             .unwrap_err();
         assert!(
@@ -821,6 +1058,201 @@ mod tests {
             ),
             "{error:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unknown_outcome_that_committed_is_answered_from_the_record() {
+        let request = deposit("50.00");
+        let record = stored("k", &request, accepted(posted_outcome(3)));
+        let expected = posted_outcome_of(&record);
+        let mut store = MockEventStore::new();
+        store.expect_load().times(1).returning(|_, _| Ok(history()));
+        store
+            .expect_append()
+            .times(1)
+            .returning(|_| Err(AppendError::outcome_unknown("timed out after sending")));
+        let mut reads = 0;
+        store
+            .expect_idempotency_record()
+            .times(2)
+            .returning(move |_| {
+                reads += 1;
+                if reads == 1 {
+                    Err(StoreError::unavailable("connection reset"))
+                } else {
+                    Ok(Some(record.clone()))
+                }
+            });
+        let outcome = service(store, 3)
+            .execute(&context("k"), &request)
+            .await
+            .unwrap();
+        assert_eq!(outcome, expected);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unknown_outcome_that_did_not_commit_is_appended_again() {
+        let mut store = MockEventStore::new();
+        store.expect_load().times(2).returning(|_, _| Ok(history()));
+        let mut appends = 0;
+        store.expect_append().times(2).returning(move |_| {
+            appends += 1;
+            if appends == 1 {
+                Err(AppendError::outcome_unknown("connection lost"))
+            } else {
+                Ok(())
+            }
+        });
+        store
+            .expect_idempotency_record()
+            .times(1)
+            .returning(|_| Ok(None));
+        let outcome = service(store, 3)
+            .execute(&context("k"), &deposit("50.00"))
+            .await
+            .unwrap();
+        assert!(matches!(outcome, CommandOutcome::MoneyPosted { .. }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unknown_outcome_that_cannot_be_resolved_is_reported_as_unknown() {
+        let mut store = MockEventStore::new();
+        store.expect_load().returning(|_, _| Ok(history()));
+        store
+            .expect_append()
+            .times(1)
+            .returning(|_| Err(AppendError::outcome_unknown("timed out after sending")));
+        store
+            .expect_idempotency_record()
+            .times(usize::try_from(RECORD_READS_MAX).unwrap())
+            .returning(|_| Err(StoreError::unavailable("still down")));
+        let error = service(store, 3)
+            .execute(&context("k"), &deposit("50.00"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, CommandError::OutcomeUnknown { .. }),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unknown_outcomes_are_bounded() {
+        let mut store = MockEventStore::new();
+        store.expect_load().returning(|_, _| Ok(history()));
+        store
+            .expect_append()
+            .times(usize::try_from(UNKNOWN_OUTCOMES_MAX).unwrap())
+            .returning(|_| Err(AppendError::outcome_unknown("timed out")));
+        store.expect_idempotency_record().returning(|_| Ok(None));
+        let error = service(store, 10)
+            .execute(&context("k"), &deposit("50.00"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, CommandError::OutcomeUnknown { .. }),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_before_the_write_is_not_an_unknown_outcome() {
+        let mut store = MockEventStore::new();
+        store.expect_load().returning(|_, _| Ok(history()));
+        store
+            .expect_append()
+            .times(1)
+            .returning(|_| Err(StoreError::unavailable("connection refused").into()));
+        store.expect_idempotency_record().never();
+        let error = service(store, 3)
+            .execute(&context("k"), &deposit("50.00"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, CommandError::Store(StoreError::Unavailable(_))),
+            "{error:?}"
+        );
+    }
+
+    /// A clock stopped at one instant.
+    struct FixedClock(chrono::DateTime<Utc>);
+
+    impl Clock for FixedClock {
+        fn now(&self) -> chrono::DateTime<Utc> {
+            self.0
+        }
+    }
+
+    #[tokio::test]
+    async fn time_runs_forward_within_a_stream_even_when_the_clock_steps_back() {
+        let last_recorded_at = history().last().unwrap().recorded_at();
+        let mut store = MockEventStore::new();
+        store.expect_load().returning(|_, _| Ok(history()));
+        store
+            .expect_append()
+            .withf(move |append| {
+                append
+                    .events()
+                    .all(|event| event.recorded_at() == last_recorded_at)
+            })
+            .times(1)
+            .returning(|_| Ok(()));
+        let early = last_recorded_at - chrono::Duration::hours(1);
+        let service = CommandService::new(
+            Arc::new(store),
+            Arc::new(FixedClock(early)),
+            Arc::new(UuidV7Ids),
+            RetryPolicy::default(),
+        );
+        service
+            .execute(&context("k"), &deposit("1.00"))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_ahead_of_its_events_is_abandoned_for_a_full_replay() {
+        let mut snapshots = MockSnapshotStore::new();
+        snapshots
+            .expect_latest()
+            .returning(|_| Ok(Some(snapshot_ahead())));
+        snapshots.expect_save().returning(|_| Ok(true));
+        let mut store = MockEventStore::new();
+        store.expect_load().returning(|_, after_sequence| {
+            Ok(if after_sequence == 0 {
+                history()
+            } else {
+                Vec::new()
+            })
+        });
+        store.expect_append().times(2).returning(|append| {
+            let stream = &append.streams()[0];
+            if stream.expected_version == 3 {
+                Err(AppendError::MissingPredecessor {
+                    account_id: stream.account_id.clone(),
+                    expected_version: 3,
+                })
+            } else {
+                assert_eq!(stream.expected_version, 2, "decided again on the events");
+                Ok(())
+            }
+        });
+        let outcome = snapshotting(store, snapshots, 100)
+            .execute(&context("k"), &deposit("1.00"))
+            .await
+            .unwrap();
+        let CommandOutcome::MoneyPosted { event } = outcome else {
+            panic!("a deposit posts money");
+        };
+        assert_eq!(event.sequence, 3);
+        assert_eq!(event.balance_after.unwrap().to_string(), "101.00");
+    }
+
+    fn posted_outcome_of(record: &IdempotencyRecord) -> CommandOutcome {
+        match &record.outcome {
+            RecordedOutcome::Accepted(outcome) => outcome.clone(),
+            RecordedOutcome::Rejected { .. } => panic!("an accepted record"),
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -871,6 +1303,27 @@ mod tests {
             .into_iter()
             .map(|recorded| recorded.event)
             .collect();
+        Snapshot {
+            account_id: account_id(),
+            state: Account::replay(&account_id(), &events)
+                .unwrap()
+                .unwrap()
+                .snapshot(),
+            taken_at: Utc::now(),
+        }
+    }
+
+    /// A snapshot at version 3 of an account whose store holds only 2 events.
+    fn snapshot_ahead() -> Snapshot {
+        let mut events: Vec<_> = history()
+            .into_iter()
+            .map(|recorded| recorded.event)
+            .collect();
+        events.push(AccountEvent::MoneyDeposited(MoneyDeposited {
+            amount: Amount::parse("5.00").unwrap(),
+            balance_after: ledger_domain::Balance::parse("105.00").unwrap(),
+            description: None,
+        }));
         Snapshot {
             account_id: account_id(),
             state: Account::replay(&account_id(), &events)
@@ -979,6 +1432,27 @@ mod tests {
             matches!(error, CommandError::Store(StoreError::Corrupt { .. })),
             "{error:?}"
         );
+    }
+
+    #[test]
+    fn two_spellings_of_one_amount_are_one_request() {
+        assert_eq!(
+            deposit("12.5").fingerprint(),
+            deposit("12.50").fingerprint()
+        );
+        assert_eq!(deposit("12").fingerprint(), deposit("12.00").fingerprint());
+        assert_ne!(
+            deposit("12.5").fingerprint(),
+            deposit("12.05").fingerprint()
+        );
+        let open = |limit: &str| CommandRequest::OpenAccount {
+            account_id: Some(account_id()),
+            owner: OwnerName::parse("Ada").unwrap(),
+            kind: AccountKind::Checking,
+            currency: Currency::parse("USD").unwrap(),
+            overdraft_limit: Some(OverdraftLimit::parse(limit).unwrap()),
+        };
+        assert_eq!(open("100").fingerprint(), open("100.00").fingerprint());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use ledger_domain::{AccountId, AccountStatus, Balance, TransferId};
+use ledger_domain::{AccountId, AccountStatus, Balance, DomainError, TransferId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -125,11 +125,34 @@ pub enum CommandOutcome {
     },
 }
 
-/// The idempotency record written in the same atomic append as a command's events.
+/// What a command came to, as recorded under its key: every retry of the request gets exactly this.
+///
+/// A business rejection is an outcome too (design §4): it is recorded alone, with no event, so that a
+/// retry of a withdrawal that failed for lack of funds is refused again even after a deposit, and a
+/// retry of one that succeeded is never refused because the first attempt spent the money.
+///
+/// Untagged, so that an accepted outcome is stored exactly as before (`{"outcome": "money_posted",
+/// ...}`) and a rejection as `{"rejected": {"rejection": "insufficient_funds", ...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RecordedOutcome {
+    Accepted(CommandOutcome),
+    Rejected { rejected: DomainError },
+}
+
+impl RecordedOutcome {
+    /// Whether the command wrote events (and the record with them).
+    pub fn is_accepted(&self) -> bool {
+        matches!(self, Self::Accepted(_))
+    }
+}
+
+/// The idempotency record written in the same atomic append as a command's events (or alone, for a
+/// rejection).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyRecord {
     pub key: IdempotencyKey,
     pub fingerprint: RequestFingerprint,
-    pub outcome: CommandOutcome,
+    pub outcome: RecordedOutcome,
     pub recorded_at: DateTime<Utc>,
 }

@@ -22,7 +22,7 @@ pub use command_service::{
 pub use envelope::{EventId, EventMetadata, RecordedEvent};
 pub use idempotency::{
     CommandOutcome, IdempotencyKey, IdempotencyRecord, InvalidIdempotencyKey, PostedEvent,
-    RequestFingerprint,
+    RecordedOutcome, RequestFingerprint,
 };
 pub use projector::{
     FeedProjector, FeedProjectorConfig, Handled, Projected, ProjectionRetry, Projector,

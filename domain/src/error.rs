@@ -3,6 +3,7 @@
 //!
 //! Every variant is specific and carries the values a client needs to understand it; none is a string bag.
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::identity::AccountId;
@@ -35,8 +36,10 @@ pub enum ParseError {
     InvalidAccountStatus { text: String },
 }
 
-/// A command the `Account` aggregate refuses. No event is written for it.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+/// A command the `Account` aggregate refuses. No event is written for it; the rejection itself is an
+/// outcome, stored under the command's idempotency key (hence serde), so a retry gets it again.
+#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
+#[serde(tag = "rejection", rename_all = "snake_case")]
 pub enum DomainError {
     #[error("account {account_id} does not exist")]
     AccountNotFound { account_id: AccountId },

@@ -189,6 +189,12 @@ impl Amount {
         self.0
     }
 
+    /// The same amount without trailing zeros (`12.50` -> `12.5`): the canonical form in which two
+    /// spellings of one amount compare equal as text, as a request fingerprint needs.
+    pub fn normalized(self) -> Self {
+        Self(self.0.normalize())
+    }
+
     /// This amount written in `currency`'s minor units, or `None` if that would need rounding.
     pub fn in_currency(self, currency: Currency) -> Option<Self> {
         currency
@@ -270,6 +276,11 @@ impl OverdraftLimit {
 
     pub fn value(&self) -> Decimal {
         self.0
+    }
+
+    /// The same limit without trailing zeros: its canonical form (see [`Amount::normalized`]).
+    pub fn normalized(self) -> Self {
+        Self(self.0.normalize())
     }
 
     /// This limit written in `currency`'s minor units, or `None` if that would need rounding.

@@ -122,7 +122,7 @@ impl TestApp {
         Self {
             base_url,
             client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
+                .timeout(Duration::from_mins(2))
                 .build()
                 .expect("http client"),
             database_path,

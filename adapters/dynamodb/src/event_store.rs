@@ -2,9 +2,11 @@
 //!
 //! An append is ONE `TransactWriteItems`: the idempotency record's `Put` first, conditioned on
 //! `attribute_not_exists(client_request_id)`, then one `Put` per event conditioned on
-//! `attribute_not_exists(account_id)`. DynamoDB's conditions, not a read before the write, decide
-//! conflicts and duplicates, so the decision and the write are one atomic step across processes; the
-//! transaction's cancellation reasons say which item failed, which decides duplicate vs. conflict.
+//! `attribute_not_exists(account_id)`, then per stream with a predecessor a `ConditionCheck` that
+//! event `expected_version` exists and was recorded no later than the new events (no holes, time runs
+//! forward). DynamoDB's conditions, not a read before the write, decide conflicts and duplicates, so
+//! the decision and the write are one atomic step across processes; the transaction's cancellation
+//! reasons say which item failed, which decides duplicate vs. conflict vs. missing predecessor.
 //!
 //! A load is a strongly consistent Query of `account_id = :a AND sequence > :s`, followed page by page
 //! to the end (with an explicit bound on the number of pages).
@@ -22,8 +24,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, ConsumedCapacity, Put, ReturnConsumedCapacity,
-    TransactWriteItem,
+    AttributeValue, CancellationReason, ConditionCheck, ConsumedCapacity, Put,
+    ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use ledger_application::codec;
 use ledger_application::ports::{AppendError, AtomicAppend, EventStore, HealthCheck, StoreError};
@@ -32,7 +34,8 @@ use ledger_domain::AccountId;
 
 use crate::config::DynamoSettings;
 use crate::items::{
-    self, ACCOUNT_ID, CLIENT_REQUEST_ID, SEQUENCE, decode_event, decode_idempotency_record,
+    self, ACCOUNT_ID, CLIENT_REQUEST_ID, RECORDED_AT, SEQUENCE, decode_event,
+    decode_idempotency_record,
 };
 
 /// Why a DynamoDB request failed: the source of the adapters' `StoreError::Unavailable`.
@@ -139,14 +142,16 @@ impl DynamoEventStore {
         &self.settings
     }
 
-    /// The append's actions: the idempotency record first, then every event in stream and sequence
-    /// order. The record goes first so that index 0 of the cancellation reasons is always the key.
+    /// The append's actions: the idempotency record first (so that index 0 of the cancellation
+    /// reasons is always the key), then every event in stream and sequence order, then one
+    /// predecessor check per stream that has one; with the role and the stream of each action.
     fn transaction(
         &self,
         append: &AtomicAppend,
-    ) -> Result<(Vec<TransactWriteItem>, Vec<AccountId>), AppendError> {
+    ) -> Result<(Vec<TransactWriteItem>, Vec<ActionOf>), AppendError> {
         let tables = &self.settings.tables;
         let mut actions = Vec::with_capacity(append.action_count());
+        let mut roles = Vec::with_capacity(append.action_count());
         actions.push(conditional_put(
             &tables.idempotency,
             items::idempotency_item(
@@ -156,7 +161,11 @@ impl DynamoEventStore {
             )?,
             CLIENT_REQUEST_ID,
         )?);
-        let mut accounts = Vec::with_capacity(append.action_count());
+        roles.push(ActionOf {
+            role: Role::Record,
+            account_id: None,
+            expected_version: 0,
+        });
         for event in append.events() {
             let encoded = codec::encode(event)?;
             actions.push(conditional_put(
@@ -164,10 +173,52 @@ impl DynamoEventStore {
                 items::event_item(&encoded),
                 ACCOUNT_ID,
             )?);
-            accounts.push(event.account_id.clone());
+            roles.push(ActionOf {
+                role: Role::Event,
+                account_id: Some(event.account_id.clone()),
+                expected_version: 0,
+            });
         }
-        Ok((actions, accounts))
+        for stream in append.predecessor_checks() {
+            actions.push(predecessor_check(&tables.events, stream)?);
+            roles.push(ActionOf {
+                role: Role::Predecessor,
+                account_id: Some(stream.account_id.clone()),
+                expected_version: stream.expected_version,
+            });
+        }
+        Ok((actions, roles))
     }
+}
+
+/// A `ConditionCheck` that the stream's event `expected_version` exists and was recorded no later
+/// than the earliest of the events appended after it. Timestamps compare as stored strings: the fixed
+/// width UTC format sorts as time does. On failure the old item comes back (if there is one), which
+/// tells a regression (item present) from a hole (item absent).
+fn predecessor_check(
+    table: &str,
+    stream: &ledger_application::ports::StreamAppend,
+) -> Result<TransactWriteItem, StoreError> {
+    let earliest = stream
+        .events
+        .iter()
+        .map(RecordedEvent::recorded_at)
+        .min()
+        .ok_or_else(|| StoreError::corrupt("a stream append without events reached the store"))?;
+    let check = ConditionCheck::builder()
+        .table_name(table)
+        .key(ACCOUNT_ID, AttributeValue::S(stream.account_id.to_string()))
+        .key(SEQUENCE, items::number(stream.expected_version))
+        .condition_expression("attribute_exists(#pk) AND #ra <= :ra")
+        .expression_attribute_names("#pk", ACCOUNT_ID)
+        .expression_attribute_names("#ra", RECORDED_AT)
+        .expression_attribute_values(":ra", AttributeValue::S(codec::format_timestamp(earliest)))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .build()
+        .map_err(|e| {
+            StoreError::corrupt(format!("cannot build a ConditionCheck on {table}: {e}"))
+        })?;
+    Ok(TransactWriteItem::builder().condition_check(check).build())
 }
 
 /// A `Put` of `item` that fails if an item with its key exists (`attribute_not_exists` on the
@@ -187,13 +238,45 @@ fn conditional_put(
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
+/// One action of an append's transaction: what it does, on which stream, after which version.
+#[derive(Debug, Clone)]
+struct ActionOf {
+    role: Role,
+    account_id: Option<AccountId>,
+    /// For a predecessor check: the sequence it checks.
+    expected_version: u64,
+}
+
+/// What one action of an append's transaction does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The idempotency record's conditional `Put` (always action 0).
+    Record,
+    /// An event's conditional `Put`.
+    Event,
+    /// The check that a stream's predecessor event exists and is not recorded later.
+    Predecessor,
+}
+
+/// One cancellation reason as the classification needs it: its code, and whether DynamoDB returned
+/// the item (it does for a failed `ConditionCheck` asking for `ALL_OLD` when the item exists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reason<'a> {
+    pub code: Option<&'a str>,
+    pub item_returned: bool,
+}
+
 /// What a cancelled transaction means for the append, decided from its cancellation reasons alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cancellation {
     /// The idempotency record (action 0) exists: the request was already carried out.
     DuplicateRequest,
-    /// The event at `action` (>= 1) exists: another writer appended at this sequence first.
+    /// The event at `action` exists: another writer appended at this sequence first.
     Conflict { action: usize },
+    /// The predecessor checked at `action` does not exist: the append would leave a hole.
+    MissingPredecessor { action: usize },
+    /// The predecessor checked at `action` was recorded after the new events.
+    TimeRegression { action: usize },
     /// Another transaction held the item at `action` (0 = the record): try again, it may commit now.
     Contended { action: usize },
     /// DynamoDB had no capacity for an item: try again after a pause.
@@ -211,39 +294,82 @@ const THROTTLED: [&str; 3] = [
     "RequestLimitExceeded",
 ];
 
-/// Maps the codes of a `TransactionCanceledException` (one per action, `None` or `"None"` for an
-/// action that passed) to what the append must answer. The precedence follows the port:
+/// Maps the reasons of a `TransactionCanceledException` (one per action, code `None` or `"None"`
+/// for an action that passed) to what the append must answer. The precedence follows the port:
 ///
-/// 1. the record's condition failed: `DuplicateRequest`, even if an event's failed too, because the
+/// 1. the record's condition failed: `DuplicateRequest`, even if another failed too, because the
 ///    request has already been carried out;
 /// 2. the record is contended: retry, since whether the key is taken decides the answer and is not
 ///    known yet;
 /// 3. an event's condition failed: `Conflict` on that event's stream;
-/// 4. an event is contended: retry; 5. throttled: retry after a pause; 6. anything else: `Failed`.
-pub(crate) fn classify_cancellation(codes: &[Option<&str>], actions: usize) -> Cancellation {
-    if codes.len() != actions {
+/// 4. a predecessor check failed: `MissingPredecessor` or `TimeRegression`;
+/// 5. an action is contended: retry; 6. throttled: retry after a pause; 7. anything else: `Failed`.
+pub(crate) fn classify_cancellation(reasons: &[Reason<'_>], roles: &[Role]) -> Cancellation {
+    if reasons.len() != roles.len() || roles.first() != Some(&Role::Record) {
         // DynamoDB reports one reason per action, in order; without that, no index can be trusted.
         return Cancellation::Failed;
     }
-    let first_with = |wanted: &str| codes.iter().position(|code| *code == Some(wanted));
-    match codes.first().copied().flatten() {
+    let failed = |wanted: Role| {
+        reasons.iter().zip(roles).position(|(reason, role)| {
+            *role == wanted && reason.code == Some(CONDITIONAL_CHECK_FAILED)
+        })
+    };
+    match reasons[0].code {
         Some(CONDITIONAL_CHECK_FAILED) => return Cancellation::DuplicateRequest,
         Some(TRANSACTION_CONFLICT) => return Cancellation::Contended { action: 0 },
         _ => {}
     }
-    if let Some(action) = first_with(CONDITIONAL_CHECK_FAILED) {
+    if let Some(action) = failed(Role::Event) {
         return Cancellation::Conflict { action };
     }
-    if let Some(action) = first_with(TRANSACTION_CONFLICT) {
+    if let Some(action) = failed(Role::Predecessor) {
+        return if reasons[action].item_returned {
+            Cancellation::TimeRegression { action }
+        } else {
+            Cancellation::MissingPredecessor { action }
+        };
+    }
+    if let Some(action) = reasons
+        .iter()
+        .position(|reason| reason.code == Some(TRANSACTION_CONFLICT))
+    {
         return Cancellation::Contended { action };
     }
-    if codes
+    if reasons
         .iter()
-        .any(|code| code.is_some_and(|code| THROTTLED.contains(&code)))
+        .any(|reason| reason.code.is_some_and(|code| THROTTLED.contains(&code)))
     {
         return Cancellation::Throttled;
     }
     Cancellation::Failed
+}
+
+/// Whether a failed request may have reached DynamoDB and committed: anything but a refusal that
+/// DynamoDB answered (a service error), or a request that could not even be built. A timeout, a
+/// dropped connection or an unreadable response leaves the transaction's fate unknown, and so does
+/// DynamoDB's own 500 and `TransactionInProgressException` (another send with the same token runs).
+fn outcome_may_be_unknown<R>(error: &SdkError<TransactWriteItemsError, R>) -> bool {
+    match error {
+        SdkError::ConstructionFailure(_) => false,
+        SdkError::ServiceError(service) => matches!(
+            service.err(),
+            TransactWriteItemsError::InternalServerError(_)
+                | TransactWriteItemsError::TransactionInProgressException(_)
+        ),
+        _ => true,
+    }
+}
+
+/// A `Conflict` on `account_id`; with no stream to name (a rejection's record-only append, whose
+/// record stayed contended) a plain cancellation, after which nothing was written either.
+fn conflict_on(account_id: Option<AccountId>, reasons: &[CancellationReason]) -> AppendError {
+    match account_id {
+        Some(account_id) => AppendError::Conflict { account_id },
+        None => StoreError::unavailable(DynamoError::Cancelled {
+            reasons: describe_reasons(reasons),
+        })
+        .into(),
+    }
 }
 
 /// The cancellation reasons, one per action, if `error` is a `TransactionCanceledException`.
@@ -369,18 +495,17 @@ impl EventStore for DynamoEventStore {
     async fn append(&self, append: AtomicAppend) -> Result<(), AppendError> {
         // Refused before anything is sent: DynamoDB would refuse it too, but as a validation error.
         append.check_size()?;
-        let (actions, accounts) = self.transaction(&append)?;
+        let (actions, roles) = self.transaction(&append)?;
         let key = &append.idempotency().key;
-        // The stream named when the record itself is contended: an append has at least one event.
-        let first_account = accounts.first().cloned().ok_or_else(|| {
-            StoreError::corrupt("an atomic append without events reached the store")
-        })?;
+        let action_roles: Vec<Role> = roles.iter().map(|action| action.role).collect();
+        // The stream named by a conflict at `action`; the first stream when the record itself is
+        // contended. A rejection's record-only append has none.
+        let first_account = roles.iter().find_map(|action| action.account_id.clone());
         let account_of = |action: usize| {
-            action
-                .checked_sub(1)
-                .and_then(|event| accounts.get(event))
-                .cloned()
-                .unwrap_or_else(|| first_account.clone())
+            roles
+                .get(action)
+                .and_then(|action| action.account_id.clone())
+                .or_else(|| first_account.clone())
         };
         let attempts = self.settings.transaction_conflict_attempts_max.max(1);
         let tables = format!(
@@ -407,10 +532,21 @@ impl EventStore for DynamoEventStore {
                 Err(error) => error,
             };
             let Some(reasons) = cancellation_reasons(&error) else {
-                return Err(request_error("TransactWriteItems", &tables, &error).into());
+                let failure = request_error("TransactWriteItems", &tables, &error);
+                return Err(if outcome_may_be_unknown(&error) {
+                    AppendError::outcome_unknown(failure)
+                } else {
+                    failure.into()
+                });
             };
-            let codes: Vec<_> = reasons.iter().map(CancellationReason::code).collect();
-            let verdict = classify_cancellation(&codes, actions.len());
+            let codes: Vec<Reason<'_>> = reasons
+                .iter()
+                .map(|reason| Reason {
+                    code: reason.code(),
+                    item_returned: reason.item().is_some_and(|item| !item.is_empty()),
+                })
+                .collect();
+            let verdict = classify_cancellation(&codes, &action_roles);
             tracing::debug!(?codes, ?verdict, attempt, "append transaction cancelled");
             match verdict {
                 Cancellation::DuplicateRequest => {
@@ -427,17 +563,26 @@ impl EventStore for DynamoEventStore {
                     if self.idempotency_record(key).await?.is_some() {
                         return Err(AppendError::DuplicateRequest { key: key.clone() });
                     }
-                    return Err(AppendError::Conflict {
-                        account_id: first_account,
-                    });
+                    return Err(conflict_on(first_account, reasons));
                 }
                 // A lost race, or an event still contended after every attempt: to the caller both
                 // are a conflict, which it answers by reloading and deciding again (or with 409 and
                 // Retry-After).
                 Cancellation::Conflict { action } | Cancellation::Contended { action } => {
-                    return Err(AppendError::Conflict {
-                        account_id: account_of(action),
+                    return Err(conflict_on(account_of(action), reasons));
+                }
+                Cancellation::MissingPredecessor { action } => {
+                    let account_id = account_of(action)
+                        .ok_or_else(|| StoreError::corrupt("a predecessor check out of place"))?;
+                    return Err(AppendError::MissingPredecessor {
+                        account_id,
+                        expected_version: roles[action].expected_version,
                     });
+                }
+                Cancellation::TimeRegression { action } => {
+                    let account_id = account_of(action)
+                        .ok_or_else(|| StoreError::corrupt("a predecessor check out of place"))?;
+                    return Err(AppendError::TimeRegression { account_id });
                 }
                 Cancellation::Throttled => {
                     return Err(StoreError::unavailable(DynamoError::Throttled { attempts }).into());
@@ -504,19 +649,92 @@ mod tests {
     const CONFLICT: Option<&str> = Some(TRANSACTION_CONFLICT);
     const PASSED: Option<&str> = Some("None");
 
+    /// Classifies `codes` for a transaction of the record and `actions - 1` events.
+    fn classify(codes: &[Option<&str>], actions: usize) -> Cancellation {
+        let roles: Vec<Role> = (0..actions)
+            .map(|action| {
+                if action == 0 {
+                    Role::Record
+                } else {
+                    Role::Event
+                }
+            })
+            .collect();
+        let reasons: Vec<Reason<'_>> = codes
+            .iter()
+            .map(|&code| Reason {
+                code,
+                item_returned: false,
+            })
+            .collect();
+        classify_cancellation(&reasons, &roles)
+    }
+
     #[test]
-    fn a_failed_record_condition_is_a_duplicate_request() {
+    fn a_failed_predecessor_check_is_a_hole_or_a_regression_after_any_conflict() {
+        let roles = [Role::Record, Role::Event, Role::Predecessor];
+        let reason = |code, item_returned| Reason {
+            code,
+            item_returned,
+        };
         assert_eq!(
-            classify_cancellation(&[CCF, PASSED], 2),
-            Cancellation::DuplicateRequest
+            classify_cancellation(
+                &[
+                    reason(PASSED, false),
+                    reason(PASSED, false),
+                    reason(CCF, false)
+                ],
+                &roles
+            ),
+            Cancellation::MissingPredecessor { action: 2 }
         );
         assert_eq!(
-            classify_cancellation(&[CCF, None, CCF], 3),
+            classify_cancellation(
+                &[
+                    reason(PASSED, false),
+                    reason(PASSED, false),
+                    reason(CCF, true)
+                ],
+                &roles
+            ),
+            Cancellation::TimeRegression { action: 2 },
+            "the predecessor exists, so its timestamp failed the condition"
+        );
+        assert_eq!(
+            classify_cancellation(
+                &[
+                    reason(PASSED, false),
+                    reason(CCF, false),
+                    reason(CCF, false)
+                ],
+                &roles
+            ),
+            Cancellation::Conflict { action: 1 },
+            "a taken sequence is a conflict: reloading heals it"
+        );
+        assert_eq!(
+            classify_cancellation(
+                &[
+                    reason(CCF, false),
+                    reason(PASSED, false),
+                    reason(CCF, false)
+                ],
+                &roles
+            ),
+            Cancellation::DuplicateRequest
+        );
+    }
+
+    #[test]
+    fn a_failed_record_condition_is_a_duplicate_request() {
+        assert_eq!(classify(&[CCF, PASSED], 2), Cancellation::DuplicateRequest);
+        assert_eq!(
+            classify(&[CCF, None, CCF], 3),
             Cancellation::DuplicateRequest,
             "the duplicate takes precedence over a conflict"
         );
         assert_eq!(
-            classify_cancellation(&[CCF, CONFLICT], 2),
+            classify(&[CCF, CONFLICT], 2),
             Cancellation::DuplicateRequest
         );
     }
@@ -524,16 +742,16 @@ mod tests {
     #[test]
     fn a_failed_event_condition_is_a_conflict_on_that_event() {
         assert_eq!(
-            classify_cancellation(&[PASSED, CCF], 2),
+            classify(&[PASSED, CCF], 2),
             Cancellation::Conflict { action: 1 }
         );
         assert_eq!(
-            classify_cancellation(&[None, None, CCF, CCF], 4),
+            classify(&[None, None, CCF, CCF], 4),
             Cancellation::Conflict { action: 2 },
             "the first failed event names the stream"
         );
         assert_eq!(
-            classify_cancellation(&[PASSED, CONFLICT, CCF], 3),
+            classify(&[PASSED, CONFLICT, CCF], 3),
             Cancellation::Conflict { action: 2 },
             "a certain conflict beats a contended event"
         );
@@ -542,11 +760,11 @@ mod tests {
     #[test]
     fn contention_is_retried_and_a_contended_record_before_any_conflict() {
         assert_eq!(
-            classify_cancellation(&[PASSED, CONFLICT], 2),
+            classify(&[PASSED, CONFLICT], 2),
             Cancellation::Contended { action: 1 }
         );
         assert_eq!(
-            classify_cancellation(&[CONFLICT, CCF], 2),
+            classify(&[CONFLICT, CCF], 2),
             Cancellation::Contended { action: 0 },
             "whether the key is taken decides the answer, and it is not known yet"
         );
@@ -555,33 +773,27 @@ mod tests {
     #[test]
     fn throttling_is_retried() {
         for code in THROTTLED {
-            assert_eq!(
-                classify_cancellation(&[PASSED, Some(code)], 2),
-                Cancellation::Throttled
-            );
+            assert_eq!(classify(&[PASSED, Some(code)], 2), Cancellation::Throttled);
         }
     }
 
     #[test]
     fn anything_else_fails() {
         assert_eq!(
-            classify_cancellation(&[PASSED, Some("ValidationError")], 2),
+            classify(&[PASSED, Some("ValidationError")], 2),
             Cancellation::Failed
         );
         assert_eq!(
-            classify_cancellation(&[PASSED, Some("ItemCollectionSizeLimitExceeded")], 2),
+            classify(&[PASSED, Some("ItemCollectionSizeLimitExceeded")], 2),
             Cancellation::Failed
         );
+        assert_eq!(classify(&[PASSED, PASSED], 2), Cancellation::Failed);
         assert_eq!(
-            classify_cancellation(&[PASSED, PASSED], 2),
-            Cancellation::Failed
-        );
-        assert_eq!(
-            classify_cancellation(&[CCF], 2),
+            classify(&[CCF], 2),
             Cancellation::Failed,
             "reasons that do not match the actions cannot be attributed"
         );
-        assert_eq!(classify_cancellation(&[], 0), Cancellation::Failed);
+        assert_eq!(classify(&[], 0), Cancellation::Failed);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use ledger_application::codec::{self, EncodedEvent, format_timestamp, parse_timestamp};
 use ledger_application::ports::{Snapshot, StoreError};
 use ledger_application::{
-    CommandOutcome, IdempotencyKey, IdempotencyRecord, RecordedEvent, RequestFingerprint,
+    IdempotencyKey, IdempotencyRecord, RecordedEvent, RecordedOutcome, RequestFingerprint,
 };
 use ledger_domain::{AccountId, AccountSnapshot};
 
@@ -43,7 +43,7 @@ pub const RECORDED_AT: &str = "recorded_at";
 /// Partition key of the idempotency table (S): the client's `Idempotency-Key`.
 pub const CLIENT_REQUEST_ID: &str = "client_request_id";
 pub const FINGERPRINT: &str = "fingerprint";
-/// The stored [`CommandOutcome`] as JSON.
+/// The stored [`RecordedOutcome`] as JSON.
 pub const OUTCOME: &str = "outcome";
 /// The idempotency table's TTL attribute (N, epoch seconds).
 pub const EXPIRES_AT: &str = "expires_at";
@@ -220,7 +220,7 @@ pub fn decode_idempotency_record(
     let what = format!("idempotency record {key_text}");
     let key =
         IdempotencyKey::parse(key_text).map_err(|e| StoreError::corrupt(format!("{what}: {e}")))?;
-    let outcome: CommandOutcome = serde_json::from_str(text(item, OUTCOME, &what)?)
+    let outcome: RecordedOutcome = serde_json::from_str(text(item, OUTCOME, &what)?)
         .map_err(|e| StoreError::corrupt(format!("{what}: outcome: {e}")))?;
     Ok(IdempotencyRecord {
         key,

@@ -44,7 +44,8 @@ fn history(account_id: &str, count: u64) -> Vec<RecordedEvent> {
 }
 
 /// Appends `events` (one stream, from sequence 1) in appends of `per_append` events, each one
-/// transaction with its own idempotency key.
+/// transaction with its own idempotency key. At most 98 per append: with the record and the check of
+/// the predecessor, that is the transaction's limit of 100 actions.
 async fn append_in_chunks(store: &dyn EventStore, events: &[RecordedEvent], per_append: usize) {
     for (index, chunk) in events.chunks(per_append).enumerate() {
         let expected_version = chunk[0].sequence - 1;
@@ -274,9 +275,9 @@ async fn loading_1000_events_through_a_snapshot_takes_two_requests() {
     let snapshots = DynamoSnapshotStore::new(client.clone(), paged.clone());
 
     let short = history("acc-short", 10);
-    append_in_chunks(&store, &short, 99).await;
+    append_in_chunks(&store, &short, 98).await;
     let long = history("acc-long", 1_000);
-    append_in_chunks(&store, &long, 99).await;
+    append_in_chunks(&store, &long, 98).await;
     let id = account("acc-long");
     let everything = Account::replay(&id, long.iter().map(|e| &e.event))
         .expect("valid")

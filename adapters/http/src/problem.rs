@@ -193,7 +193,11 @@ pub enum ApiError {
         min_sequence: u64,
         last_sequence: u64,
     },
+    /// A storage dependency failed before anything was written.
     ServiceUnavailable,
+    /// A command's write may have committed, and the ledger could not find out: the client must
+    /// retry with the same key to learn the outcome (and never book the payment elsewhere meanwhile).
+    OutcomeUnknown,
     NotReady {
         failing_checks: Vec<&'static str>,
     },
@@ -351,6 +355,17 @@ impl ApiError {
                 "Service unavailable",
             )
             .detail("a storage dependency is unavailable; nothing was written; retry shortly")
+            .retry_after(),
+            Self::OutcomeUnknown => Described::new(
+                S::SERVICE_UNAVAILABLE,
+                "outcome_unknown",
+                "Outcome unknown",
+            )
+            .detail(
+                "the ledger could not confirm whether this command was carried out: it may have \
+                 been. Retry it with the same Idempotency-Key: the retry returns the original \
+                 result if it was carried out, and carries it out once if it was not",
+            )
             .retry_after(),
             Self::NotReady { failing_checks } => {
                 let mut described =
@@ -551,6 +566,10 @@ impl From<CommandError> for ApiError {
                 Self::ConcurrencyConflict
             }
             CommandError::Store(store) => Self::from(store),
+            CommandError::OutcomeUnknown { ref source } => {
+                tracing::warn!(error = %error_chain(source.as_ref()), "command outcome unknown");
+                Self::OutcomeUnknown
+            }
             error @ (CommandError::TooLarge { .. } | CommandError::CorruptHistory { .. }) => {
                 Self::internal(&error)
             }
@@ -864,6 +883,7 @@ mod tests {
         for error in [
             ApiError::ConcurrencyConflict,
             ApiError::ServiceUnavailable,
+            ApiError::OutcomeUnknown,
             ApiError::from(QueryError::NotYetConsistent {
                 account_id: account(),
                 min_sequence: 5,
@@ -880,6 +900,21 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[actix_web::test]
+    async fn an_unknown_outcome_says_it_may_have_committed_and_asks_for_the_same_key() {
+        let error = ApiError::from(CommandError::OutcomeUnknown {
+            source: "timed out after sending: secret-host:8000".into(),
+        });
+        assert_eq!(error.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = body_of(&error).await;
+        assert_eq!(body["code"], "outcome_unknown");
+        let detail = body["detail"].as_str().expect("detail");
+        assert!(detail.contains("may have been"), "{detail}");
+        assert!(detail.contains("same Idempotency-Key"), "{detail}");
+        assert!(!detail.contains("nothing was written"), "{detail}");
+        assert!(!body.to_string().contains("secret-host"), "{body}");
     }
 
     #[test]

@@ -8,9 +8,10 @@ use async_trait::async_trait;
 use ledger_application::codec::{self, EncodedEvent, format_timestamp, parse_timestamp};
 use ledger_application::ports::{
     AppendError, AtomicAppend, EventFeed, EventStore, FeedEvent, HealthCheck, StoreError,
+    StreamAppend,
 };
 use ledger_application::{
-    CommandOutcome, IdempotencyKey, IdempotencyRecord, RecordedEvent, RequestFingerprint,
+    IdempotencyKey, IdempotencyRecord, RecordedEvent, RecordedOutcome, RequestFingerprint,
 };
 use ledger_domain::AccountId;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
@@ -73,11 +74,13 @@ impl EventStore for SqliteEventStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
 
         let mut transaction = self.db.begin_write().await?;
-        match insert_append(&mut transaction, record, &outcome, &events).await {
+        match insert_append(&mut transaction, &append, &outcome, &events).await {
+            // Until COMMIT returns, the transaction may or may not be durable: an I/O error or a lost
+            // connection during it leaves the outcome to be read back from the idempotency record.
             Ok(()) => transaction
                 .commit()
                 .await
-                .map_err(|e| AppendError::Store(StoreError::unavailable(e))),
+                .map_err(AppendError::outcome_unknown),
             Err(error) => {
                 roll_back(transaction).await;
                 Err(error)
@@ -101,7 +104,7 @@ impl EventStore for SqliteEventStore {
             return Ok(None);
         };
         let outcome: String = column(&row, "outcome")?;
-        let outcome: CommandOutcome = serde_json::from_str(&outcome)
+        let outcome: RecordedOutcome = serde_json::from_str(&outcome)
             .map_err(|e| StoreError::corrupt(format!("outcome of idempotency key {key}: {e}")))?;
         Ok(Some(IdempotencyRecord {
             key: key.clone(),
@@ -112,14 +115,16 @@ impl EventStore for SqliteEventStore {
     }
 }
 
-/// The idempotency record first, then every event: a taken key therefore reports `DuplicateRequest`
-/// even when a sequence is taken too, because the request has already been carried out.
+/// The idempotency record first, then every event, then each stream's predecessor: a taken key
+/// therefore reports `DuplicateRequest` even when a sequence is taken too, because the request has
+/// already been carried out, and a taken sequence reports `Conflict` before a missing predecessor.
 async fn insert_append(
     conn: &mut SqliteConnection,
-    record: &IdempotencyRecord,
+    append: &AtomicAppend,
     outcome: &str,
     events: &[(&RecordedEvent, EncodedEvent)],
 ) -> Result<(), AppendError> {
+    let record = append.idempotency();
     sqlx::query(
         "INSERT INTO idempotency (client_request_id, fingerprint, outcome, recorded_at) \
          VALUES (?1, ?2, ?3, ?4)",
@@ -159,6 +164,44 @@ async fn insert_append(
             // A reused event id is an id source's fault, not this request's: a retry draws new ids.
             _ => StoreError::unavailable(error).into(),
         })?;
+    }
+
+    for stream in append.predecessor_checks() {
+        check_predecessor(conn, stream).await?;
+    }
+    Ok(())
+}
+
+/// No holes and no time running backwards: event `expected_version` of the stream exists and was not
+/// recorded after any of the events appended behind it. Inside the append's write transaction, so no
+/// other writer can change the answer before the commit. Timestamps are compared as stored: the fixed
+/// width UTC format sorts as time does.
+async fn check_predecessor(
+    conn: &mut SqliteConnection,
+    stream: &StreamAppend,
+) -> Result<(), AppendError> {
+    let predecessor_recorded_at: Option<String> = sqlx::query_scalar(
+        "SELECT recorded_at FROM events WHERE account_id = ?1 AND sequence = ?2",
+    )
+    .bind(stream.account_id.as_str())
+    .bind(storable(stream.expected_version, "sequence")?)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(StoreError::unavailable)?;
+    let Some(predecessor_recorded_at) = predecessor_recorded_at else {
+        return Err(AppendError::MissingPredecessor {
+            account_id: stream.account_id.clone(),
+            expected_version: stream.expected_version,
+        });
+    };
+    let regresses = stream
+        .events
+        .iter()
+        .any(|event| format_timestamp(event.recorded_at()) < predecessor_recorded_at);
+    if regresses {
+        return Err(AppendError::TimeRegression {
+            account_id: stream.account_id.clone(),
+        });
     }
     Ok(())
 }

@@ -79,6 +79,27 @@ impl EventStore for InMemoryEventStore {
                 });
             }
         }
+        for stream in append.predecessor_checks() {
+            let predecessor = state
+                .streams
+                .get(&stream.account_id)
+                .and_then(|events| events.get(&stream.expected_version));
+            let Some(predecessor) = predecessor else {
+                return Err(AppendError::MissingPredecessor {
+                    account_id: stream.account_id.clone(),
+                    expected_version: stream.expected_version,
+                });
+            };
+            if stream
+                .events
+                .iter()
+                .any(|event| event.recorded_at() < predecessor.recorded_at())
+            {
+                return Err(AppendError::TimeRegression {
+                    account_id: stream.account_id.clone(),
+                });
+            }
+        }
         if let Some(reused) = append
             .events()
             .find(|event| state.event_ids.contains(&event.event_id))

@@ -16,10 +16,8 @@ pub const MAX_ACTIONS_PER_APPEND: usize = 100;
 /// A failure to read or write that says nothing about the request itself.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The store could not be reached or failed; the operation may be retried. For a read nothing
-    /// changed; for an append the outcome is unknown (a timed-out DynamoDB transaction may have
-    /// committed), which is why appends carry an idempotency key: the retry then meets
-    /// `DuplicateRequest` and answers from the stored outcome.
+    /// The store could not be reached or failed; the operation may be retried. Nothing changed: an
+    /// append that may have committed reports `AppendError::OutcomeUnknown` instead.
     #[error("store unavailable: {0}")]
     Unavailable(#[source] BoxError),
     /// The store holds data this code cannot have written (undecodable event, broken invariant).
@@ -39,29 +37,57 @@ impl StoreError {
     }
 }
 
-/// Why an append was refused. In every case nothing at all was written.
+/// Why an append did not take effect. In every case but `OutcomeUnknown`, nothing at all was written.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
     /// An event with one of the appended sequences already exists on `account_id`: another writer got
     /// there first. MUST be returned (never `Unavailable`) when the expected version is stale.
     #[error("concurrent append to account {account_id}")]
     Conflict { account_id: AccountId },
-    /// An idempotency record with this key already exists. MUST take precedence over `Conflict` when
-    /// both hold, because the request has then already been carried out.
+    /// An idempotency record with this key already exists. MUST take precedence over every other
+    /// refusal when it holds, because the request has then already been carried out.
     #[error("a request with idempotency key {key} was already recorded")]
     DuplicateRequest { key: IdempotencyKey },
+    /// The stream does not hold event `expected_version` (for an `expected_version` above 0): the
+    /// writer decided against a state the store does not have (a snapshot ahead of its events), and
+    /// appending would leave a hole. MUST be returned rather than committing sequence N+1 without N.
+    #[error("account {account_id} has no event {expected_version} to append after")]
+    MissingPredecessor {
+        account_id: AccountId,
+        expected_version: u64,
+    },
+    /// An appended event's `recorded_at` is earlier than that of the stream's event
+    /// `expected_version`: time would run backwards within the stream (a clock step, or a writer
+    /// that decided against a stale state). MUST be returned rather than committing.
+    #[error("an event of account {account_id} would be recorded before its predecessor")]
+    TimeRegression { account_id: AccountId },
     /// More than [`MAX_ACTIONS_PER_APPEND`] actions: refused before anything is sent.
     #[error("an atomic append of {actions} actions exceeds the limit of {max}")]
     TooLarge { actions: usize, max: usize },
+    /// The store failed before anything was written: nothing was, and the append may be retried.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store cannot tell whether the append committed: the request was sent, and then the answer
+    /// was lost (a timeout, a dropped connection, a failed commit, a DynamoDB transaction in an
+    /// unknown state). The idempotency record says what happened; an adapter MUST return this, never
+    /// `Store`, for any failure that may have come after the write.
+    #[error("the outcome of the append is unknown: {0}")]
+    OutcomeUnknown(#[source] BoxError),
+}
+
+impl AppendError {
+    pub fn outcome_unknown(error: impl Into<BoxError>) -> Self {
+        Self::OutcomeUnknown(error.into())
+    }
 }
 
 /// Why an [`AtomicAppend`] could not be built: a programming error in the caller, never a client's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidAppend {
-    #[error("an append needs at least one stream with at least one event")]
+    #[error("an accepted command's append needs at least one stream with at least one event")]
     Empty,
+    #[error("a rejected command's append holds its idempotency record alone, never an event")]
+    RejectionWithEvents,
     #[error("stream {account_id} appears twice in one append")]
     DuplicateStream { account_id: AccountId },
     #[error(
@@ -83,7 +109,11 @@ pub struct StreamAppend {
 }
 
 /// Everything one command writes: its events on one or more streams and its idempotency record. A store
-/// commits all of it or none of it.
+/// commits all of it or none of it. A rejected command writes its record alone (no stream).
+///
+/// Besides the key and the sequences, a store checks for each stream with an `expected_version` above
+/// 0 that event `expected_version` exists and was not recorded after the new events (no holes, and
+/// time never runs backwards within a stream), in the same atomic step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AtomicAppend {
     streams: Vec<StreamAppend>,
@@ -95,6 +125,16 @@ impl AtomicAppend {
         streams: Vec<StreamAppend>,
         idempotency: IdempotencyRecord,
     ) -> Result<Self, InvalidAppend> {
+        if !idempotency.outcome.is_accepted() {
+            return if streams.is_empty() {
+                Ok(Self {
+                    streams,
+                    idempotency,
+                })
+            } else {
+                Err(InvalidAppend::RejectionWithEvents)
+            };
+        }
         if streams.is_empty() || streams.iter().any(|s| s.events.is_empty()) {
             return Err(InvalidAppend::Empty);
         }
@@ -137,9 +177,15 @@ impl AtomicAppend {
         self.streams.iter().flat_map(|s| s.events.iter())
     }
 
-    /// Events plus the idempotency record: what a store counts against [`MAX_ACTIONS_PER_APPEND`].
+    /// The streams whose predecessor event (`expected_version`, above 0) the store must find.
+    pub fn predecessor_checks(&self) -> impl Iterator<Item = &StreamAppend> {
+        self.streams.iter().filter(|s| s.expected_version > 0)
+    }
+
+    /// Events, the idempotency record and one predecessor check per stream that has one: what a store
+    /// counts against [`MAX_ACTIONS_PER_APPEND`] (each is an action of DynamoDB's transaction).
     pub fn action_count(&self) -> usize {
-        self.events().count() + 1
+        self.events().count() + 1 + self.predecessor_checks().count()
     }
 
     /// The `TooLarge` error if this append exceeds [`MAX_ACTIONS_PER_APPEND`]. Stores call it first.
@@ -170,9 +216,12 @@ pub trait EventStore: Send + Sync {
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// Commits all events of all streams and the idempotency record atomically, or nothing.
-    /// MUST return `DuplicateRequest` if the key is recorded, else `Conflict` if any appended sequence
-    /// already exists, `TooLarge` above [`MAX_ACTIONS_PER_APPEND`], and `Store` for anything else —
-    /// including an `event_id` that is already stored (ids are fresh UUIDv7s, so a retry heals it).
+    /// MUST return, in this order of precedence: `TooLarge` above [`MAX_ACTIONS_PER_APPEND`] (before
+    /// sending anything); `DuplicateRequest` if the key is recorded; `Conflict` if any appended
+    /// sequence already exists; `MissingPredecessor` if event `expected_version` of a stream is
+    /// missing; `TimeRegression` if it was recorded after the appended events. `Store` for any other
+    /// failure known to have written nothing — including an `event_id` that is already stored (ids are
+    /// fresh UUIDv7s, so a retry heals it) — and `OutcomeUnknown` when the write may have committed.
     async fn append(&self, append: AtomicAppend) -> Result<(), AppendError>;
 
     /// The idempotency record stored under `key`, read with the same consistency as `load`. A store

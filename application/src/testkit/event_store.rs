@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
-use crate::idempotency::IdempotencyKey;
+use ledger_domain::DomainError;
+
+use crate::idempotency::{IdempotencyKey, RecordedOutcome};
 use crate::ports::{AppendError, EventStore, MAX_ACTIONS_PER_APPEND};
 use crate::testkit::EventStoreSubject;
 use crate::testkit::fixtures::{
-    account, at, deposited_event, key, multi_append, opened_event, record_for, recorded,
-    single_append, transfer_events,
+    account, amount, at, balance, deposited_event, key, multi_append, opened_event, record_for,
+    recorded, rejection_append, single_append, transfer_events,
 };
 
 /// Opens `account_id` (sequence 1) and deposits 100.00 (sequence 2).
@@ -308,7 +310,8 @@ pub async fn appends_above_the_action_limit_are_refused_whole(subject: EventStor
             })
             .collect::<Vec<_>>()
     };
-    let too_many = single_append("too-many", 1, deposits(MAX_ACTIONS_PER_APPEND as u64));
+    // After sequence 1 the append also checks its predecessor: the events, the record and that check.
+    let too_many = single_append("too-many", 1, deposits(MAX_ACTIONS_PER_APPEND as u64 - 1));
     let error = subject.store.append(too_many).await.expect_err("too large");
     assert!(
         matches!(error, AppendError::TooLarge { actions, max }
@@ -325,7 +328,7 @@ pub async fn appends_above_the_action_limit_are_refused_whole(subject: EventStor
         1
     );
     no_record(subject.store.as_ref(), "too-many").await;
-    let at_limit = single_append("at-limit", 1, deposits(MAX_ACTIONS_PER_APPEND as u64 - 1));
+    let at_limit = single_append("at-limit", 1, deposits(MAX_ACTIONS_PER_APPEND as u64 - 2));
     subject
         .store
         .append(at_limit)
@@ -338,7 +341,7 @@ pub async fn appends_above_the_action_limit_are_refused_whole(subject: EventStor
             .await
             .expect("load")
             .len(),
-        MAX_ACTIONS_PER_APPEND
+        MAX_ACTIONS_PER_APPEND - 1
     );
 }
 
@@ -412,4 +415,237 @@ pub async fn racing_requests_with_one_key_have_exactly_one_winner(subject: Event
         written += store.load(&stream, 0).await.expect("load").len();
     }
     assert_eq!(written, 1, "only the winner's event was written");
+}
+
+fn insufficient_funds() -> DomainError {
+    DomainError::InsufficientFunds {
+        account_id: account("acc-1"),
+        available: balance("100.00"),
+        requested: amount("180.00"),
+    }
+}
+
+/// A rejection is an outcome: its record is stored alone (no event) and takes the key for good.
+pub async fn a_rejection_is_recorded_alone_and_takes_its_key(subject: EventStoreSubject) {
+    seed(subject.store.as_ref(), "acc-1").await;
+    subject
+        .store
+        .append(rejection_append("refused", insufficient_funds()))
+        .await
+        .expect("a rejection's record is stored");
+    let record = subject
+        .store
+        .idempotency_record(&key("refused"))
+        .await
+        .expect("read record")
+        .expect("the rejection is recorded");
+    assert_eq!(
+        record.outcome,
+        RecordedOutcome::Rejected {
+            rejected: insufficient_funds()
+        },
+        "the rejection round-trips with every value the client was told"
+    );
+    let again = subject
+        .store
+        .append(rejection_append("refused", insufficient_funds()))
+        .await
+        .expect_err("the key is taken");
+    assert!(
+        matches!(again, AppendError::DuplicateRequest { .. }),
+        "{again:?}"
+    );
+    let accepted_later = single_append(
+        "refused",
+        2,
+        vec![recorded(
+            "acc-1",
+            3,
+            deposited_event("5.00", "105.00"),
+            at(3, 9, 0),
+        )],
+    );
+    let error = subject
+        .store
+        .append(accepted_later)
+        .await
+        .expect_err("the key is taken by the rejection");
+    assert!(
+        matches!(error, AppendError::DuplicateRequest { .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        subject
+            .store
+            .load(&account("acc-1"), 0)
+            .await
+            .expect("load")
+            .len(),
+        2,
+        "neither the rejection nor the later attempt wrote an event"
+    );
+}
+
+/// No holes: an append after version N commits only if event N exists.
+pub async fn an_append_after_a_missing_event_is_refused_and_writes_nothing(
+    subject: EventStoreSubject,
+) {
+    seed(subject.store.as_ref(), "acc-1").await;
+    let past_the_end = single_append(
+        "past-the-end",
+        3,
+        vec![recorded(
+            "acc-1",
+            4,
+            deposited_event("5.00", "105.00"),
+            at(3, 9, 0),
+        )],
+    );
+    let error = subject
+        .store
+        .append(past_the_end)
+        .await
+        .expect_err("event 3 does not exist");
+    assert!(
+        matches!(&error, AppendError::MissingPredecessor { account_id, expected_version: 3 }
+            if *account_id == account("acc-1")),
+        "{error:?}"
+    );
+    let on_empty = single_append(
+        "on-empty",
+        5,
+        vec![recorded(
+            "acc-empty",
+            6,
+            deposited_event("5.00", "5.00"),
+            at(3, 9, 0),
+        )],
+    );
+    let error = subject
+        .store
+        .append(on_empty)
+        .await
+        .expect_err("an empty stream has no event 5");
+    assert!(
+        matches!(error, AppendError::MissingPredecessor { .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        subject
+            .store
+            .load(&account("acc-1"), 0)
+            .await
+            .expect("load")
+            .len(),
+        2
+    );
+    assert!(
+        subject
+            .store
+            .load(&account("acc-empty"), 0)
+            .await
+            .expect("load")
+            .is_empty()
+    );
+    no_record(subject.store.as_ref(), "past-the-end").await;
+    no_record(subject.store.as_ref(), "on-empty").await;
+}
+
+/// Time runs forward within a stream: an event is never recorded before its predecessor (at the
+/// same instant is fine).
+pub async fn an_event_recorded_before_its_predecessor_is_refused(subject: EventStoreSubject) {
+    // The seed's second event is recorded at `at(1, 10, 2)`.
+    seed(subject.store.as_ref(), "acc-1").await;
+    let earlier = single_append(
+        "earlier",
+        2,
+        vec![recorded(
+            "acc-1",
+            3,
+            deposited_event("5.00", "105.00"),
+            at(1, 10, 1),
+        )],
+    );
+    let error = subject
+        .store
+        .append(earlier)
+        .await
+        .expect_err("time would run backwards");
+    assert!(
+        matches!(&error, AppendError::TimeRegression { account_id } if *account_id == account("acc-1")),
+        "{error:?}"
+    );
+    no_record(subject.store.as_ref(), "earlier").await;
+    let same_instant = single_append(
+        "same-instant",
+        2,
+        vec![recorded(
+            "acc-1",
+            3,
+            deposited_event("5.00", "105.00"),
+            at(1, 10, 2),
+        )],
+    );
+    subject
+        .store
+        .append(same_instant)
+        .await
+        .expect("the same instant does not run backwards");
+    assert_eq!(
+        subject
+            .store
+            .load(&account("acc-1"), 0)
+            .await
+            .expect("load")
+            .len(),
+        3
+    );
+}
+
+/// Accepted and rejected outcomes racing under one key: exactly one is recorded, and it is the only
+/// thing written.
+pub async fn racing_outcomes_under_one_key_have_exactly_one_winner(subject: EventStoreSubject) {
+    const WRITERS: u64 = 16;
+    seed(subject.store.as_ref(), "acc-1").await;
+    let store = Arc::clone(&subject.store);
+    let mut tasks = tokio::task::JoinSet::new();
+    for writer in 0..WRITERS {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let accepted = writer % 2 == 0;
+            let append = if accepted {
+                single_append(
+                    "one-outcome",
+                    2,
+                    vec![recorded(
+                        "acc-1",
+                        3,
+                        deposited_event("5.00", "105.00"),
+                        at(3, 9, 0),
+                    )],
+                )
+            } else {
+                rejection_append("one-outcome", insufficient_funds())
+            };
+            (accepted, store.append(append).await)
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (accepted, result) = joined.expect("task");
+        match result {
+            Ok(()) => winners.push(accepted),
+            Err(AppendError::DuplicateRequest { .. } | AppendError::Conflict { .. }) => {}
+            Err(other) => panic!("a lost race is a duplicate or a conflict, got {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one outcome is recorded");
+    let record = store
+        .idempotency_record(&key("one-outcome"))
+        .await
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(record.outcome.is_accepted(), winners[0]);
+    let events = store.load(&account("acc-1"), 0).await.expect("load");
+    assert_eq!(events.len(), if winners[0] { 3 } else { 2 });
 }

@@ -3,14 +3,15 @@
 use chrono::{DateTime, TimeZone, Utc};
 use ledger_domain::{
     AccountEvent, AccountFrozen, AccountId, AccountKind, AccountOpened, Amount, Balance, Currency,
-    FreezeReason, MoneyDeposited, OverdraftLimit, OwnerName, TransferCredited, TransferDebited,
-    TransferId,
+    DomainError, FreezeReason, MoneyDeposited, OverdraftLimit, OwnerName, TransferCredited,
+    TransferDebited, TransferId,
 };
 use uuid::Uuid;
 
 use crate::envelope::{EventId, EventMetadata, RecordedEvent};
 use crate::idempotency::{
-    CommandOutcome, IdempotencyKey, IdempotencyRecord, PostedEvent, RequestFingerprint,
+    CommandOutcome, IdempotencyKey, IdempotencyRecord, PostedEvent, RecordedOutcome,
+    RequestFingerprint,
 };
 use crate::ports::{AtomicAppend, StreamAppend};
 
@@ -123,16 +124,30 @@ pub fn record_for(key_text: &str, events: &[&RecordedEvent]) -> IdempotencyRecor
     IdempotencyRecord {
         key: key(key_text),
         fingerprint: RequestFingerprint::of(key_text.as_bytes()),
-        outcome: CommandOutcome::MoneyPosted {
+        outcome: RecordedOutcome::Accepted(CommandOutcome::MoneyPosted {
             event: PostedEvent {
                 account_id: first.account_id.clone(),
                 sequence: first.sequence,
                 event_id: first.event_id,
                 balance_after: first.event.movement().map(|m| m.balance_after),
             },
-        },
+        }),
         recorded_at: first.metadata.recorded_at,
     }
+}
+
+/// The record-only append of a command rejected with `rejected`, under `key_text`.
+pub fn rejection_append(key_text: &str, rejected: DomainError) -> AtomicAppend {
+    AtomicAppend::new(
+        Vec::new(),
+        IdempotencyRecord {
+            key: key(key_text),
+            fingerprint: RequestFingerprint::of(key_text.as_bytes()),
+            outcome: RecordedOutcome::Rejected { rejected },
+            recorded_at: at(1, 12, 0),
+        },
+    )
+    .expect("a rejection's append holds its record alone")
 }
 
 /// An append of `events` to one stream at `expected_version`, under `key_text`.

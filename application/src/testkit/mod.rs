@@ -144,6 +144,10 @@ macro_rules! event_store_contract_tests {
                 appends_above_the_action_limit_are_refused_whole,
                 racing_appends_at_one_version_have_exactly_one_winner,
                 racing_requests_with_one_key_have_exactly_one_winner,
+                a_rejection_is_recorded_alone_and_takes_its_key,
+                an_append_after_a_missing_event_is_refused_and_writes_nothing,
+                an_event_recorded_before_its_predecessor_is_refused,
+                racing_outcomes_under_one_key_have_exactly_one_winner,
             ]
         );
     };
