@@ -90,13 +90,36 @@ impl TestApp {
             "AWS_ENDPOINT_URL is not set: the DynamoDB tests need DynamoDB Local; run ./scripts/test.sh"
         );
         let prefix = format!("e2e_{}_", uuid_like());
-        let mut all: Vec<(&str, &str)> = vec![
+        // Given variables come first, so that a caller's own table prefix wins.
+        let mut all: Vec<(&str, &str)> = vars.to_vec();
+        all.extend_from_slice(&[
             ("LEDGER_EVENT_STORE", "dynamodb"),
             ("LEDGER_DYNAMODB_TABLE_PREFIX", prefix.as_str()),
             ("LEDGER_DYNAMODB_CREATE_TABLES", "true"),
-        ];
-        all.extend_from_slice(vars);
+        ]);
         Self::spawn_with(&all).await
+    }
+
+    /// Two ledger instances on one new SQLite database, as two processes sharing one event store: the
+    /// in-process account locks of one cannot order the other's writes, so the store's own checks
+    /// decide. The first instance keeps the temp dir.
+    pub async fn spawn_pair() -> (Self, Self) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("shared.db");
+        let mut first = Self::start_on(path.clone(), &[]).await;
+        let second = Self::start_on(path, &[]).await;
+        first.temp_dir = Some(dir);
+        (first, second)
+    }
+
+    /// Two ledger instances on the same new DynamoDB tables (each with its own SQLite read model fed
+    /// by its own stream poller), as two ECS tasks sharing the event store.
+    pub async fn spawn_dynamodb_pair() -> (Self, Self) {
+        let prefix = format!("e2e_{}_", uuid_like());
+        let vars = [("LEDGER_DYNAMODB_TABLE_PREFIX", prefix.as_str())];
+        let first = Self::spawn_dynamodb(&vars).await;
+        let second = Self::spawn_dynamodb(&vars).await;
+        (first, second)
     }
 
     /// Starts the ledger on an existing (or new) database file that the caller keeps.

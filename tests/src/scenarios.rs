@@ -143,6 +143,106 @@ pub async fn one_key_sent_ten_times_in_parallel_has_one_effect(app: Arc<TestApp>
     assert_eq!(account.balance().to_string(), "5.00");
 }
 
+/// Sends one command `copies` times at once under one key, spread over `apps` (several instances on
+/// one store, or one), and asserts that every answer is the same: status and body, byte for byte.
+/// Returns that answer.
+async fn one_answer_under_one_key(
+    apps: &[Arc<TestApp>],
+    copies: usize,
+    path: &str,
+    key: &str,
+    body: &serde_json::Value,
+) -> crate::Reply {
+    let mut tasks = tokio::task::JoinSet::new();
+    for copy in 0..copies {
+        let app = Arc::clone(&apps[copy % apps.len()]);
+        let (path, key, body) = (path.to_owned(), key.to_owned(), body.clone());
+        tasks.spawn(async move { app.command(&path, &key, &body).await });
+    }
+    let mut replies = Vec::new();
+    while let Some(reply) = tasks.join_next().await {
+        replies.push(reply.expect("task"));
+    }
+    let first = replies.pop().expect("at least one copy");
+    for reply in &replies {
+        assert_eq!(
+            (reply.status, &reply.raw),
+            (first.status, &first.raw),
+            "every attempt under key {key} gets the one answer"
+        );
+    }
+    first
+}
+
+/// Issue 6's interleavings, on whatever store and number of instances `apps` share: one key sent
+/// eight times at once is one answer — for a withdrawal that fits only once, an opening with a
+/// client-chosen id, and a rejection — and later retries get that answer again, even after the
+/// account changed.
+pub async fn every_attempt_under_one_key_gets_the_one_answer(apps: Vec<Arc<TestApp>>) {
+    let first = &apps[0];
+    first.open("once", "USD", None).await;
+    assert_eq!(first.deposit("once", "100.00").await.status, 200);
+
+    // A withdrawal of 80.00 from 100.00 fits exactly once: every copy must hear that it succeeded.
+    let withdrawal_key = new_key();
+    let withdrawal = json!({"amount": "80.00"});
+    let answer = one_answer_under_one_key(
+        &apps,
+        8,
+        "/v1/accounts/once/withdrawals",
+        &withdrawal_key,
+        &withdrawal,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.raw);
+    assert_eq!(answer.body["balance_after"], "20.00");
+    // After: the same answer again, also for the amount spelled differently.
+    for (app, amount) in apps.iter().zip(["80.00", "80.0", "80"].iter().cycle()) {
+        let again = app
+            .command(
+                "/v1/accounts/once/withdrawals",
+                &withdrawal_key,
+                &json!({"amount": amount}),
+            )
+            .await;
+        assert_eq!((again.status, &again.raw), (200, &answer.raw), "{amount}");
+    }
+
+    // Opening with a client-chosen id: every copy hears 201, none `account_already_exists`.
+    let open_key = new_key();
+    let opening = json!({"account_id": "chosen", "owner": "Ada", "kind": "SAVINGS",
+        "currency": "EUR"});
+    let answer = one_answer_under_one_key(&apps, 8, "/v1/accounts", &open_key, &opening).await;
+    assert_eq!(answer.status, 201, "{}", answer.raw);
+
+    // A rejection is an answer too: the same 422 for every copy, and for a retry after the account
+    // could pay.
+    let refused_key = new_key();
+    let too_much = json!({"amount": "500.00"});
+    let answer = one_answer_under_one_key(
+        &apps,
+        8,
+        "/v1/accounts/once/withdrawals",
+        &refused_key,
+        &too_much,
+    )
+    .await;
+    assert_eq!(answer.status, 422, "{}", answer.raw);
+    assert_eq!(answer.code(), "insufficient_funds");
+    assert_eq!(answer.body["available"], "20.00");
+    assert_eq!(first.deposit("once", "1000.00").await.status, 200);
+    let later = apps[apps.len() - 1]
+        .command("/v1/accounts/once/withdrawals", &refused_key, &too_much)
+        .await;
+    assert_eq!((later.status, &later.raw), (422, &answer.raw));
+
+    // One effect each: the opening, the seed deposit, one withdrawal, the later deposit.
+    let once = first.folded("once").await;
+    assert_eq!(once.version(), 4);
+    assert_eq!(once.balance().to_string(), "1020.00");
+    assert_eq!(first.folded("chosen").await.version(), 1);
+}
+
 /// A small deterministic generator (xorshift), so a failing run can be replayed from its seed.
 fn seed() -> u64 {
     let seed = std::env::var("LEDGER_TEST_SEED")

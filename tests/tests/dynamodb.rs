@@ -23,6 +23,17 @@ async fn one_key_sent_ten_times_in_parallel_has_one_effect_on_dynamodb() {
     scenarios::one_key_sent_ten_times_in_parallel_has_one_effect(app).await;
 }
 
+/// Issue 6's interleavings on DynamoDB, from two instances on the same tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_attempt_under_one_key_gets_the_one_answer_on_dynamodb() {
+    let (first, second) = TestApp::spawn_dynamodb_pair().await;
+    scenarios::every_attempt_under_one_key_gets_the_one_answer(vec![
+        Arc::new(first),
+        Arc::new(second),
+    ])
+    .await;
+}
+
 /// Snapshots every 3 events: a long-lived account keeps deciding correctly from snapshot plus tail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_account_served_from_snapshots_keeps_its_balance() {

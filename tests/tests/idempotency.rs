@@ -1,6 +1,9 @@
-//! Idempotent commands over real HTTP: a retry returns the original body and writes no event.
+//! Idempotent commands over real HTTP: a retry returns the original body and writes no event, and
+//! every attempt under one key — after, queued behind, or racing from another instance — gets one answer.
 
-use ledger_tests::{TestApp, new_key};
+use std::sync::Arc;
+
+use ledger_tests::{TestApp, new_key, scenarios};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,4 +41,22 @@ async fn a_retried_command_returns_the_same_body_and_writes_nothing() {
     let refused = app.command("/v1/transfers", &key, &transfer).await;
     assert_eq!(refused.code(), "same_account_transfer");
     app.stop().await;
+}
+
+/// Copies queued in one process behind the first attempt answer from its record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_attempt_under_one_key_gets_the_one_answer() {
+    let app = Arc::new(TestApp::spawn().await);
+    scenarios::every_attempt_under_one_key_gets_the_one_answer(vec![app]).await;
+}
+
+/// Copies racing from two processes on one database: the store's check decides, not the locks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_attempt_under_one_key_gets_the_one_answer_across_two_instances() {
+    let (first, second) = TestApp::spawn_pair().await;
+    scenarios::every_attempt_under_one_key_gets_the_one_answer(vec![
+        Arc::new(first),
+        Arc::new(second),
+    ])
+    .await;
 }
