@@ -24,6 +24,20 @@ macro_rules! transaction_columns {
     };
 }
 
+/// The last movement at or before an instant, found by one descent of the
+/// `rm_account_transactions_by_time` index (account, time, sequence), whatever the account's history.
+///
+/// Within a stream time never runs backwards (every event store refuses an event recorded before its
+/// predecessor), so the latest time at or before the instant, highest sequence first among equal
+/// times, is the highest sequence at or before it. Stored timestamps are fixed-width UTC text, so `<=`
+/// on text is `<=` on time, inclusive of the instant itself.
+const LAST_TRANSACTION_AT_OR_BEFORE: &str = concat!(
+    "SELECT ",
+    transaction_columns!(),
+    " FROM rm_account_transactions WHERE account_id = ?1 AND occurred_at <= ?2 \
+      ORDER BY occurred_at DESC, sequence DESC LIMIT 1"
+);
+
 #[async_trait]
 impl ReadModelQuery for SqliteReadModel {
     async fn account(&self, account_id: &AccountId) -> Result<Option<AccountView>, StoreError> {
@@ -68,19 +82,12 @@ impl ReadModelQuery for SqliteReadModel {
         let Some(at) = days::instant_bound(at) else {
             return Ok(None);
         };
-        // The highest sequence among movements at or before `at`: stored timestamps are fixed-width
-        // UTC text, so `<=` on text is `<=` on time, inclusive of the instant itself.
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            transaction_columns!(),
-            " FROM rm_account_transactions WHERE account_id = ?1 AND occurred_at <= ?2 \
-              ORDER BY sequence DESC LIMIT 1"
-        ))
-        .bind(account_id.as_str())
-        .bind(at)
-        .fetch_optional(self.db.reader())
-        .await
-        .map_err(StoreError::unavailable)?;
+        let row = sqlx::query(LAST_TRANSACTION_AT_OR_BEFORE)
+            .bind(account_id.as_str())
+            .bind(at)
+            .fetch_optional(self.db.reader())
+            .await
+            .map_err(StoreError::unavailable)?;
         row.as_ref().map(transaction_view).transpose()
     }
 
@@ -149,4 +156,93 @@ fn transaction_view(row: &SqliteRow) -> Result<TransactionView, StoreError> {
         description: parsed_opt(row, "description", Description::parse)?,
         occurred_at: timestamp(row, "occurred_at")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The as-of look-up on a long history: served by the index, and right at every instant.
+
+    use chrono::TimeZone;
+    use ledger_application::ports::ReadModelQuery;
+
+    use super::*;
+    use crate::SqliteDatabase;
+
+    const HISTORY: i64 = 10_000;
+
+    fn instant(second: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(second)
+    }
+
+    /// An account with 10,000 movements, one per second (two per second from 5,000 on, so that
+    /// equal instants occur), written in one transaction straight into the table.
+    async fn long_history(db: &SqliteDatabase) {
+        let mut transaction = db.writer().begin().await.unwrap();
+        for sequence in 1..=HISTORY {
+            let second = if sequence > 5_000 {
+                5_000 + (sequence - 5_000) / 2
+            } else {
+                sequence
+            };
+            sqlx::query(
+                "INSERT INTO rm_account_transactions (account_id, sequence, event_id, entry_type, \
+                 amount, balance_after, occurred_at) VALUES ('long', ?1, ?2, 'DEPOSIT', '1.00', ?3, ?4)",
+            )
+            .bind(sequence)
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(format!("{sequence}.00"))
+            .bind(ledger_application::codec::format_timestamp(instant(second)))
+            .execute(&mut *transaction)
+            .await
+            .unwrap();
+        }
+        transaction.commit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_balance_as_of_an_instant_is_one_index_search_on_a_long_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDatabase::open(&dir.path().join("ledger.db"))
+            .await
+            .unwrap();
+        long_history(&db).await;
+
+        let plan = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {LAST_TRANSACTION_AT_OR_BEFORE}"
+        )))
+        .bind("long")
+        .bind("2026-03-01T01:00:00.000000Z")
+        .fetch_all(db.reader())
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
+        .collect::<Vec<_>>()
+        .join("; ");
+        assert!(
+            plan.contains("rm_account_transactions_by_time") && !plan.contains("TEMP B-TREE"),
+            "the look-up must descend the time index, with no sort: {plan}"
+        );
+
+        let read_model = db.read_model();
+        let account = AccountId::parse("long").unwrap();
+        for (second, expected_sequence) in [(1, 1), (4_999, 4_999), (5_000, 5_001), (7_500, 10_000)]
+        {
+            let found = read_model
+                .last_transaction_at_or_before(&account, instant(second))
+                .await
+                .unwrap()
+                .expect("a movement");
+            assert_eq!(found.sequence, expected_sequence, "as of second {second}");
+            assert_eq!(
+                found.balance_after.to_string(),
+                format!("{expected_sequence}.00")
+            );
+        }
+        let before_everything = read_model
+            .last_transaction_at_or_before(&account, instant(0))
+            .await
+            .unwrap();
+        assert!(before_everything.is_none());
+    }
 }
