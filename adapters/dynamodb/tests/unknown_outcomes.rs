@@ -34,6 +34,15 @@ struct Faults {
     answers_lost: Arc<AtomicUsize>,
 }
 
+impl Faults {
+    fn strike(&self, lose_transaction_answers: bool, fail_item_reads: bool) {
+        self.lose_transaction_answers
+            .store(lose_transaction_answers, Ordering::SeqCst);
+        self.fail_item_reads
+            .store(fail_item_reads, Ordering::SeqCst);
+    }
+}
+
 impl Intercept for Faults {
     fn name(&self) -> &'static str {
         "Faults"
@@ -170,19 +179,13 @@ async fn event_count(world: &World) -> usize {
 async fn a_committed_append_whose_answer_was_lost_is_answered_from_its_record() {
     let world = world().await;
     open_with_100(&world).await;
-    world
-        .faults
-        .lose_transaction_answers
-        .store(true, Ordering::SeqCst);
+    world.faults.strike(true, false);
     let outcome = world
         .service
         .execute(&context("withdraw"), &withdraw_80())
         .await
         .expect("the record resolves the unknown outcome");
-    world
-        .faults
-        .lose_transaction_answers
-        .store(false, Ordering::SeqCst);
+    world.faults.strike(false, false);
     assert!(
         world.faults.answers_lost.load(Ordering::SeqCst) >= 1,
         "the fault must have struck"
@@ -197,11 +200,7 @@ async fn a_committed_append_whose_answer_was_lost_is_answered_from_its_record() 
 async fn an_unknown_outcome_that_cannot_be_resolved_is_said_and_a_retry_learns_it() {
     let world = world().await;
     open_with_100(&world).await;
-    world
-        .faults
-        .lose_transaction_answers
-        .store(true, Ordering::SeqCst);
-    world.faults.fail_item_reads.store(true, Ordering::SeqCst);
+    world.faults.strike(true, true);
     let error = world
         .service
         .execute(&context("withdraw"), &withdraw_80())
@@ -211,11 +210,7 @@ async fn an_unknown_outcome_that_cannot_be_resolved_is_said_and_a_retry_learns_i
         matches!(error, CommandError::OutcomeUnknown { .. }),
         "{error:?}"
     );
-    world
-        .faults
-        .lose_transaction_answers
-        .store(false, Ordering::SeqCst);
-    world.faults.fail_item_reads.store(false, Ordering::SeqCst);
+    world.faults.strike(false, false);
     assert_eq!(event_count(&world).await, 3, "it had committed");
     let retried = world
         .service

@@ -37,6 +37,33 @@ pub(crate) async fn seed(store: &dyn EventStore, account_id: &str) {
         .expect("seed deposit");
 }
 
+/// How many events the stream of `account_id` holds.
+async fn stream_len(store: &dyn EventStore, account_id: &str) -> usize {
+    store
+        .load(&account(account_id), 0)
+        .await
+        .expect("load")
+        .len()
+}
+
+/// A deposit of 5.00 to `acc-1` (seeded with 100.00) after `expected_version`, under `key_text`.
+fn deposit_of_5(
+    key_text: &str,
+    expected_version: u64,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+) -> crate::ports::AtomicAppend {
+    single_append(
+        key_text,
+        expected_version,
+        vec![recorded(
+            "acc-1",
+            expected_version + 1,
+            deposited_event("5.00", "105.00"),
+            recorded_at,
+        )],
+    )
+}
+
 async fn no_record(store: &dyn EventStore, key_text: &str) {
     assert_eq!(
         store
@@ -164,15 +191,7 @@ pub async fn recorded_idempotency_key_is_a_duplicate_and_writes_nothing(
         matches!(&error, AppendError::DuplicateRequest { key: k } if *k == key("seed-deposit-acc-1")),
         "{error:?}"
     );
-    assert_eq!(
-        subject
-            .store
-            .load(&account("acc-1"), 0)
-            .await
-            .expect("load")
-            .len(),
-        2
-    );
+    assert_eq!(stream_len(subject.store.as_ref(), "acc-1").await, 2);
 }
 
 pub async fn duplicate_request_wins_over_conflict(subject: EventStoreSubject) {
@@ -268,24 +287,11 @@ pub async fn conflict_on_one_stream_writes_no_stream(subject: EventStoreSubject)
         "{error:?}"
     );
     assert_eq!(
-        subject
-            .store
-            .load(&account("acc-a"), 0)
-            .await
-            .expect("load")
-            .len(),
+        stream_len(subject.store.as_ref(), "acc-a").await,
         2,
         "the current stream must not keep its half of the transfer"
     );
-    assert_eq!(
-        subject
-            .store
-            .load(&account("acc-b"), 0)
-            .await
-            .expect("load")
-            .len(),
-        2
-    );
+    assert_eq!(stream_len(subject.store.as_ref(), "acc-b").await, 2);
     no_record(subject.store.as_ref(), "transfer-stale").await;
 }
 
@@ -318,15 +324,7 @@ pub async fn appends_above_the_action_limit_are_refused_whole(subject: EventStor
             if actions == MAX_ACTIONS_PER_APPEND + 1 && max == MAX_ACTIONS_PER_APPEND),
         "{error:?}"
     );
-    assert_eq!(
-        subject
-            .store
-            .load(&account("acc-big"), 0)
-            .await
-            .expect("load")
-            .len(),
-        1
-    );
+    assert_eq!(stream_len(subject.store.as_ref(), "acc-big").await, 1);
     no_record(subject.store.as_ref(), "too-many").await;
     let at_limit = single_append("at-limit", 1, deposits(MAX_ACTIONS_PER_APPEND as u64 - 2));
     subject
@@ -335,12 +333,7 @@ pub async fn appends_above_the_action_limit_are_refused_whole(subject: EventStor
         .await
         .expect("exactly the limit is accepted");
     assert_eq!(
-        subject
-            .store
-            .load(&account("acc-big"), 0)
-            .await
-            .expect("load")
-            .len(),
+        stream_len(subject.store.as_ref(), "acc-big").await,
         MAX_ACTIONS_PER_APPEND - 1
     );
 }
@@ -455,16 +448,7 @@ pub async fn a_rejection_is_recorded_alone_and_takes_its_key(subject: EventStore
         matches!(again, AppendError::DuplicateRequest { .. }),
         "{again:?}"
     );
-    let accepted_later = single_append(
-        "refused",
-        2,
-        vec![recorded(
-            "acc-1",
-            3,
-            deposited_event("5.00", "105.00"),
-            at(3, 9, 0),
-        )],
-    );
+    let accepted_later = deposit_of_5("refused", 2, at(3, 9, 0));
     let error = subject
         .store
         .append(accepted_later)
@@ -475,12 +459,7 @@ pub async fn a_rejection_is_recorded_alone_and_takes_its_key(subject: EventStore
         "{error:?}"
     );
     assert_eq!(
-        subject
-            .store
-            .load(&account("acc-1"), 0)
-            .await
-            .expect("load")
-            .len(),
+        stream_len(subject.store.as_ref(), "acc-1").await,
         2,
         "neither the rejection nor the later attempt wrote an event"
     );
@@ -491,16 +470,7 @@ pub async fn an_append_after_a_missing_event_is_refused_and_writes_nothing(
     subject: EventStoreSubject,
 ) {
     seed(subject.store.as_ref(), "acc-1").await;
-    let past_the_end = single_append(
-        "past-the-end",
-        3,
-        vec![recorded(
-            "acc-1",
-            4,
-            deposited_event("5.00", "105.00"),
-            at(3, 9, 0),
-        )],
-    );
+    let past_the_end = deposit_of_5("past-the-end", 3, at(3, 9, 0));
     let error = subject
         .store
         .append(past_the_end)
@@ -530,15 +500,7 @@ pub async fn an_append_after_a_missing_event_is_refused_and_writes_nothing(
         matches!(error, AppendError::MissingPredecessor { .. }),
         "{error:?}"
     );
-    assert_eq!(
-        subject
-            .store
-            .load(&account("acc-1"), 0)
-            .await
-            .expect("load")
-            .len(),
-        2
-    );
+    assert_eq!(stream_len(subject.store.as_ref(), "acc-1").await, 2);
     assert!(
         subject
             .store
@@ -556,16 +518,7 @@ pub async fn an_append_after_a_missing_event_is_refused_and_writes_nothing(
 pub async fn an_event_recorded_before_its_predecessor_is_refused(subject: EventStoreSubject) {
     // The seed's second event is recorded at `at(1, 10, 2)`.
     seed(subject.store.as_ref(), "acc-1").await;
-    let earlier = single_append(
-        "earlier",
-        2,
-        vec![recorded(
-            "acc-1",
-            3,
-            deposited_event("5.00", "105.00"),
-            at(1, 10, 1),
-        )],
-    );
+    let earlier = deposit_of_5("earlier", 2, at(1, 10, 1));
     let error = subject
         .store
         .append(earlier)
@@ -576,30 +529,13 @@ pub async fn an_event_recorded_before_its_predecessor_is_refused(subject: EventS
         "{error:?}"
     );
     no_record(subject.store.as_ref(), "earlier").await;
-    let same_instant = single_append(
-        "same-instant",
-        2,
-        vec![recorded(
-            "acc-1",
-            3,
-            deposited_event("5.00", "105.00"),
-            at(1, 10, 2),
-        )],
-    );
+    let same_instant = deposit_of_5("same-instant", 2, at(1, 10, 2));
     subject
         .store
         .append(same_instant)
         .await
         .expect("the same instant does not run backwards");
-    assert_eq!(
-        subject
-            .store
-            .load(&account("acc-1"), 0)
-            .await
-            .expect("load")
-            .len(),
-        3
-    );
+    assert_eq!(stream_len(subject.store.as_ref(), "acc-1").await, 3);
 }
 
 /// Accepted and rejected outcomes racing under one key: exactly one is recorded, and it is the only
@@ -614,16 +550,7 @@ pub async fn racing_outcomes_under_one_key_have_exactly_one_winner(subject: Even
         tasks.spawn(async move {
             let accepted = writer % 2 == 0;
             let append = if accepted {
-                single_append(
-                    "one-outcome",
-                    2,
-                    vec![recorded(
-                        "acc-1",
-                        3,
-                        deposited_event("5.00", "105.00"),
-                        at(3, 9, 0),
-                    )],
-                )
+                deposit_of_5("one-outcome", 2, at(3, 9, 0))
             } else {
                 rejection_append("one-outcome", insufficient_funds())
             };
