@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use ledger_http::openapi::IDEMPOTENCY_KEY_PATTERN;
 use serde_json::json;
 
 use crate::support::{FixedCheck, Ledger, app, get, state};
@@ -97,10 +98,11 @@ async fn the_openapi_document_lists_every_route_and_the_problem_schema() {
         if method == "post" {
             let parameters = operation["parameters"].as_array().expect("parameters");
             assert!(
-                parameters
-                    .iter()
-                    .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"),
-                "{path} documents the Idempotency-Key header"
+                parameters.iter().any(|p| p["name"] == "Idempotency-Key"
+                    && p["in"] == "header"
+                    && p["required"] == true
+                    && p["schema"]["pattern"] == IDEMPOTENCY_KEY_PATTERN),
+                "{path} documents the Idempotency-Key header as required, with its pattern"
             );
             let body_optional = path.ends_with("/unfreeze") || path.ends_with("/close");
             assert_eq!(
