@@ -319,7 +319,9 @@ pub enum CommandProblems {
     /// `internal_error`: details are logged, never returned.
     #[response(status = 500, content_type = "application/problem+json")]
     Internal(Problem),
-    /// `service_unavailable` (with `Retry-After`): nothing was written.
+    /// `service_unavailable` (with `Retry-After`): nothing was written. `outcome_unknown` (with
+    /// `Retry-After`): the store could not tell whether the command was applied; retry with the same
+    /// `Idempotency-Key` to learn its outcome.
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(Problem),
 }
