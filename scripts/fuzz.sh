@@ -57,7 +57,10 @@ install_schemathesis() {
 install_schemathesis
 
 command -v cargo >/dev/null || fail "cargo is required (https://rustup.rs)"
-cargo build --locked -p ledger-bootstrap --bin ledger-api
+# The same build as the test command's `cargo test` (which also builds ledger-api, for the process
+# tests): right after it this is a no-op, where `cargo build -p ledger-bootstrap` would resolve other
+# features and compile half the dependency tree again.
+cargo test --workspace --all-targets --locked --no-run
 binary="${CARGO_TARGET_DIR:-target}/debug/ledger-api"
 [[ -x "$binary" ]] || fail "no ledger-api binary at ${binary}"
 
