@@ -230,17 +230,15 @@ class every_operation_reaches_success:  # noqa: N801 - schemathesis names a chec
     """
 
     def __init__(self):
-        # (operation, status) pairs seen: a set, as the check may see a response twice when
-        # schemathesis shrinks or replays.
-        self.seen: set[tuple[str, int, str]] = set()
-        # operation -> Counter of a bare status (successes) or "status code" (problems).
+        # operation -> Counter of a bare status (answers without a problem code) or "status code".
+        # Counts are for the log only; the verdict asks whether a 2xx was seen at all, so a response
+        # seen twice (schemathesis shrinking or replaying) cannot change it.
         self.statuses: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 
     def after_response(self, ctx, response, case):
-        label = case.operation.label
         code = _problem_code(response)
-        self.statuses[label][response.status_code if code is None else f"{response.status_code} {code}"] += 1
-        self.seen.add((label, response.status_code, _problem_code(response) or ""))
+        answer = response.status_code if code is None else f"{response.status_code} {code}"
+        self.statuses[case.operation.label][answer] += 1
         return True
 
     def after_run(self, ctx):
@@ -249,7 +247,8 @@ class every_operation_reaches_success:  # noqa: N801 - schemathesis names a chec
             answers = sorted(self.statuses[label].items(), key=lambda item: str(item[0]))
             counts = ", ".join(f"{status}: {count}" for status, count in answers)
             print(f"  {label}: {counts}")
-        codes = sorted({code for _, _, code in self.seen if code})
+        problems = {answer for counts in self.statuses.values() for answer in counts if isinstance(answer, str)}
+        codes = sorted({problem.split(" ", 1)[1] for problem in problems})
         print(f"fuzz: problem codes seen: {', '.join(codes)}")
         never = sorted(
             label
