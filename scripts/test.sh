@@ -23,3 +23,6 @@ dynamodb_local_start
 
 step "cargo test"
 cargo test --workspace --all-targets --locked
+
+step "fuzz (schemathesis against a real ledger-api, from its own OpenAPI document)"
+./scripts/fuzz.sh

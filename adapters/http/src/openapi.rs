@@ -1,8 +1,12 @@
 //! The OpenAPI document (`GET /openapi.json`), generated from the handlers' `#[utoipa::path]`
 //! attributes and the DTOs' schemas, with the problem responses every endpoint shares.
 
-use utoipa::openapi::RefOr;
-use utoipa::openapi::Required;
+use ledger_application::idempotency::IDEMPOTENCY_KEY_MAX_LEN;
+use ledger_domain::identity::{IDENTIFIER_MAX_LEN, NOTE_MAX_LEN, OWNER_MAX_LEN};
+use ledger_domain::money::DECIMAL_TEXT_MAX_LEN;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::{RefOr, Required};
 use utoipa::{IntoParams, IntoResponses, Modify, OpenApi};
 
 use crate::dto::{
@@ -97,22 +101,194 @@ impl Modify for OptionalBodies {
     }
 }
 
-/// The headers of every command.
-#[derive(Debug, IntoParams)]
-#[into_params(
-    names("Idempotency-Key", "X-Correlation-Id", "traceparent"),
-    parameter_in = Header
-)]
-pub struct CommandHeaderParams(
-    /// Required. 1-128 visible ASCII characters, unique per request: a retry with the same key and
-    /// body gets the original answer, with another body `409 idempotency_key_reused`.
-    pub String,
-    /// Optional. 1-128 visible ASCII characters tying this request to others; generated when absent.
-    /// Echoed in the response.
-    pub Option<String>,
-    /// Optional W3C trace context, recorded with the events the command writes.
-    pub Option<String>,
+/// `Idempotency-Key`: what `IdempotencyKey::parse` accepts, 1-128 visible ASCII characters.
+pub const IDEMPOTENCY_KEY_PATTERN: &str = r"^[!-~]{1,128}$";
+
+/// An account id: what `AccountId::parse` accepts.
+pub const ACCOUNT_ID_PATTERN: &str = r"^[A-Za-z0-9_-]{1,64}$";
+
+/// A positive decimal amount of at most 10^15 with at most 12 decimal places (the currency's minor
+/// units are checked against the account, `422 invalid_amount`): every string matching it is one that
+/// `Amount::parse` accepts. Leading zeros are allowed, as the parser allows them.
+pub const AMOUNT_PATTERN: &str = r"^(0*[1-9][0-9]{0,14}(\.[0-9]{1,12})?|0*1000000000000000(\.0{1,12})?|0+\.[0-9]{0,11}[1-9][0-9]{0,11})$";
+
+/// An overdraft limit: like [`AMOUNT_PATTERN`], zero included.
+pub const OVERDRAFT_LIMIT_PATTERN: &str =
+    r"^(0*[0-9]{1,15}(\.[0-9]{1,12})?|0*1000000000000000(\.0{1,12})?)$";
+
+/// Free text as the domain's text types accept it: no control character, and something besides
+/// white space (which is trimmed).
+pub const FREE_TEXT_PATTERN: &str = concat!(
+    r"^[^\u0000-\u001f\u007f-\u009f]*",
+    r"[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+    r"[^\u0000-\u001f\u007f-\u009f]*$"
 );
+
+/// The headers of every command. `X-Correlation-Id` and `traceparent` take any value: one that is
+/// not well-formed is replaced (a new correlation id) or dropped (the trace context), never refused.
+#[derive(Debug)]
+pub struct CommandHeaderParams;
+
+impl IntoParams for CommandHeaderParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let header = |name: &str, required: Required, description: &str, schema: ObjectBuilder| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(required)
+                .description(Some(description))
+                .schema(Some(schema))
+                .build()
+        };
+        vec![
+            header(
+                "Idempotency-Key",
+                Required::True,
+                "1-128 visible ASCII characters, unique per request: a retry with the same key and \
+                 body gets the original answer, with another body `409 idempotency_key_reused`.",
+                string_schema()
+                    .min_length(Some(1))
+                    .max_length(Some(IDEMPOTENCY_KEY_MAX_LEN))
+                    .pattern(Some(IDEMPOTENCY_KEY_PATTERN))
+                    .examples(["8f14e45f-ceea-467f-a0e6-c9a1a1c7d3b4"]),
+            ),
+            header(
+                "X-Correlation-Id",
+                Required::False,
+                "Ties this request to others; echoed in the response. Adopted when it is 1-128 \
+                 visible ASCII characters, otherwise replaced by a generated one.",
+                string_schema(),
+            ),
+            header(
+                "traceparent",
+                Required::False,
+                "W3C trace context, recorded with the events the command writes; ignored when not \
+                 well-formed.",
+                string_schema(),
+            ),
+        ]
+    }
+}
+
+/// The `{id}` of every `/v1/accounts/{id}/...` path.
+#[derive(Debug)]
+pub struct AccountIdPathParams;
+
+impl IntoParams for AccountIdPathParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            ParameterBuilder::new()
+                .name("id")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some("The account id"))
+                .schema(Some(account_id_schema()))
+                .build(),
+        ]
+    }
+}
+
+fn string_schema() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
+}
+
+/// An account id, in a path or a body.
+pub(crate) fn account_id_schema() -> ObjectBuilder {
+    string_schema()
+        .min_length(Some(1))
+        .max_length(Some(IDENTIFIER_MAX_LEN))
+        .pattern(Some(ACCOUNT_ID_PATTERN))
+        .examples(["acc-alice-1"])
+}
+
+/// The optional, client-chosen id of a new account.
+pub(crate) fn optional_account_id_schema() -> ObjectBuilder {
+    account_id_schema()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .description(Some(
+            "The new account's id: 1-64 of `[A-Za-z0-9_-]`. Generated (`acc_...`) when left out.",
+        ))
+}
+
+/// An amount in a request body.
+pub(crate) fn amount_schema() -> ObjectBuilder {
+    string_schema()
+        .description(Some(
+            "A positive decimal string (at most 10^15) with no more decimal places than the \
+             account's currency has (`422 invalid_amount`). Never a JSON number.",
+        ))
+        .min_length(Some(1))
+        .max_length(Some(DECIMAL_TEXT_MAX_LEN))
+        .pattern(Some(AMOUNT_PATTERN))
+        .examples(["12.50"])
+}
+
+/// The overdraft limit of a new account.
+pub(crate) fn overdraft_limit_schema() -> ObjectBuilder {
+    string_schema()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .description(Some(
+            "How far below zero the balance may go: a decimal string from 0 to 10^15 with no more \
+             decimal places than the currency has (`422 invalid_overdraft_limit`). Zero when left \
+             out.",
+        ))
+        .min_length(Some(1))
+        .max_length(Some(DECIMAL_TEXT_MAX_LEN))
+        .pattern(Some(OVERDRAFT_LIMIT_PATTERN))
+        .examples(["100.00"])
+}
+
+/// A currency the ledger books: the closed list of [`CURRENCY_CODES`].
+pub(crate) fn currency_schema() -> ObjectBuilder {
+    string_schema()
+        .description(Some("An ISO 4217 code the ledger supports, upper case."))
+        .enum_values(Some(CURRENCY_CODES))
+        .examples(["USD"])
+}
+
+/// The currencies `Currency::parse` accepts (a test checks the list against it, both ways).
+pub const CURRENCY_CODES: [&str; 36] = [
+    "AED", "AUD", "BHD", "BRL", "CAD", "CHF", "CLP", "CNY", "CZK", "DKK", "EUR", "GBP", "HKD",
+    "HUF", "IDR", "ILS", "INR", "ISK", "JOD", "JPY", "KRW", "KWD", "MXN", "NOK", "NZD", "OMR",
+    "PLN", "SAR", "SEK", "SGD", "THB", "TND", "TRY", "USD", "VND", "ZAR",
+];
+
+fn free_text_schema(max_len: usize, description: &str, example: &str) -> ObjectBuilder {
+    string_schema()
+        .description(Some(description))
+        .min_length(Some(1))
+        .max_length(Some(max_len))
+        .pattern(Some(FREE_TEXT_PATTERN))
+        .examples([example])
+}
+
+/// The owner of a new account.
+pub(crate) fn owner_schema() -> ObjectBuilder {
+    free_text_schema(
+        OWNER_MAX_LEN,
+        "The holder's name, 1-200 characters, no control characters (surrounding space is trimmed).",
+        "Alice Example",
+    )
+}
+
+/// The optional note of a money movement.
+pub(crate) fn description_schema() -> ObjectBuilder {
+    free_text_schema(
+        NOTE_MAX_LEN,
+        "A note shown with the transaction, 1-500 characters, no control characters.",
+        "salary",
+    )
+    .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+}
+
+/// Why an account is frozen.
+pub(crate) fn freeze_reason_schema() -> ObjectBuilder {
+    free_text_schema(
+        NOTE_MAX_LEN,
+        "Why the account is frozen, for the audit trail: 1-500 characters, no control characters.",
+        "suspected fraud, case 1234",
+    )
+}
 
 /// The problems a command can answer with.
 #[derive(Debug, IntoResponses)]
@@ -143,7 +319,9 @@ pub enum CommandProblems {
     /// `internal_error`: details are logged, never returned.
     #[response(status = 500, content_type = "application/problem+json")]
     Internal(Problem),
-    /// `service_unavailable` (with `Retry-After`): nothing was written.
+    /// `service_unavailable` (with `Retry-After`): nothing was written. `outcome_unknown` (with
+    /// `Retry-After`): the store could not tell whether the command was applied; retry with the same
+    /// `Idempotency-Key` to learn its outcome.
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(Problem),
 }
@@ -172,4 +350,28 @@ pub enum ReadinessProblems {
     /// `not_ready`: `failing_checks` names the dependencies that did not answer.
     #[response(status = 503, content_type = "application/problem+json")]
     NotReady(Problem),
+}
+
+#[cfg(test)]
+mod tests {
+    use ledger_domain::Currency;
+
+    use super::CURRENCY_CODES;
+
+    #[test]
+    fn the_documented_currencies_are_exactly_the_ones_the_domain_books() {
+        // Every three-letter upper-case code: documented if and only if the domain parses it.
+        for first in b'A'..=b'Z' {
+            for second in b'A'..=b'Z' {
+                for third in b'A'..=b'Z' {
+                    let code = String::from_utf8(vec![first, second, third]).expect("ASCII");
+                    assert_eq!(
+                        CURRENCY_CODES.contains(&code.as_str()),
+                        Currency::parse(&code).is_ok(),
+                        "{code}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use super::fields::Fields;
 use super::{AccountKindName, AccountStatusName};
+use crate::openapi;
 use crate::problem::ApiError;
 
 use ledger_domain::money::DECIMAL_TEXT_MAX_LEN;
@@ -26,23 +27,19 @@ const CURRENCY_LEN: usize = 3;
 pub struct OpenAccountRequest {
     /// The new account's id: 1-64 of `[A-Za-z0-9_-]`. Generated (`acc_...`) when left out.
     #[garde(length(min = 1, max = IDENTIFIER_MAX_LEN))]
-    #[schema(example = "acc-alice-1", min_length = 1, max_length = 64)]
+    #[schema(schema_with = openapi::optional_account_id_schema)]
     pub account_id: Option<String>,
-    /// The holder's name, 1-200 printable characters (surrounding space is trimmed).
     #[garde(length(chars, min = 1, max = OWNER_MAX_LEN))]
-    #[schema(example = "Alice Example", min_length = 1, max_length = 200)]
+    #[schema(schema_with = openapi::owner_schema)]
     pub owner: String,
     #[garde(length(min = 1, max = KIND_MAX_LEN))]
     #[schema(value_type = AccountKindName)]
     pub kind: String,
-    /// An ISO 4217 code the ledger supports, upper case.
     #[garde(length(min = CURRENCY_LEN, max = CURRENCY_LEN))]
-    #[schema(example = "USD", min_length = 3, max_length = 3)]
+    #[schema(schema_with = openapi::currency_schema)]
     pub currency: String,
-    /// How far below zero the balance may go, a decimal string in the currency's minor units.
-    /// Zero when left out.
     #[garde(length(min = 1, max = DECIMAL_TEXT_MAX_LEN))]
-    #[schema(example = "100.00", pattern = r"^[0-9]+(\.[0-9]+)?$")]
+    #[schema(schema_with = openapi::overdraft_limit_schema)]
     pub overdraft_limit: Option<String>,
 }
 
@@ -85,14 +82,11 @@ pub enum MoneyCommand {
 #[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoneyMovementRequest {
-    /// A positive decimal string with at most the account currency's decimal places. Never a JSON
-    /// number.
     #[garde(length(min = 1, max = DECIMAL_TEXT_MAX_LEN))]
-    #[schema(example = "12.50", pattern = r"^[0-9]+(\.[0-9]+)?$")]
+    #[schema(schema_with = openapi::amount_schema)]
     pub amount: String,
-    /// A note shown with the transaction, 1-500 printable characters.
     #[garde(length(chars, min = 1, max = NOTE_MAX_LEN))]
-    #[schema(example = "salary", min_length = 1, max_length = 500)]
+    #[schema(schema_with = openapi::description_schema)]
     pub description: Option<String>,
 }
 
@@ -133,17 +127,16 @@ impl MoneyMovementRequest {
 #[serde(deny_unknown_fields)]
 pub struct TransferRequest {
     #[garde(length(min = 1, max = IDENTIFIER_MAX_LEN))]
-    #[schema(example = "acc-alice-1", min_length = 1, max_length = 64)]
+    #[schema(schema_with = openapi::account_id_schema)]
     pub source_account_id: String,
     #[garde(length(min = 1, max = IDENTIFIER_MAX_LEN))]
-    #[schema(example = "acc-bob-1", min_length = 1, max_length = 64)]
+    #[schema(schema_with = openapi::account_id_schema)]
     pub target_account_id: String,
-    /// A positive decimal string with at most the currency's decimal places. Never a JSON number.
     #[garde(length(min = 1, max = DECIMAL_TEXT_MAX_LEN))]
-    #[schema(example = "25.00", pattern = r"^[0-9]+(\.[0-9]+)?$")]
+    #[schema(schema_with = openapi::amount_schema)]
     pub amount: String,
     #[garde(length(chars, min = 1, max = NOTE_MAX_LEN))]
-    #[schema(example = "rent", min_length = 1, max_length = 500)]
+    #[schema(schema_with = openapi::description_schema)]
     pub description: Option<String>,
 }
 
@@ -182,13 +175,8 @@ impl TransferRequest {
 #[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FreezeRequest {
-    /// Why the account is frozen, for the audit trail: 1-500 printable characters.
     #[garde(length(chars, min = 1, max = NOTE_MAX_LEN))]
-    #[schema(
-        example = "suspected fraud, case 1234",
-        min_length = 1,
-        max_length = 500
-    )]
+    #[schema(schema_with = openapi::freeze_reason_schema)]
     pub reason: String,
 }
 

@@ -44,7 +44,7 @@ fn parse_min_sequence(fields: &mut Fields, text: Option<&str>) -> Option<u64> {
 pub struct AccountParams {
     /// Wait (a few seconds at most) until the read model has applied this sequence of the account;
     /// `503 read_model_behind` if it does not in time.
-    #[param(value_type = Option<u64>, minimum = 0, example = 3)]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_u64, example = 3)]
     pub min_sequence: Option<String>,
 }
 
@@ -75,13 +75,15 @@ impl AccountParams {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct TransactionsParams {
-    /// The `next_cursor` of the previous page; leave out for the first page. Opaque.
+    /// The `next_cursor` of the previous page, passed back as it came; leave out for the first
+    /// page.
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_u64)]
     pub cursor: Option<String>,
     /// Items per page, 1 to 200; 50 when left out.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200, example = 50)]
     pub limit: Option<String>,
     /// Wait (bounded) until the read model has applied this sequence of the account.
-    #[param(value_type = Option<u64>, minimum = 0)]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_u64)]
     pub min_sequence: Option<String>,
 }
 
@@ -140,7 +142,7 @@ pub struct BalanceParams {
     #[param(value_type = Option<String>, format = DateTime, example = "2024-01-31T23:59:59Z")]
     pub as_of: Option<String>,
     /// Wait (bounded) until the read model has applied this sequence of the account.
-    #[param(value_type = Option<u64>, minimum = 0)]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_u64)]
     pub min_sequence: Option<String>,
 }
 
@@ -195,7 +197,7 @@ pub struct DailyBalancesParams {
     #[param(value_type = Option<String>, format = Date, example = "2024-01-31")]
     pub to: Option<String>,
     /// Wait (bounded) until the read model has applied this sequence of the account.
-    #[param(value_type = Option<u64>, minimum = 0)]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_u64)]
     pub min_sequence: Option<String>,
 }
 

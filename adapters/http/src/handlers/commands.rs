@@ -16,7 +16,7 @@ use crate::dto::{
     StatusCommand, TransferRequest, TransferResponse,
 };
 use crate::headers::CommandHeaders;
-use crate::openapi::{CommandHeaderParams, CommandProblems};
+use crate::openapi::{AccountIdPathParams, CommandHeaderParams, CommandProblems};
 use crate::problem::ApiError;
 
 async fn execute(
@@ -65,7 +65,7 @@ pub(crate) async fn open_account(
     post,
     path = "/v1/accounts/{id}/deposits",
     tag = "commands",
-    params(("id" = String, Path, description = "The account id"), CommandHeaderParams),
+    params(AccountIdPathParams, CommandHeaderParams),
     request_body = MoneyMovementRequest,
     responses(
         (status = 200, description = "The deposit is booked.", body = MoneyPostedResponse),
@@ -86,7 +86,7 @@ pub(crate) async fn deposit(
     post,
     path = "/v1/accounts/{id}/withdrawals",
     tag = "commands",
-    params(("id" = String, Path, description = "The account id"), CommandHeaderParams),
+    params(AccountIdPathParams, CommandHeaderParams),
     request_body = MoneyMovementRequest,
     responses(
         (status = 200, description = "The withdrawal is booked.", body = MoneyPostedResponse),
@@ -141,7 +141,7 @@ pub(crate) async fn transfer(
     post,
     path = "/v1/accounts/{id}/freeze",
     tag = "commands",
-    params(("id" = String, Path, description = "The account id"), CommandHeaderParams),
+    params(AccountIdPathParams, CommandHeaderParams),
     request_body = FreezeRequest,
     responses(
         (status = 200, description = "The account is frozen.", body = StatusChangedResponse),
@@ -164,7 +164,7 @@ pub(crate) async fn freeze(
     post,
     path = "/v1/accounts/{id}/unfreeze",
     tag = "commands",
-    params(("id" = String, Path, description = "The account id"), CommandHeaderParams),
+    params(AccountIdPathParams, CommandHeaderParams),
     request_body(content = EmptyRequest, description = "`{}`, or no body at all"),
     responses(
         (status = 200, description = "The account is open again.", body = StatusChangedResponse),
@@ -185,7 +185,7 @@ pub(crate) async fn unfreeze(
     post,
     path = "/v1/accounts/{id}/close",
     tag = "commands",
-    params(("id" = String, Path, description = "The account id"), CommandHeaderParams),
+    params(AccountIdPathParams, CommandHeaderParams),
     request_body(content = EmptyRequest, description = "`{}`, or no body at all"),
     responses(
         (status = 200, description = "The account is closed.", body = StatusChangedResponse),

@@ -8,7 +8,7 @@ use crate::dto::{
     AccountParams, AccountResponse, BalanceParams, BalanceResponse, DailyBalanceItem,
     DailyBalancesParams, DailyBalancesResponse, TransactionPageResponse, TransactionsParams,
 };
-use crate::openapi::QueryProblems;
+use crate::openapi::{AccountIdPathParams, QueryProblems};
 use crate::problem::ApiError;
 
 /// An account as the read model holds it, with `last_sequence` saying how fresh it is.
@@ -16,7 +16,7 @@ use crate::problem::ApiError;
     get,
     path = "/v1/accounts/{id}",
     tag = "queries",
-    params(("id" = String, Path, description = "The account id"), AccountParams),
+    params(AccountIdPathParams, AccountParams),
     responses(
         (status = 200, description = "The account.", body = AccountResponse),
         QueryProblems,
@@ -40,7 +40,7 @@ pub(crate) async fn get_account(
     get,
     path = "/v1/accounts/{id}/transactions",
     tag = "queries",
-    params(("id" = String, Path, description = "The account id"), TransactionsParams),
+    params(AccountIdPathParams, TransactionsParams),
     responses(
         (status = 200, description = "A page of movements.", body = TransactionPageResponse),
         QueryProblems,
@@ -69,7 +69,7 @@ pub(crate) async fn list_transactions(
     get,
     path = "/v1/accounts/{id}/balance",
     tag = "queries",
-    params(("id" = String, Path, description = "The account id"), BalanceParams),
+    params(AccountIdPathParams, BalanceParams),
     responses(
         (status = 200, description = "The balance at `as_of`.", body = BalanceResponse),
         QueryProblems,
@@ -95,7 +95,7 @@ pub(crate) async fn balance_as_of(
     get,
     path = "/v1/accounts/{id}/daily-balances",
     tag = "queries",
-    params(("id" = String, Path, description = "The account id"), DailyBalancesParams),
+    params(AccountIdPathParams, DailyBalancesParams),
     responses(
         (status = 200, description = "The days with movements, oldest first.", body = DailyBalancesResponse),
         QueryProblems,

@@ -2,6 +2,11 @@
 
 use std::sync::Arc;
 
+use ledger_http::dto::SEQUENCE_MAX;
+use ledger_http::openapi::{
+    ACCOUNT_ID_PATTERN, AMOUNT_PATTERN, CURRENCY_CODES, FREE_TEXT_PATTERN, IDEMPOTENCY_KEY_PATTERN,
+    OVERDRAFT_LIMIT_PATTERN,
+};
 use serde_json::json;
 
 use crate::support::{FixedCheck, Ledger, app, get, state};
@@ -97,10 +102,11 @@ async fn the_openapi_document_lists_every_route_and_the_problem_schema() {
         if method == "post" {
             let parameters = operation["parameters"].as_array().expect("parameters");
             assert!(
-                parameters
-                    .iter()
-                    .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"),
-                "{path} documents the Idempotency-Key header"
+                parameters.iter().any(|p| p["name"] == "Idempotency-Key"
+                    && p["in"] == "header"
+                    && p["required"] == true
+                    && p["schema"]["pattern"] == IDEMPOTENCY_KEY_PATTERN),
+                "{path} documents the Idempotency-Key header as required, with its pattern"
             );
             let body_optional = path.ends_with("/unfreeze") || path.ends_with("/close");
             assert_eq!(
@@ -136,5 +142,69 @@ async fn the_openapi_document_lists_every_route_and_the_problem_schema() {
     assert_eq!(
         schemas["MoneyMovementRequest"]["properties"]["amount"]["type"], "string",
         "amounts are documented as strings"
+    );
+}
+
+/// What the fuzzer (scripts/fuzz.sh) found the document promising beyond what the handlers take:
+/// every constrained input now carries its constraint, so a client generating requests from the
+/// document sends only requests the ledger can accept.
+#[actix_web::test]
+async fn the_openapi_document_states_every_input_constraint_the_handlers_enforce() {
+    let ledger = Ledger::new();
+    let app = ledger.app().await;
+    let document = app.send(get("/openapi.json")).await.ok(200);
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("operations") {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().expect("name");
+                let schema = &parameter["schema"];
+                match name {
+                    "id" => assert_eq!(
+                        schema["pattern"], ACCOUNT_ID_PATTERN,
+                        "{method} {path}: the account id"
+                    ),
+                    "min_sequence" | "cursor" => {
+                        assert_eq!(schema["type"], "integer", "{method} {path}: {name}");
+                        assert_eq!(
+                            schema["maximum"],
+                            json!(SEQUENCE_MAX),
+                            "{method} {path}: {name} is bounded as the parser bounds it"
+                        );
+                    }
+                    "X-Correlation-Id" | "traceparent" => assert_eq!(
+                        schema["type"], "string",
+                        "{method} {path}: {name} takes any text (it is never refused)"
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let schemas = &document["components"]["schemas"];
+    for (schema, field, pattern) in [
+        ("MoneyMovementRequest", "amount", AMOUNT_PATTERN),
+        ("TransferRequest", "amount", AMOUNT_PATTERN),
+        ("TransferRequest", "source_account_id", ACCOUNT_ID_PATTERN),
+        ("TransferRequest", "target_account_id", ACCOUNT_ID_PATTERN),
+        ("OpenAccountRequest", "account_id", ACCOUNT_ID_PATTERN),
+        (
+            "OpenAccountRequest",
+            "overdraft_limit",
+            OVERDRAFT_LIMIT_PATTERN,
+        ),
+        ("OpenAccountRequest", "owner", FREE_TEXT_PATTERN),
+        ("MoneyMovementRequest", "description", FREE_TEXT_PATTERN),
+        ("FreezeRequest", "reason", FREE_TEXT_PATTERN),
+    ] {
+        assert_eq!(
+            schemas[schema]["properties"][field]["pattern"], pattern,
+            "{schema}.{field}"
+        );
+    }
+    let currencies = &schemas["OpenAccountRequest"]["properties"]["currency"]["enum"];
+    assert_eq!(
+        currencies,
+        &json!(CURRENCY_CODES.as_slice()),
+        "the currencies booked"
     );
 }

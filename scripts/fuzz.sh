@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Fuzzes every endpoint of a real ledger-api from its own OpenAPI document with schemathesis: no 5xx,
+# every response conforms to the document (status, content type, headers, body), and a rejected request
+# writes nothing (tests/fuzz/hooks.py compares the SQLite event store before and after each call).
+#
+# It installs the pinned schemathesis into a cache venv (~/.cache/ledger, never the repository), builds
+# and starts ledger-api on a throwaway embedded database, seeds accounts of known ids, fuzzes, and stops
+# the server. Any failure exits non-zero. Run alone: ./scripts/fuzz.sh
+#
+#   LEDGER_FUZZ_SEED          hypothesis seed (default 20261201): the same seed replays the same inputs
+#   LEDGER_FUZZ_MAX_EXAMPLES  examples per operation in the fuzzing phase (default 60)
+#   LEDGER_FUZZ_PYTHON        the Python (3.11 or newer) that builds the venv (default python3.11, python3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCHEMATHESIS_VERSION=4.32.5
+seed="${LEDGER_FUZZ_SEED:-20261201}"
+max_examples="${LEDGER_FUZZ_MAX_EXAMPLES:-60}"
+venv="${HOME}/.cache/ledger/schemathesis-${SCHEMATHESIS_VERSION}"
+requirements="tests/fuzz/requirements.txt"
+# The venv is complete only once this marker holds the hash of the requirements it was built from.
+marker="${venv}/.ledger-requirements.sha256"
+
+fail() { printf 'fuzz: %s\n' "$*" >&2; exit 1; }
+
+[[ "$seed" =~ ^[0-9]+$ ]] || fail "LEDGER_FUZZ_SEED must be a whole number, not '${seed}'"
+[[ "$max_examples" =~ ^[1-9][0-9]*$ ]] || fail "LEDGER_FUZZ_MAX_EXAMPLES must be a positive whole number"
+grep -qx "schemathesis==${SCHEMATHESIS_VERSION}" "$requirements" ||
+  fail "${requirements} does not pin schemathesis==${SCHEMATHESIS_VERSION}"
+
+install_schemathesis() {
+  local wanted python
+  wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
+  if [[ -x "${venv}/bin/schemathesis" && -f "$marker" && "$(cat "$marker")" == "$wanted" ]]; then
+    return
+  fi
+  python=""
+  for candidate in "${LEDGER_FUZZ_PYTHON:-}" python3.11 python3; do
+    if [[ -n "$candidate" ]] && command -v "$candidate" >/dev/null &&
+      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      python="$candidate"
+      break
+    fi
+  done
+  [[ -n "$python" ]] || fail "the fuzz step needs Python 3.11 or newer with venv and pip (set LEDGER_FUZZ_PYTHON)"
+  echo "fuzz: installing schemathesis ${SCHEMATHESIS_VERSION} into ${venv}"
+  rm -rf "$venv"
+  mkdir -p "$(dirname "$venv")"
+  "$python" -m venv "$venv" || fail "could not create the venv ${venv} with ${python} (is its venv module installed?)"
+  "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check --require-virtualenv \
+    -r "$requirements" || fail "could not install ${requirements} into ${venv} (network? PyPI?)"
+  "${venv}/bin/schemathesis" --version | grep -q "${SCHEMATHESIS_VERSION}" ||
+    fail "the venv ${venv} does not run schemathesis ${SCHEMATHESIS_VERSION}"
+  echo "$wanted" >"$marker"
+}
+
+install_schemathesis
+
+command -v cargo >/dev/null || fail "cargo is required (https://rustup.rs)"
+# The same build as the test command's `cargo test` (which also builds ledger-api, for the process
+# tests): right after it this is a no-op, where `cargo build -p ledger-bootstrap` would resolve other
+# features and compile half the dependency tree again.
+cargo test --workspace --all-targets --locked --no-run
+binary="${CARGO_TARGET_DIR:-target}/debug/ledger-api"
+[[ -x "$binary" ]] || fail "no ledger-api binary at ${binary}"
+
+dir="$(mktemp -d)"
+database="${dir}/fuzz.db"
+server_log="${dir}/ledger-api.log"
+pid=""
+stop_server() {
+  if [[ -n "$pid" ]]; then
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  rm -rf "$dir"
+}
+trap stop_server EXIT
+
+# Port 0: the kernel picks a free port, which the server logs. A short read wait keeps the
+# `min_sequence` requests the fuzzer sends (most name sequences no account has reached) fast.
+LEDGER_HTTP_ADDR=127.0.0.1:0 LEDGER_SQLITE_PATH="$database" LEDGER_HTTP_WORKERS=2 \
+  LEDGER_READ_WAIT_TIMEOUT_MS=100 RUST_LOG=info NO_COLOR=1 "$binary" >"$server_log" 2>&1 &
+pid=$!
+
+port=""
+for _ in $(seq 1 300); do
+  port="$(sed -n 's/\x1b\[[0-9;]*m//g; s/.*ledger listening.* port=\([0-9][0-9]*\).*/\1/p' "$server_log" | head -n1)"
+  [[ -n "$port" ]] && break
+  kill -0 "$pid" 2>/dev/null || { cat "$server_log" >&2; fail "ledger-api exited during start-up"; }
+  sleep 0.1
+done
+[[ -n "$port" ]] || { cat "$server_log" >&2; fail "ledger-api did not report its port within 30 s"; }
+base_url="http://127.0.0.1:${port}"
+curl -fsS --max-time 10 "${base_url}/health/ready" >/dev/null || fail "ledger-api at ${base_url} is not ready"
+
+export PYTHONDONTWRITEBYTECODE=1
+"${venv}/bin/python" tests/fuzz/seed.py "$base_url" tests/fuzz/schemathesis.toml
+
+echo "fuzz: schemathesis ${SCHEMATHESIS_VERSION}, seed ${seed}, ${max_examples} examples per operation, ${base_url}"
+status=0
+LEDGER_FUZZ_DATABASE="$database" PYTHONPATH=tests/fuzz SCHEMATHESIS_HOOKS=hooks \
+  "${venv}/bin/schemathesis" --config-file tests/fuzz/schemathesis.toml run "${base_url}/openapi.json" \
+  --url "$base_url" --seed "$seed" --max-examples "$max_examples" --generation-database none \
+  --checks all --output-sanitize false --no-color || status=$?
+
+if ! kill -0 "$pid" 2>/dev/null; then
+  echo "fuzz: ledger-api died during the run; its log:" >&2
+  cat "$server_log" >&2
+  exit 1
+fi
+if grep -q "panicked" "$server_log"; then
+  echo "fuzz: ledger-api panicked during the run:" >&2
+  grep -B2 -A8 "panicked" "$server_log" >&2
+  exit 1
+fi
+if [[ "$status" -ne 0 ]]; then
+  echo "fuzz: schemathesis found failures (exit ${status}); replay with LEDGER_FUZZ_SEED=${seed}" >&2
+  echo "fuzz: the last lines of the ledger-api log:" >&2
+  tail -n 40 "$server_log" >&2
+  exit "$status"
+fi
+echo "fuzz: no failures"
