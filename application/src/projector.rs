@@ -218,6 +218,11 @@ impl Projector {
         Arc::clone(&self.progress)
     }
 
+    /// The source handed out events: if the projector was caught up, it is working from now on.
+    pub fn note_work_found(&self) {
+        self.progress.found_work(self.clock.now());
+    }
+
     /// Projects one event, retrying a gap or a corrupt read model a bounded number of times before
     /// dead-lettering it. An event past a gap whose account has an open dead letter waits behind it
     /// at once (no retries: it cannot heal before the letter is redriven). An unavailable store is
@@ -647,7 +652,6 @@ pub struct FeedProjector {
     feed: Arc<dyn EventFeed>,
     projection: Arc<dyn Projection>,
     projector: Projector,
-    clock: Arc<dyn Clock>,
     config: FeedProjectorConfig,
     wake: Arc<Notify>,
 }
@@ -675,9 +679,8 @@ impl FeedProjector {
         Self {
             name: name.into(),
             feed,
-            projector: Projector::new(Arc::clone(&projection), Arc::clone(&clock), config.retry),
+            projector: Projector::new(Arc::clone(&projection), clock, config.retry),
             projection,
-            clock,
             config,
             wake,
         }
@@ -794,12 +797,11 @@ impl FeedProjector {
             .feed
             .read_after(cursor.position, self.config.batch_size)
             .await?;
-        let progress = self.projector.progress();
         let Some(last) = batch.last() else {
-            progress.caught_up();
+            self.projector.progress().caught_up();
             return Ok(0);
         };
-        progress.found_work(self.clock.now());
+        self.projector.note_work_found();
         let batch_end = last.position;
         for item in &batch {
             match &item.entry {
