@@ -157,7 +157,7 @@ impl Running {
 async fn the_checkpoint_is_stored_every_thousand_events_while_writes_never_stop() {
     let config = FeedProjectorConfig {
         // Time stands still on the paused clock unless the test moves it: only the count can fire.
-        checkpoint_interval: Duration::from_secs(3600),
+        checkpoint_interval: Duration::from_hours(1),
         ..FeedProjectorConfig::default()
     };
     assert_eq!(config.checkpoint_every_events, 1_000);
@@ -204,7 +204,7 @@ async fn the_checkpoint_is_stored_every_second_while_writes_never_stop() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn shutdown_returns_after_the_batch_in_hand_while_writes_never_stop() {
     let config = FeedProjectorConfig {
-        checkpoint_interval: Duration::from_secs(3600),
+        checkpoint_interval: Duration::from_hours(1),
         checkpoint_every_events: u64::MAX,
         ..FeedProjectorConfig::default()
     };
@@ -262,10 +262,8 @@ impl EventFeed for PoisoningFeed {
     }
 }
 
-#[tokio::test]
-async fn a_poison_entry_waits_for_a_redrive_while_other_accounts_flow() {
-    let store = Arc::new(InMemoryEventStore::new());
-    let read_model = Arc::new(InMemoryReadModel::new());
+/// acc-p: opened, then deposits at 2, 3 and 4; acc-q: opened, then a deposit at 2; interleaved.
+async fn seed_two_accounts(store: &InMemoryEventStore) {
     let history = [
         ("acc-p", 1, opened_event()),
         ("acc-q", 1, opened_event()),
@@ -285,6 +283,13 @@ async fn a_poison_entry_waits_for_a_redrive_while_other_accounts_flow() {
             .await
             .expect("append");
     }
+}
+
+#[tokio::test]
+async fn a_poison_entry_waits_for_a_redrive_while_other_accounts_flow() {
+    let store = Arc::new(InMemoryEventStore::new());
+    let read_model = Arc::new(InMemoryReadModel::new());
+    seed_two_accounts(&store).await;
     let projector = FeedProjector::new(
         "poison",
         Arc::new(PoisoningFeed {
@@ -297,7 +302,7 @@ async fn a_poison_entry_waits_for_a_redrive_while_other_accounts_flow() {
             // Waiting events are not retried: an hour between retries would show if they were.
             retry: ProjectionRetry {
                 attempts_per_event_max: 5,
-                retry_delay: Duration::from_secs(3600),
+                retry_delay: Duration::from_hours(1),
             },
             ..FeedProjectorConfig::default()
         },
@@ -346,12 +351,12 @@ async fn a_poison_entry_waits_for_a_redrive_while_other_accounts_flow() {
 
     // The store's copy reads fine (only the feed's view was poisoned): the redrive applies it and
     // then the two that waited, in order.
-    let redriver = ledger_application::Projector::new(
+    let redrive_projector = ledger_application::Projector::new(
         Arc::clone(&read_model) as Arc<dyn Projection>,
         Arc::new(SystemClock),
         ProjectionRetry::default(),
     );
-    let redriven = redriver
+    let redriven = redrive_projector
         .redrive(store.as_ref(), letters[1].id)
         .await
         .expect("redrive");
@@ -371,7 +376,7 @@ async fn a_poison_entry_waits_for_a_redrive_while_other_accounts_flow() {
             .is_empty()
     );
     check.check().await.expect("no open dead letter: ready");
-    let again = redriver.redrive(store.as_ref(), head).await;
+    let again = redrive_projector.redrive(store.as_ref(), head).await;
     assert!(
         matches!(
             again,

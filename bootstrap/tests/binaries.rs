@@ -211,27 +211,33 @@ async fn open_and_deposit(base_url: &str) -> usize {
     accepted
 }
 
-/// A poison row in the embedded store: `ledger dead-letters list` shows it with its raw form and the
-/// account's next event waiting behind it; `retry` fails while the row is still bad, and after the
-/// row is repaired applies both, in order, and the list is empty.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ledger_dead_letters_lists_a_poison_row_and_redrives_it_after_a_fix() {
+/// A connection of its own to the file at `path`, as a `sqlite3` shell would have.
+async fn other_connection(path: &Path) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(Duration::from_secs(5));
+    sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .expect("a connection of its own")
+}
+
+/// An embedded database where acc-p's event 2 went in behind the application's back with a broken
+/// payload (the rest of the row is what the codec writes), acc-p's event 3 and acc-q's opening
+/// after it, all projected. Returns the payload the row should have had.
+async fn embedded_with_a_poison_row(
+    database: &ledger_sqlite::SqliteDatabase,
+    path: &Path,
+) -> String {
     use std::sync::Arc;
 
     use ledger_application::codec;
-    use ledger_application::ports::{EventStore, Projection, ReadModelQuery, SystemClock};
+    use ledger_application::ports::{EventStore, Projection, SystemClock};
     use ledger_application::testkit::fixtures::{
         at, deposited_event, opened_event, recorded, single_append,
     };
     use ledger_application::{FeedProjector, FeedProjectorConfig};
-    use sqlx::Connection;
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("ledger.db");
-    let path_text = path.display().to_string();
-    let database = ledger_sqlite::SqliteDatabase::open(&path)
-        .await
-        .expect("open");
     let store = database.event_store();
     for id in ["acc-p", "acc-q"] {
         store
@@ -243,8 +249,6 @@ async fn ledger_dead_letters_lists_a_poison_row_and_redrives_it_after_a_fix() {
             .await
             .expect("open");
     }
-    // Event 2 of acc-p goes in behind the application's back with a broken payload; the rest of
-    // the row is what the codec would have written.
     let good = codec::encode(&recorded(
         "acc-p",
         2,
@@ -252,12 +256,6 @@ async fn ledger_dead_letters_lists_a_poison_row_and_redrives_it_after_a_fix() {
         at(1, 9, 0),
     ))
     .expect("encode");
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&path)
-        .busy_timeout(Duration::from_secs(5));
-    let mut conn = sqlx::SqliteConnection::connect_with(&options)
-        .await
-        .expect("a connection of its own");
     sqlx::query(
         "INSERT INTO events (account_id, sequence, event_id, event_type, schema_version, payload, \
          metadata, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, '{not json', ?6, ?7)",
@@ -269,7 +267,7 @@ async fn ledger_dead_letters_lists_a_poison_row_and_redrives_it_after_a_fix() {
     .bind(i64::from(good.schema_version))
     .bind(&good.metadata)
     .bind(&good.recorded_at)
-    .execute(&mut conn)
+    .execute(&mut other_connection(path).await)
     .await
     .expect("the poison row");
     store
@@ -285,16 +283,47 @@ async fn ledger_dead_letters_lists_a_poison_row_and_redrives_it_after_a_fix() {
         ))
         .await
         .expect("append behind the poison row");
-    let read_model = Arc::new(database.read_model());
     let projector = FeedProjector::new(
         "binaries-test",
         Arc::new(database.event_store()),
-        Arc::clone(&read_model) as Arc<dyn Projection>,
+        Arc::new(database.read_model()) as Arc<dyn Projection>,
         Arc::new(SystemClock),
         FeedProjectorConfig::default(),
         Arc::new(tokio::sync::Notify::new()),
     );
     assert_eq!(projector.catch_up().await.expect("not stalled"), 4);
+    good.payload
+}
+
+/// The fix: the row repaired (the trigger that keeps events immutable is lifted for it only).
+async fn repair_poison_row(path: &Path, payload: &str) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP TRIGGER events_refuse_update; \
+         UPDATE events SET payload = '{}' WHERE account_id = 'acc-p' AND sequence = 2; \
+         CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events \
+         BEGIN SELECT RAISE(ABORT, 'events are immutable: UPDATE refused'); END;",
+        payload.replace('\'', "''")
+    )))
+    .execute(&mut other_connection(path).await)
+    .await
+    .expect("repair the row");
+}
+
+/// A poison row in the embedded store: `ledger dead-letters list` shows it with its raw form and the
+/// account's next event waiting behind it; `retry` fails while the row is still bad, and after the
+/// row is repaired applies both, in order, and the list is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_dead_letters_lists_a_poison_row_and_redrives_it_after_a_fix() {
+    use ledger_application::ports::{Projection, ReadModelQuery};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ledger.db");
+    let path_text = path.display().to_string();
+    let database = ledger_sqlite::SqliteDatabase::open(&path)
+        .await
+        .expect("open");
+    let good_payload = embedded_with_a_poison_row(&database, &path).await;
+    let read_model = database.read_model();
     let letters = read_model.dead_letters(10).await.expect("letters");
     assert_eq!(letters.len(), 2, "{letters:?}");
     let head = letters[0].id.to_string();
@@ -322,19 +351,7 @@ async fn ledger_dead_letters_lists_a_poison_row_and_redrives_it_after_a_fix() {
         "{refused:?}"
     );
 
-    // The fix: the row repaired (the triggers that keep events immutable are lifted for it only).
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP TRIGGER events_refuse_update; \
-         UPDATE events SET payload = '{}' WHERE account_id = 'acc-p' AND sequence = 2; \
-         CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events \
-         BEGIN SELECT RAISE(ABORT, 'events are immutable: UPDATE refused'); END;",
-        good.payload.replace('\'', "''")
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("repair the row");
-    conn.close().await.expect("close");
-
+    repair_poison_row(&path, &good_payload).await;
     let retried = run(ledger, &["dead-letters", "retry", &head], &vars);
     assert!(retried.status.success(), "{retried:?}");
     let said = String::from_utf8_lossy(&retried.stdout);

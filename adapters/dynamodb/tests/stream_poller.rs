@@ -353,12 +353,12 @@ async fn a_poison_record_is_dead_lettered_with_its_image_and_redriven_after_a_fi
         .send()
         .await
         .expect("repair the item");
-    let redriver = Projector::new(
+    let redrive_projector = Projector::new(
         world.read_model.clone(),
         Arc::new(SystemClock),
         ProjectionRetry::default(),
     );
-    let redriven = redriver
+    let redriven = redrive_projector
         .redrive(&world.store, head.id)
         .await
         .expect("redrive");

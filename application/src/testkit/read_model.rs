@@ -363,8 +363,8 @@ pub async fn dead_letters_are_kept_once_per_event(subject: ReadModelSubject) {
         .await
         .expect("record");
     let mut again = first.clone();
-    again.reason = "a later reason".to_owned();
-    again.raw = "{}".to_owned();
+    "a later reason".clone_into(&mut again.reason);
+    "{}".clone_into(&mut again.raw);
     let id_again = subject
         .projection
         .record_dead_letter(&again)
@@ -501,7 +501,7 @@ pub async fn resolving_dead_letters_unblocks_the_account(subject: ReadModelSubje
     );
 
     let mut failing_anew = letter("acc-a", 3, "a new reason");
-    failing_anew.raw = "{\"new\":true}".to_owned();
+    "{\"new\":true}".clone_into(&mut failing_anew.raw);
     let reopened = projection
         .record_dead_letter(&failing_anew)
         .await

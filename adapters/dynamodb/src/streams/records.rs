@@ -40,7 +40,13 @@ pub fn image_json(image: &HashMap<String, AttributeValue>) -> String {
 
 fn attribute_json(value: &AttributeValue) -> serde_json::Value {
     use serde_json::json;
-    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let hex = |bytes: &[u8]| {
+        bytes.iter().fold(String::new(), |mut text, byte| {
+            use std::fmt::Write as _;
+            let _ = write!(text, "{byte:02x}");
+            text
+        })
+    };
     match value {
         AttributeValue::S(text) => json!({ "S": text }),
         AttributeValue::N(number) => json!({ "N": number }),
