@@ -577,32 +577,19 @@ async fn a_poison_row_is_dead_lettered_while_other_accounts_keep_projecting() {
     .await
     .unwrap();
     let store = db.event_store();
-    store
-        .append(single_append(
-            "p-3",
-            2,
-            vec![recorded(
-                "acc-p",
-                3,
-                deposited_event("1.00", "2.00"),
-                at(1, 10, 0),
-            )],
-        ))
-        .await
-        .unwrap();
-    store
-        .append(single_append(
-            "q-2",
-            1,
-            vec![recorded(
-                "acc-q",
-                2,
-                deposited_event("4.00", "4.00"),
-                at(1, 10, 1),
-            )],
-        ))
-        .await
-        .unwrap();
+    for (key, id, sequence, deposit, micros) in [
+        ("p-3", "acc-p", 3, deposited_event("1.00", "2.00"), 0),
+        ("q-2", "acc-q", 2, deposited_event("4.00", "4.00"), 1),
+    ] {
+        store
+            .append(single_append(
+                key,
+                sequence - 1,
+                vec![recorded(id, sequence, deposit, at(1, 10, micros))],
+            ))
+            .await
+            .unwrap();
+    }
 
     let read_model = Arc::new(db.read_model());
     let projector = FeedProjector::new(

@@ -29,13 +29,19 @@ pub enum StreamChange<'a> {
 /// keeps of an event that could not be decoded. Binary values, which the events table never holds,
 /// are written as hex under `B_hex`.
 pub fn image_json(image: &HashMap<String, AttributeValue>) -> String {
-    let sorted: serde_json::Map<String, serde_json::Value> = image
+    serde_json::Value::Object(attributes_json(image)).to_string()
+}
+
+/// A map of attributes as JSON, in name order.
+fn attributes_json(
+    attributes: &HashMap<String, AttributeValue>,
+) -> serde_json::Map<String, serde_json::Value> {
+    attributes
         .iter()
         .collect::<std::collections::BTreeMap<_, _>>()
         .into_iter()
         .map(|(name, value)| (name.clone(), attribute_json(value)))
-        .collect();
-    serde_json::Value::Object(sorted).to_string()
+        .collect()
 }
 
 fn attribute_json(value: &AttributeValue) -> serde_json::Value {
@@ -56,15 +62,7 @@ fn attribute_json(value: &AttributeValue) -> serde_json::Value {
         AttributeValue::Bs(blobs) => {
             json!({ "BS_hex": blobs.iter().map(|b| hex(b.as_ref())).collect::<Vec<_>>() })
         }
-        AttributeValue::M(map) => {
-            let sorted: serde_json::Map<String, serde_json::Value> = map
-                .iter()
-                .collect::<std::collections::BTreeMap<_, _>>()
-                .into_iter()
-                .map(|(name, value)| (name.clone(), attribute_json(value)))
-                .collect();
-            json!({ "M": sorted })
-        }
+        AttributeValue::M(map) => json!({ "M": attributes_json(map) }),
         AttributeValue::L(list) => {
             json!({ "L": list.iter().map(attribute_json).collect::<Vec<_>>() })
         }
