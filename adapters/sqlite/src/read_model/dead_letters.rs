@@ -115,7 +115,7 @@ pub(super) async fn blocking(
     db: &SqliteDatabase,
     account_id: &AccountId,
 ) -> Result<Option<StoredDeadLetter>, StoreError> {
-    // Read on the writer: a letter recorded a moment ago by this process must block at once.
+    // Letters are committed before the projector moves to the next event, so a reader sees them.
     let row = sqlx::query(concat!(
         "SELECT ",
         letter_columns!(),
@@ -123,7 +123,7 @@ pub(super) async fn blocking(
          AND waiting_behind IS NULL AND sequence IS NOT NULL ORDER BY sequence LIMIT 1"
     ))
     .bind(account_id.as_str())
-    .fetch_optional(db.writer())
+    .fetch_optional(db.reader())
     .await
     .map_err(StoreError::unavailable)?;
     row.as_ref().map(stored_letter).transpose()
