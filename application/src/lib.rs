@@ -25,7 +25,8 @@ pub use idempotency::{
     RecordedOutcome, RequestFingerprint,
 };
 pub use projector::{
-    FeedProjector, FeedProjectorConfig, Handled, Projected, ProjectionRetry, Projector,
+    DeadLetterCheck, FeedProjector, FeedProjectorConfig, Handled, Projected, ProjectionLagCheck,
+    ProjectionProgress, ProjectionRetry, Projector, RedriveError, Redriven,
 };
 pub use query_service::{BalanceAsOf, FreshnessWait, QueryError, QueryService, TransactionPage};
 pub use signal::SignallingEventStore;

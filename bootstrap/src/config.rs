@@ -56,6 +56,8 @@ pub struct LedgerConfig {
     pub command_attempts_max: u32,
     /// `LEDGER_READ_WAIT_TIMEOUT_MS`, default 5000: the longest a query with `min_sequence` waits.
     pub read_wait_timeout: Duration,
+    /// `LEDGER_READY_LAG_MAX_MS`, default 10000: readiness fails while the projection lags more.
+    pub ready_lag_max: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +149,12 @@ impl LedgerConfig {
             |n| *n <= 60_000,
             "expected 0 to 60000",
         )?);
+        let ready_lag_max = Duration::from_millis(vars.parsed(
+            "LEDGER_READY_LAG_MAX_MS",
+            10_000,
+            |n| (1..=3_600_000).contains(n),
+            "expected 1 to 3600000",
+        )?);
         Ok(Self {
             http_addr,
             sqlite_path,
@@ -157,6 +165,7 @@ impl LedgerConfig {
             shutdown_timeout,
             command_attempts_max,
             read_wait_timeout,
+            ready_lag_max,
         })
     }
 }
@@ -267,6 +276,7 @@ mod tests {
         assert_eq!(config.event_store, EventStoreKind::Sqlite);
         assert_eq!(config.read_model, ReadModelKind::Sqlite);
         assert_eq!(config.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(config.ready_lag_max, Duration::from_secs(10));
         assert_eq!(config.dynamodb.events_table, "ledger_events");
         assert_eq!(config.dynamodb.snapshot_every, 100);
         assert!(!config.dynamodb.create_tables);
@@ -315,6 +325,7 @@ mod tests {
             ("LEDGER_SHUTDOWN_TIMEOUT_SECS", "-1"),
             ("LEDGER_COMMAND_ATTEMPTS_MAX", "0"),
             ("LEDGER_READ_WAIT_TIMEOUT_MS", "soon"),
+            ("LEDGER_READY_LAG_MAX_MS", "0"),
         ] {
             let error = config(&[(variable, value)]).unwrap_err();
             assert!(error.to_string().contains(variable), "{error}");

@@ -8,8 +8,9 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer};
 use ledger_application::ports::{EventFeed, EventStore, HealthCheck, SystemClock, UuidV7Ids};
 use ledger_application::{
-    CommandService, FeedProjector, FeedProjectorConfig, FreshnessWait, ProjectionRetry, Projector,
-    QueryService, RetryPolicy, SignallingEventStore,
+    CommandService, DeadLetterCheck, FeedProjector, FeedProjectorConfig, FreshnessWait,
+    ProjectionLagCheck, ProjectionProgress, ProjectionRetry, Projector, QueryService, RetryPolicy,
+    SignallingEventStore,
 };
 use ledger_dynamodb::config::{DynamoClients, DynamoSettings, DynamoTables};
 use ledger_dynamodb::event_store::DynamoEventStore;
@@ -63,14 +64,15 @@ impl std::fmt::Debug for Application {
     }
 }
 
-/// What the chosen event store brings: the command service over it, its projector task, and how to
-/// read back what it stored.
+/// What the chosen event store brings: the command service over it, its projector task and how far
+/// behind that is, its readiness check, and how to read back what it stored.
 struct EventSide {
     commands: CommandService,
     event_store: Arc<dyn EventStore>,
     feed: Option<Arc<dyn EventFeed>>,
     projector: JoinHandle<()>,
-    health_checks: Vec<Arc<dyn HealthCheck>>,
+    projection_progress: Arc<ProjectionProgress>,
+    event_store_check: Arc<dyn HealthCheck>,
 }
 
 impl Application {
@@ -106,8 +108,18 @@ impl Application {
                 ..FreshnessWait::default()
             },
         ));
-        let mut health_checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(database.clone())];
-        health_checks.extend(side.health_checks);
+        // Readiness asks what is in use: the event store (SQLite or DynamoDB), the read model, and
+        // the projector (no open dead letter, lag within its bound).
+        let health_checks: Vec<Arc<dyn HealthCheck>> = vec![
+            side.event_store_check,
+            Arc::new(database.read_model()),
+            Arc::new(DeadLetterCheck::new(Arc::new(database.read_model()))),
+            Arc::new(ProjectionLagCheck::new(
+                side.projection_progress,
+                Arc::new(SystemClock),
+                config.ready_lag_max,
+            )),
+        ];
         let state = HttpState {
             commands: Arc::new(side.commands),
             queries,
@@ -228,9 +240,10 @@ fn embedded(
     EventSide {
         commands,
         event_store: event_store.clone(),
+        event_store_check: event_store.clone(),
         feed: Some(event_store),
+        projection_progress: projector.progress(),
         projector: tokio::spawn(async move { projector.run(stop).await }),
-        health_checks: Vec::new(),
     }
 }
 
@@ -262,10 +275,11 @@ async fn dynamodb(
     .with_snapshots(snapshots, config.snapshot_every);
     Ok(EventSide {
         commands,
-        event_store,
+        event_store: event_store.clone(),
+        event_store_check: event_store,
         feed: None,
+        projection_progress: poller.progress(),
         projector: tokio::spawn(async move { poller.run(stop).await }),
-        health_checks: Vec::new(),
     })
 }
 

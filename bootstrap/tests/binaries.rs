@@ -1,5 +1,6 @@
 //! The deployable binaries as processes: the `ledger` admin tool against a real SQLite file and DynamoDB
-//! Local, and `ledger-projector` projecting the events stream into a read model until SIGTERM.
+//! Local (dead letters listed and redriven included), and `ledger-projector` projecting the events
+//! stream into a read model until SIGTERM.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -208,4 +209,173 @@ async fn open_and_deposit(base_url: &str) -> usize {
         accepted += 1;
     }
     accepted
+}
+
+/// A connection of its own to the file at `path`, as a `sqlite3` shell would have.
+async fn other_connection(path: &Path) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(Duration::from_secs(5));
+    sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .expect("a connection of its own")
+}
+
+/// An embedded database where acc-p's event 2 went in behind the application's back with a broken
+/// payload (the rest of the row is what the codec writes), acc-p's event 3 and acc-q's opening
+/// after it, all projected. Returns the payload the row should have had.
+async fn embedded_with_a_poison_row(
+    database: &ledger_sqlite::SqliteDatabase,
+    path: &Path,
+) -> String {
+    use std::sync::Arc;
+
+    use ledger_application::codec;
+    use ledger_application::ports::{EventStore, Projection, SystemClock};
+    use ledger_application::testkit::fixtures::{
+        at, deposited_event, opened_event, recorded, single_append,
+    };
+    use ledger_application::{FeedProjector, FeedProjectorConfig};
+
+    let store = database.event_store();
+    for id in ["acc-p", "acc-q"] {
+        store
+            .append(single_append(
+                &format!("open-{id}"),
+                0,
+                vec![recorded(id, 1, opened_event(), at(1, 8, 0))],
+            ))
+            .await
+            .expect("open");
+    }
+    let good = codec::encode(&recorded(
+        "acc-p",
+        2,
+        deposited_event("1.00", "1.00"),
+        at(1, 9, 0),
+    ))
+    .expect("encode");
+    sqlx::query(
+        "INSERT INTO events (account_id, sequence, event_id, event_type, schema_version, payload, \
+         metadata, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, '{not json', ?6, ?7)",
+    )
+    .bind(&good.account_id)
+    .bind(2_i64)
+    .bind(&good.event_id)
+    .bind(good.event_type)
+    .bind(i64::from(good.schema_version))
+    .bind(&good.metadata)
+    .bind(&good.recorded_at)
+    .execute(&mut other_connection(path).await)
+    .await
+    .expect("the poison row");
+    store
+        .append(single_append(
+            "p-3",
+            2,
+            vec![recorded(
+                "acc-p",
+                3,
+                deposited_event("2.00", "3.00"),
+                at(1, 10, 0),
+            )],
+        ))
+        .await
+        .expect("append behind the poison row");
+    let projector = FeedProjector::new(
+        "binaries-test",
+        Arc::new(database.event_store()),
+        Arc::new(database.read_model()) as Arc<dyn Projection>,
+        Arc::new(SystemClock),
+        FeedProjectorConfig::default(),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    assert_eq!(projector.catch_up().await.expect("not stalled"), 4);
+    good.payload
+}
+
+/// The fix: the row repaired (the trigger that keeps events immutable is lifted for it only).
+async fn repair_poison_row(path: &Path, payload: &str) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP TRIGGER events_refuse_update; \
+         UPDATE events SET payload = '{}' WHERE account_id = 'acc-p' AND sequence = 2; \
+         CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events \
+         BEGIN SELECT RAISE(ABORT, 'events are immutable: UPDATE refused'); END;",
+        payload.replace('\'', "''")
+    )))
+    .execute(&mut other_connection(path).await)
+    .await
+    .expect("repair the row");
+}
+
+/// A poison row in the embedded store: `ledger dead-letters list` shows it with its raw form and the
+/// account's next event waiting behind it; `retry` fails while the row is still bad, and after the
+/// row is repaired applies both, in order, and the list is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_dead_letters_lists_a_poison_row_and_redrives_it_after_a_fix() {
+    use ledger_application::ports::{Projection, ReadModelQuery};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ledger.db");
+    let path_text = path.display().to_string();
+    let database = ledger_sqlite::SqliteDatabase::open(&path)
+        .await
+        .expect("open");
+    let good_payload = embedded_with_a_poison_row(&database, &path).await;
+    let read_model = database.read_model();
+    let letters = read_model.dead_letters(10).await.expect("letters");
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    let head = letters[0].id.to_string();
+
+    let vars = [("LEDGER_SQLITE_PATH", path_text.as_str())];
+    let ledger = env!("CARGO_BIN_EXE_ledger");
+    let listed = run(ledger, &["dead-letters", "list"], &vars);
+    assert!(listed.status.success(), "{listed:?}");
+    let said = String::from_utf8_lossy(&listed.stdout);
+    assert!(said.contains("2 open dead letter(s)"), "{said}");
+    assert!(
+        said.contains(&format!("{head}\taccount=acc-p\tsequence=2\tstate=dead")),
+        "{said}"
+    );
+    assert!(said.contains("{not json"), "the raw form is shown: {said}");
+    assert!(
+        said.contains(&format!("sequence=3\tstate=waiting behind {head}")),
+        "{said}"
+    );
+
+    let refused = run(ledger, &["dead-letters", "retry", &head], &vars);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("still cannot be projected"),
+        "{refused:?}"
+    );
+
+    repair_poison_row(&path, &good_payload).await;
+    let retried = run(ledger, &["dead-letters", "retry", &head], &vars);
+    assert!(retried.status.success(), "{retried:?}");
+    let said = String::from_utf8_lossy(&retried.stdout);
+    assert!(
+        said.contains("2 event(s) applied, 2 letter(s) resolved, last_sequence 3"),
+        "{said}"
+    );
+    let view = read_model
+        .account(&ledger_domain::AccountId::parse("acc-p").expect("id"))
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        (view.balance.to_string(), view.last_sequence),
+        ("3.00".to_owned(), 3)
+    );
+    let listed = run(ledger, &["dead-letters", "list"], &vars);
+    assert!(listed.status.success(), "{listed:?}");
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("no open dead letters"),
+        "{listed:?}"
+    );
+    let again = run(ledger, &["dead-letters", "retry", &head], &vars);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already resolved"));
+    database.close().await.expect("close");
 }

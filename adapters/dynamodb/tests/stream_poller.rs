@@ -17,8 +17,8 @@ use aws_sdk_dynamodbstreams::operation::get_records::GetRecordsInput;
 use aws_sdk_dynamodbstreams::operation::get_shard_iterator::GetShardIteratorInput;
 use aws_smithy_runtime_api::box_error::BoxError;
 use ledger_application::ports::{
-    ApplyOutcome, DeadLetter, EventStore, Projection, ReadModelQuery, ReadModelUpdate,
-    ShardCheckpoint, StoreError, StreamCheckpoints, SystemClock,
+    ApplyOutcome, DeadLetter, DeadLetterId, EventStore, Projection, ReadModelQuery,
+    ReadModelUpdate, ShardCheckpoint, StoreError, StoredDeadLetter, StreamCheckpoints, SystemClock,
 };
 use ledger_application::testkit::fixtures::{
     account, at, balance, deposited_event, multi_append, opened_event, recorded, single_append,
@@ -88,6 +88,9 @@ impl Intercept for StreamsRequests {
 /// One test's world: its own tables and stream on DynamoDB Local, a read model on a temp file.
 struct World {
     store: DynamoEventStore,
+    /// To write items behind the store's back, as a poison record needs.
+    client: aws_sdk_dynamodb::Client,
+    events_table: String,
     streams: aws_sdk_dynamodbstreams::Client,
     requests: StreamsRequests,
     stream_arn: String,
@@ -114,7 +117,9 @@ impl World {
             .await
             .expect("open the SQLite read model");
         Self {
-            store: DynamoEventStore::new(client, DynamoSettings::with_tables(tables)),
+            events_table: tables.events.clone(),
+            store: DynamoEventStore::new(client.clone(), DynamoSettings::with_tables(tables)),
+            client,
             streams,
             requests,
             stream_arn,
@@ -195,7 +200,7 @@ impl World {
             .len()
     }
 
-    async fn dead_letters(&self) -> Vec<DeadLetter> {
+    async fn dead_letters(&self) -> Vec<StoredDeadLetter> {
         self.read_model
             .dead_letters(100)
             .await
@@ -212,6 +217,7 @@ async fn catch_up(poller: &StreamPoller, applied: usize) -> PollReport {
         total.applied += report.applied;
         total.duplicates += report.duplicates;
         total.dead_lettered += report.dead_lettered;
+        total.waiting += report.waiting;
         total.skipped += report.skipped;
         if total.applied >= applied {
             return total;
@@ -276,6 +282,95 @@ async fn every_event_of_several_accounts_is_projected() {
     assert_eq!(world.transaction_count("acc-a").await, 4);
     assert_eq!(world.transaction_count("acc-b").await, 4);
     assert_eq!(world.transaction_count("acc-c").await, 3);
+    assert!(world.dead_letters().await.is_empty());
+}
+
+/// A record whose image cannot be decoded (an item put behind the store's back with a broken
+/// payload): dead-lettered with its image, the account's next event waiting behind it, the other
+/// account flowing; after the item is repaired, a redrive applies both in order.
+#[tokio::test]
+async fn a_poison_record_is_dead_lettered_with_its_image_and_redriven_after_a_fix() {
+    let world = World::new().await;
+    world.append_history("acc-p", 1, 1).await;
+    let good = recorded("acc-p", 2, deposited_event("10.00", "10.00"), at(3, 9, 2));
+    let mut item = ledger_dynamodb::items::event_item(
+        &ledger_application::codec::encode(&good).expect("encode"),
+    );
+    let repaired = item.clone();
+    item.insert(
+        "payload".to_owned(),
+        aws_sdk_dynamodb::types::AttributeValue::S("{not json".to_owned()),
+    );
+    world
+        .client
+        .put_item()
+        .table_name(&world.events_table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .expect("put the poison item");
+    world.append_history("acc-p", 3, 3).await;
+    world.append_history("acc-q", 1, 2).await;
+
+    let poller = world.poller();
+    let mut total = PollReport::default();
+    for _ in 0..CATCH_UP_ROUNDS_MAX {
+        let report = poller.poll_once().await.expect("a round on DynamoDB Local");
+        total.applied += report.applied;
+        total.dead_lettered += report.dead_lettered;
+        total.waiting += report.waiting;
+        if (total.applied, total.dead_lettered, total.waiting) == (3, 1, 1) {
+            break;
+        }
+        tokio::time::sleep(CATCH_UP_PAUSE).await;
+    }
+    assert_eq!(
+        (total.applied, total.dead_lettered, total.waiting),
+        (3, 1, 1),
+        "{total:?}"
+    );
+    assert_eq!(world.balance_and_sequence("acc-q").await.1, 2);
+    assert_eq!(world.balance_and_sequence("acc-p").await.1, 1);
+    let letters = world.dead_letters().await;
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    let (head, waiting) = (&letters[0], &letters[1]);
+    assert_eq!(head.letter.sequence, Some(2));
+    assert!(
+        head.letter.raw.contains(r#""payload":{"S":"{not json"}"#),
+        "the image is kept as DynamoDB JSON: {}",
+        head.letter.raw
+    );
+    assert!(head.letter.reason.starts_with("undecodable"), "{head:?}");
+    assert_eq!(waiting.letter.sequence, Some(3));
+    assert_eq!(waiting.letter.waiting_behind, Some(head.id));
+    assert_drained(&poller).await;
+
+    world
+        .client
+        .put_item()
+        .table_name(&world.events_table)
+        .set_item(Some(repaired))
+        .send()
+        .await
+        .expect("repair the item");
+    let redrive_projector = Projector::new(
+        world.read_model.clone(),
+        Arc::new(SystemClock),
+        ProjectionRetry::default(),
+    );
+    let redriven = redrive_projector
+        .redrive(&world.store, head.id)
+        .await
+        .expect("redrive");
+    assert_eq!(
+        (redriven.applied, redriven.resolved),
+        (2, 2),
+        "{redriven:?}"
+    );
+    assert_eq!(
+        world.balance_and_sequence("acc-p").await,
+        (balance("20.00").to_string(), 3)
+    );
     assert!(world.dead_letters().await.is_empty());
 }
 
@@ -361,12 +456,34 @@ impl Projection for FailingProjection {
         self.inner.save_checkpoint(reader, position).await
     }
 
-    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetterId, StoreError> {
         self.inner.record_dead_letter(letter).await
     }
 
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<StoredDeadLetter>, StoreError> {
         self.inner.dead_letters(limit).await
+    }
+
+    async fn dead_letter(&self, id: DeadLetterId) -> Result<Option<StoredDeadLetter>, StoreError> {
+        self.inner.dead_letter(id).await
+    }
+
+    async fn blocking_dead_letter(
+        &self,
+        account_id: &AccountId,
+    ) -> Result<Option<StoredDeadLetter>, StoreError> {
+        self.inner.blocking_dead_letter(account_id).await
+    }
+
+    async fn resolve_dead_letters(
+        &self,
+        account_id: &AccountId,
+        through_sequence: u64,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        self.inner
+            .resolve_dead_letters(account_id, through_sequence, at)
+            .await
     }
 }
 
@@ -519,7 +636,8 @@ async fn a_running_poller_projects_what_is_appended_while_it_idles() {
         .expect("run returns after shutdown")
         .expect("run does not panic");
     assert_eq!(world.transaction_count("acc-a").await, 2);
-    assert!(world.dead_letters().await.is_empty());
+    let letters = world.dead_letters().await;
+    assert!(letters.is_empty(), "{letters:?}");
 }
 
 #[tokio::test]
@@ -1035,13 +1153,24 @@ mod scripted {
         script.write("only", "acc-b", 1, 1);
         script.trim("only", 3);
         let report = round(&setup.poller(StreamPollerConfig::default())).await;
-        assert_eq!((report.applied, report.dead_lettered), (1, 1), "{report:?}");
+        assert_eq!(
+            (report.applied, report.dead_lettered, report.trimmed),
+            (1, 1, 1),
+            "{report:?}"
+        );
         assert_eq!(setup.last_sequence("acc-a").await, 2);
         assert_eq!(setup.last_sequence("acc-b").await, 1);
         let letters = setup.read_model.dead_letters(10).await.expect("letters");
-        assert_eq!(letters.len(), 1);
-        assert_eq!(letters[0].sequence, 4);
-        assert!(letters[0].reason.starts_with("gap"), "{letters:?}");
+        assert_eq!(letters.len(), 2, "{letters:?}");
+        // The loss itself, named by shard and checkpoint: it needs a rebuild, and says so.
+        let loss = &letters[0].letter;
+        assert_eq!((loss.account_id.as_ref(), loss.sequence), (None, None));
+        assert!(loss.reason.contains("trimmed"), "{loss:?}");
+        assert!(loss.reason.contains("rebuild"), "{loss:?}");
+        assert!(loss.raw.contains("\"shard_id\":\"only\""), "{loss:?}");
+        // And the event that can no longer follow its account's last one.
+        assert_eq!(letters[1].letter.sequence, Some(4));
+        assert!(letters[1].letter.reason.starts_with("gap"), "{letters:?}");
         // The poller moved past the loss instead of stalling on it.
         assert_eq!(
             setup

@@ -347,7 +347,9 @@ pub enum QueryProblems {
 /// The problem readiness answers with.
 #[derive(Debug, IntoResponses)]
 pub enum ReadinessProblems {
-    /// `not_ready`: `failing_checks` names the dependencies that did not answer.
+    /// `not_ready`: `failing_checks` names the checks that failed: `event_store` or `read_model` (did
+    /// not answer), `dead_letters` (events the projector could not apply are waiting for an
+    /// operator), `projection_lag` (the read model is further behind than its bound).
     #[response(status = 503, content_type = "application/problem+json")]
     NotReady(Problem),
 }

@@ -7,8 +7,8 @@
 use async_trait::async_trait;
 use ledger_application::codec::{self, EncodedEvent, format_timestamp, parse_timestamp};
 use ledger_application::ports::{
-    AppendError, AtomicAppend, EventFeed, EventStore, FeedEvent, HealthCheck, StoreError,
-    StreamAppend,
+    AppendError, AtomicAppend, EventFeed, EventStore, FeedEntry, FeedEvent, HealthCheck,
+    StoreError, StreamAppend, UndecodableEvent,
 };
 use ledger_application::{
     IdempotencyKey, IdempotencyRecord, RecordedEvent, RecordedOutcome, RequestFingerprint,
@@ -228,12 +228,41 @@ impl EventFeed for SqliteEventStore {
         .map_err(StoreError::unavailable)?;
         rows.iter()
             .map(|row| {
-                Ok(FeedEvent {
-                    position: unsigned(row, "global_position")?,
-                    event: decode_row(row)?,
-                })
+                let position = unsigned(row, "global_position")?;
+                // One row that cannot be decoded is handed out on its own, with its raw columns:
+                // failing the read would stall every account behind it.
+                let entry = match decode_row(row) {
+                    Ok(event) => FeedEntry::Event(event),
+                    Err(error) => FeedEntry::Undecodable(undecodable_row(row, &error)),
+                };
+                Ok(FeedEvent { position, entry })
             })
             .collect()
+    }
+}
+
+/// An event row that `decode_row` refused, as its raw columns in JSON, with what could be read of
+/// its identity.
+fn undecodable_row(row: &SqliteRow, error: &StoreError) -> UndecodableEvent {
+    use sqlx::Row;
+    let text = |name: &str| row.try_get::<Option<String>, _>(name).ok().flatten();
+    let integer = |name: &str| row.try_get::<Option<i64>, _>(name).ok().flatten();
+    let raw = serde_json::json!({
+        "global_position": integer("global_position"),
+        "account_id": text("account_id"),
+        "sequence": integer("sequence"),
+        "event_id": text("event_id"),
+        "event_type": text("event_type"),
+        "schema_version": integer("schema_version"),
+        "payload": text("payload"),
+        "metadata": text("metadata"),
+        "recorded_at": text("recorded_at"),
+    });
+    UndecodableEvent {
+        account_id: text("account_id").and_then(|id| AccountId::parse(&id).ok()),
+        sequence: integer("sequence").and_then(|sequence| u64::try_from(sequence).ok()),
+        raw: raw.to_string(),
+        error: error.to_string(),
     }
 }
 

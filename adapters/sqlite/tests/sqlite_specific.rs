@@ -5,20 +5,23 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ledger_application::EventId;
+use std::sync::Arc;
+
 use ledger_application::ports::{
-    AppendError, ApplyOutcome, DeadLetter, EventFeed, EventStore, HealthCheck, Projection,
-    ReadModelQuery, ReadModelUpdate, StoreError,
+    AppendError, ApplyOutcome, EventFeed, EventStore, FeedEntry, HealthCheck, Projection,
+    ReadModelQuery, ReadModelUpdate, StoreError, SystemClock,
 };
 use ledger_application::testkit::fixtures::{
     account, at, deposited_event, key, multi_append, opened_event, recorded, single_append,
 };
+use ledger_application::{FeedProjector, FeedProjectorConfig};
 use ledger_sqlite::SqliteDatabase;
 use ledger_sqlite::constraint::{Violation, classify};
 use sqlx::query::Query;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Row};
 use tempfile::TempDir;
+use tokio::sync::Notify;
 
 fn db_path(dir: &TempDir) -> PathBuf {
     dir.path().join("ledger.db")
@@ -36,6 +39,17 @@ async fn other_process(path: &Path) -> SqliteConnection {
     SqliteConnection::connect_with(&options)
         .await
         .expect("a second connection")
+}
+
+/// Like [`other_process`], creating the file.
+async fn other_process_creating(path: &Path) -> SqliteConnection {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .busy_timeout(Duration::from_secs(5));
+    SqliteConnection::connect_with(&options)
+        .await
+        .expect("a new database")
 }
 
 async fn count(conn: &mut SqliteConnection, sql: &'static str) -> i64 {
@@ -446,7 +460,23 @@ async fn rows_this_code_cannot_read_are_corrupt() {
     assert!(corrupt(
         db.event_store().load(&account("acc-1"), 0).await.map(drop)
     ));
-    assert!(corrupt(db.event_store().read_after(0, 10).await.map(drop)));
+    let feed = db
+        .event_store()
+        .read_after(0, 10)
+        .await
+        .expect("the feed reads around it");
+    let [entry] = feed.as_slice() else {
+        panic!("one entry: {feed:?}")
+    };
+    let FeedEntry::Undecodable(undecodable) = &entry.entry else {
+        panic!("undecodable: {entry:?}")
+    };
+    assert_eq!(undecodable.account_id, Some(account("acc-1")));
+    assert_eq!(undecodable.sequence, Some(1));
+    assert!(
+        undecodable.raw.contains(r#"{\"owner\": 12}"#),
+        "{undecodable:?}"
+    );
     assert!(
         corrupt(db.read_model().account(&account("acc-1")).await.map(drop)),
         "a balance in exponent notation is not one this code wrote"
@@ -527,28 +557,142 @@ async fn a_movement_on_an_account_never_opened_is_corrupt_and_writes_nothing() {
     db.close().await.unwrap();
 }
 
+/// A payload this build cannot decode, inserted behind the application's back (INSERT is all the
+/// triggers allow, and all it takes): the feed hands it out alone, the projector dead-letters it with
+/// its raw form, its account's later events wait behind it, and every other account keeps flowing.
 #[tokio::test(flavor = "multi_thread")]
-async fn dead_letters_list_in_the_order_they_were_recorded() {
+async fn a_poison_row_is_dead_lettered_while_other_accounts_keep_projecting() {
     let dir = tempfile::tempdir().unwrap();
-    let db = open(&db_path(&dir)).await;
-    let read_model = db.read_model();
-    let letter = |sequence: u64| DeadLetter {
-        account_id: account("acc-1"),
-        sequence,
-        event_id: EventId::from_uuid(uuid::Uuid::now_v7()),
-        event_type: "MoneyDeposited".to_owned(),
-        reason: format!("poison {sequence}"),
-        recorded_at: at(5, 5, 5),
-    };
-    let letters = [letter(9), letter(3), letter(5)];
-    for letter in &letters {
-        read_model.record_dead_letter(letter).await.unwrap();
+    let path = db_path(&dir);
+    let db = open(&path).await;
+    open_account(&db, "acc-p").await;
+    open_account(&db, "acc-q").await;
+    let mut conn = other_process(&path).await;
+    sqlx::query(
+        "INSERT INTO events (account_id, sequence, event_id, event_type, schema_version, payload, \
+         metadata, recorded_at) VALUES ('acc-p', 2, '0190f5c2-7d7e-7a4c-9b7e-1c2d3e4f5a6b', \
+         'MoneyDeposited', 1, '{not json', '{}', '2026-03-01T09:00:00.000000Z')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let store = db.event_store();
+    for (key, id, sequence, deposit, micros) in [
+        ("p-3", "acc-p", 3, deposited_event("1.00", "2.00"), 0),
+        ("q-2", "acc-q", 2, deposited_event("4.00", "4.00"), 1),
+    ] {
+        store
+            .append(single_append(
+                key,
+                sequence - 1,
+                vec![recorded(id, sequence, deposit, at(1, 10, micros))],
+            ))
+            .await
+            .unwrap();
     }
-    let mut retried = letter(3);
-    retried.reason = "a later reason".to_owned();
-    read_model.record_dead_letter(&retried).await.unwrap();
+
+    let read_model = Arc::new(db.read_model());
+    let projector = FeedProjector::new(
+        "poison",
+        Arc::new(store),
+        Arc::clone(&read_model) as Arc<dyn Projection>,
+        Arc::new(SystemClock),
+        FeedProjectorConfig::default(),
+        Arc::new(Notify::new()),
+    );
+    assert_eq!(
+        projector.catch_up().await.expect("the feed is not stalled"),
+        5
+    );
+    assert_eq!(
+        read_model.last_sequence(&account("acc-q")).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        read_model.last_sequence(&account("acc-p")).await.unwrap(),
+        1
+    );
+    let letters = read_model.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    let (head, waiting) = (&letters[0], &letters[1]);
+    assert_eq!(
+        (head.letter.account_id.clone(), head.letter.sequence),
+        (Some(account("acc-p")), Some(2))
+    );
+    assert!(head.letter.raw.contains("{not json"), "{head:?}");
+    assert!(head.letter.reason.starts_with("undecodable"), "{head:?}");
+    assert_eq!(waiting.letter.sequence, Some(3));
+    assert_eq!(waiting.letter.waiting_behind, Some(head.id));
+
+    // A restart redelivers everything after the checkpoint: still one letter each.
+    assert_eq!(projector.catch_up().await.unwrap(), 0);
+    read_model.save_checkpoint("poison-again", 0).await.unwrap();
+    let again = FeedProjector::new(
+        "poison-again",
+        Arc::new(db.event_store()),
+        Arc::clone(&read_model) as Arc<dyn Projection>,
+        Arc::new(SystemClock),
+        FeedProjectorConfig::default(),
+        Arc::new(Notify::new()),
+    );
+    assert_eq!(again.catch_up().await.unwrap(), 5);
     assert_eq!(read_model.dead_letters(10).await.unwrap(), letters);
-    assert_eq!(read_model.dead_letters(2).await.unwrap(), letters[..2]);
+    db.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_recorded_before_schema_4_are_kept_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    // A database at schema 3, with the old table and two letters in it.
+    let mut conn = other_process_creating(&path).await;
+    for (version, sql) in [
+        (1, include_str!("../src/migrations/0001_event_store.sql")),
+        (2, include_str!("../src/migrations/0002_read_model.sql")),
+        (
+            3,
+            include_str!("../src/migrations/0003_stream_checkpoints.sql"),
+        ),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PRAGMA user_version = {version}"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    sqlx::raw_sql(
+        "INSERT INTO rm_dead_letters VALUES \
+         ('acc-1', 9, '0190f5c2-7d7e-7a4c-9b7e-1c2d3e4f5a61', 'MoneyDeposited', 'gap 9', \
+          '2026-03-01T08:00:00.000000Z'), \
+         ('acc-1', 3, '0190f5c2-7d7e-7a4c-9b7e-1c2d3e4f5a62', 'MoneyDeposited', 'gap 3', \
+          '2026-03-01T08:00:01.000000Z')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let db = open(&path).await;
+    let letters = db.read_model().dead_letters(10).await.unwrap();
+    let kept: Vec<_> = letters
+        .iter()
+        .map(|s| (s.letter.sequence, s.letter.reason.as_str()))
+        .collect();
+    assert_eq!(kept, vec![(Some(9), "gap 9"), (Some(3), "gap 3")]);
+    let again = db
+        .read_model()
+        .record_dead_letter(&letters[1].letter)
+        .await
+        .unwrap();
+    assert_eq!(
+        again, letters[1].id,
+        "the old letters keep their deduplication key"
+    );
     db.close().await.unwrap();
 }
 

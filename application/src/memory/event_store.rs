@@ -148,10 +148,7 @@ impl EventFeed for InMemoryEventStore {
             .enumerate()
             .skip(start)
             .take(limit)
-            .map(|(index, event)| FeedEvent {
-                position: index as u64 + 1,
-                event: event.clone(),
-            })
+            .map(|(index, event)| FeedEvent::decoded(index as u64 + 1, event.clone()))
             .collect())
     }
 }

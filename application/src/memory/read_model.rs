@@ -9,9 +9,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use ledger_domain::{AccountId, AccountStatus, Balance};
 
 use crate::ports::{
-    AccountView, ApplyOutcome, DailyBalanceView, DeadLetter, Projection, ReadModelChange,
-    ReadModelQuery, ReadModelUpdate, ShardCheckpoint, StoreError, StreamCheckpoints,
-    TransactionView,
+    AccountView, ApplyOutcome, DailyBalanceView, DeadLetter, DeadLetterId, Projection,
+    ReadModelChange, ReadModelQuery, ReadModelUpdate, ShardCheckpoint, StoreError,
+    StoredDeadLetter, StreamCheckpoints, TransactionView,
 };
 
 #[derive(Debug, Default)]
@@ -21,7 +21,8 @@ struct Tables {
     daily_balances: HashMap<AccountId, BTreeMap<NaiveDate, DailyBalanceView>>,
     checkpoints: HashMap<String, u64>,
     shard_checkpoints: HashMap<(String, String), ShardCheckpoint>,
-    dead_letters: Vec<DeadLetter>,
+    /// In the order recorded; a letter's id is its index plus one.
+    dead_letters: Vec<StoredDeadLetter>,
 }
 
 #[derive(Debug, Default)]
@@ -147,26 +148,87 @@ impl Projection for InMemoryReadModel {
         Ok(())
     }
 
-    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetterId, StoreError> {
         let mut tables = self.lock();
-        let known = tables
+        let key = letter.deduplication_key();
+        if let Some(known) = tables
             .dead_letters
-            .iter()
-            .any(|l| l.account_id == letter.account_id && l.sequence == letter.sequence);
-        if !known {
-            tables.dead_letters.push(letter.clone());
+            .iter_mut()
+            .find(|stored| stored.letter.deduplication_key() == key)
+        {
+            if known.resolved_at.is_some() {
+                known.letter = letter.clone();
+                known.resolved_at = None;
+            }
+            return Ok(known.id);
         }
-        Ok(())
+        let id = DeadLetterId::new(tables.dead_letters.len() as u64 + 1);
+        tables.dead_letters.push(StoredDeadLetter {
+            id,
+            letter: letter.clone(),
+            resolved_at: None,
+        });
+        Ok(id)
     }
 
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<StoredDeadLetter>, StoreError> {
         Ok(self
             .lock()
             .dead_letters
             .iter()
+            .filter(|stored| stored.resolved_at.is_none())
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    async fn dead_letter(&self, id: DeadLetterId) -> Result<Option<StoredDeadLetter>, StoreError> {
+        Ok(self
+            .lock()
+            .dead_letters
+            .iter()
+            .find(|stored| stored.id == id)
+            .cloned())
+    }
+
+    async fn blocking_dead_letter(
+        &self,
+        account_id: &AccountId,
+    ) -> Result<Option<StoredDeadLetter>, StoreError> {
+        Ok(self
+            .lock()
+            .dead_letters
+            .iter()
+            .filter(|stored| {
+                stored.resolved_at.is_none()
+                    && stored.letter.waiting_behind.is_none()
+                    && stored.letter.account_id.as_ref() == Some(account_id)
+                    && stored.letter.sequence.is_some()
+            })
+            .min_by_key(|stored| stored.letter.sequence)
+            .cloned())
+    }
+
+    async fn resolve_dead_letters(
+        &self,
+        account_id: &AccountId,
+        through_sequence: u64,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut resolved = 0;
+        for stored in &mut self.lock().dead_letters {
+            let covered = stored.resolved_at.is_none()
+                && stored.letter.account_id.as_ref() == Some(account_id)
+                && stored
+                    .letter
+                    .sequence
+                    .is_some_and(|sequence| sequence <= through_sequence);
+            if covered {
+                stored.resolved_at = Some(at);
+                resolved += 1;
+            }
+        }
+        Ok(resolved)
     }
 }
 

@@ -233,20 +233,62 @@ pub trait EventStore: Send + Sync {
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
 }
 
-/// One event at its position in the feed of all streams.
+/// One entry of the feed at its position: an event, or a stored event this build cannot decode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedEvent {
     /// Strictly increasing in commit order across all streams; never reused.
     pub position: u64,
-    pub event: RecordedEvent,
+    pub entry: FeedEntry,
+}
+
+impl FeedEvent {
+    /// A decoded event at `position`.
+    pub fn decoded(position: u64, event: RecordedEvent) -> Self {
+        Self {
+            position,
+            entry: FeedEntry::Event(event),
+        }
+    }
+
+    /// The event, if it could be decoded.
+    pub fn event(&self) -> Option<&RecordedEvent> {
+        match &self.entry {
+            FeedEntry::Event(event) => Some(event),
+            FeedEntry::Undecodable(_) => None,
+        }
+    }
+}
+
+/// What the feed holds at one position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedEntry {
+    Event(RecordedEvent),
+    /// Handed out on its own, so that one bad row neither fails the read of its neighbours nor
+    /// vanishes: the projector dead-letters it with its raw form.
+    Undecodable(UndecodableEvent),
+}
+
+/// A stored event that cannot be decoded, in the form it was stored in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndecodableEvent {
+    /// The stream it belongs to, when at least that could be read.
+    pub account_id: Option<AccountId>,
+    /// Its sequence in that stream, when that could be read.
+    pub sequence: Option<u64>,
+    /// The stored form as JSON text: the row's columns, or the stream record's image.
+    pub raw: String,
+    /// Why it could not be decoded.
+    pub error: String,
 }
 
 /// All events of all streams in commit order: what a projector follows in embedded mode.
 #[async_trait]
 pub trait EventFeed: Send + Sync {
-    /// Up to `limit` events with a position above `after_position`, in position order. MUST never
-    /// later reveal an event at a position lower than one it has already returned, so a reader that
-    /// remembers the last position it saw misses nothing.
+    /// Up to `limit` entries with a position above `after_position`, in position order. MUST never
+    /// later reveal an entry at a position lower than one it has already returned, so a reader that
+    /// remembers the last position it saw misses nothing. A stored event that cannot be decoded MUST
+    /// be returned as [`FeedEntry::Undecodable`] at its position, never fail the whole read: one bad
+    /// row must not stall every account.
     async fn read_after(
         &self,
         after_position: u64,

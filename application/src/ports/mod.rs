@@ -9,14 +9,15 @@ mod system;
 #[cfg(test)]
 pub use event_store::MockEventStore;
 pub use event_store::{
-    AppendError, AtomicAppend, EventFeed, EventStore, FeedEvent, InvalidAppend,
-    MAX_ACTIONS_PER_APPEND, StoreError, StreamAppend,
+    AppendError, AtomicAppend, EventFeed, EventStore, FeedEntry, FeedEvent, InvalidAppend,
+    MAX_ACTIONS_PER_APPEND, StoreError, StreamAppend, UndecodableEvent,
 };
 #[cfg(test)]
 pub use read_model::MockProjection;
 pub use read_model::{
-    AccountView, ApplyOutcome, DailyBalanceView, DeadLetter, Projection, ReadModelChange,
-    ReadModelQuery, ReadModelUpdate, ShardCheckpoint, StreamCheckpoints, TransactionView,
+    AccountView, ApplyOutcome, DailyBalanceView, DeadLetter, DeadLetterId, Projection,
+    ReadModelChange, ReadModelQuery, ReadModelUpdate, ShardCheckpoint, StoredDeadLetter,
+    StreamCheckpoints, TransactionView,
 };
 #[cfg(test)]
 pub use snapshot::MockSnapshotStore;

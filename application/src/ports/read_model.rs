@@ -101,15 +101,65 @@ pub enum ApplyOutcome {
     Stale,
 }
 
-/// An event the projector gave up on, kept for an operator instead of stalling every other account.
+/// The identity of one recorded dead letter, as an operator names it (`ledger dead-letters retry ID`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeadLetterId(u64);
+
+impl DeadLetterId {
+    pub fn new(id: u64) -> Self {
+        Self(id)
+    }
+
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for DeadLetterId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// An event the projector could not apply, kept for an operator instead of stalling every other
+/// account: a poison event (undecodable, or refused by the read model after bounded retries), an event
+/// past a gap, or an event held back because an earlier event of its account is a dead letter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
-    pub account_id: AccountId,
-    pub sequence: u64,
-    pub event_id: EventId,
-    pub event_type: String,
+    /// The stream, when known: an undecodable record may not even say whose it is.
+    pub account_id: Option<AccountId>,
+    pub sequence: Option<u64>,
+    pub event_id: Option<EventId>,
+    pub event_type: Option<String>,
+    /// The event as it was stored, as JSON text (the row's columns, or the stream record's image),
+    /// so that an operator sees exactly what the projector saw.
+    pub raw: String,
+    /// Why it was not applied.
     pub reason: String,
+    /// `Some(head)`: this event is not known to be bad itself; it waits behind the dead letter
+    /// `head`, an earlier event of its account, and is applied when `head` is redriven.
+    pub waiting_behind: Option<DeadLetterId>,
     pub recorded_at: DateTime<Utc>,
+}
+
+impl DeadLetter {
+    /// What makes two letters one: the event's stream and sequence, or, when those are unknown, its
+    /// raw form. Recording a letter again under the same key keeps the first.
+    pub fn deduplication_key(&self) -> String {
+        match (&self.account_id, self.sequence) {
+            (Some(account_id), Some(sequence)) => format!("event:{account_id}/{sequence}"),
+            _ => format!("raw:{}", self.raw),
+        }
+    }
+}
+
+/// A dead letter as the read model keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDeadLetter {
+    pub id: DeadLetterId,
+    pub letter: DeadLetter,
+    /// When it was redriven and applied (or found applied); `None` while it is open.
+    pub resolved_at: Option<DateTime<Utc>>,
 }
 
 /// The projector's side of the read model.
@@ -130,11 +180,33 @@ pub trait Projection: Send + Sync {
     /// Stores the position of the named feed reader. MUST never move it backwards.
     async fn save_checkpoint(&self, reader: &str, position: u64) -> Result<(), StoreError>;
 
-    /// Records an event that could not be projected. Recording the same event twice keeps one letter.
-    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError>;
+    /// Records a letter and returns its id. A letter with the same
+    /// [`DeadLetter::deduplication_key`] as an open one keeps the open one (and its first reason); as
+    /// a resolved one, it opens that one again with the new letter's fields, so that an event failing
+    /// anew is never hidden behind an old resolution.
+    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetterId, StoreError>;
 
-    /// The dead letters recorded so far, oldest first, at most `limit`.
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError>;
+    /// The open dead letters, oldest first, at most `limit`.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<StoredDeadLetter>, StoreError>;
+
+    /// One letter by id, open or resolved.
+    async fn dead_letter(&self, id: DeadLetterId) -> Result<Option<StoredDeadLetter>, StoreError>;
+
+    /// The open letter of `account_id` with the lowest sequence that is not itself waiting: the one
+    /// the account's later events wait behind.
+    async fn blocking_dead_letter(
+        &self,
+        account_id: &AccountId,
+    ) -> Result<Option<StoredDeadLetter>, StoreError>;
+
+    /// Marks every open letter of `account_id` with a sequence up to `through_sequence` resolved at
+    /// `at` (their events are applied now). Returns how many it resolved.
+    async fn resolve_dead_letters(
+        &self,
+        account_id: &AccountId,
+        through_sequence: u64,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
 }
 
 /// How far a stream reader got in one shard of a change stream (DynamoDB Streams).

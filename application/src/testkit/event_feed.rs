@@ -13,7 +13,10 @@ pub async fn feed_lists_every_event_in_commit_order(subject: EventFeedSubject) {
     let all = subject.feed.read_after(0, 100).await.expect("feed");
     let order: Vec<_> = all
         .iter()
-        .map(|f| (f.event.account_id.to_string(), f.event.sequence))
+        .map(|f| {
+            let event = f.event().expect("decodable");
+            (event.account_id.to_string(), event.sequence)
+        })
         .collect();
     assert_eq!(
         order,
@@ -65,7 +68,7 @@ pub async fn feed_skips_refused_appends_and_never_reuses_positions(subject: Even
         .await
         .expect("feed");
     assert_eq!(after.len(), 1);
-    assert_eq!(after[0].event, accepted);
+    assert_eq!(after[0].event(), Some(&accepted));
     assert!(after[0].position > before.last().expect("seeded").position);
 }
 

@@ -190,6 +190,8 @@ macro_rules! read_model_contract_tests {
                 daily_balances_filter_by_inclusive_date_range,
                 checkpoints_start_empty_and_never_move_backwards,
                 dead_letters_are_kept_once_per_event,
+                dead_letters_list_in_recorded_order_and_dedupe_unknown_events_by_raw_form,
+                resolving_dead_letters_unblocks_the_account,
                 racing_applies_of_one_update_apply_it_once,
                 a_movement_before_the_opening_is_corrupt_and_writes_nothing,
                 shard_checkpoints_are_kept_per_stream_and_shard,

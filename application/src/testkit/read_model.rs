@@ -6,7 +6,9 @@ use chrono::NaiveDate;
 use ledger_domain::{AccountStatus, EntryType, FreezeReason};
 
 use crate::envelope::{EventId, RecordedEvent};
-use crate::ports::{ApplyOutcome, DeadLetter, ReadModelChange, ReadModelUpdate};
+use crate::ports::{
+    ApplyOutcome, DeadLetter, DeadLetterId, ReadModelChange, ReadModelUpdate, StoredDeadLetter,
+};
 use crate::testkit::ReadModelSubject;
 use crate::testkit::fixtures::{
     account, amount, at, balance, deposited_event, frozen_event, opened_event, recorded,
@@ -336,27 +338,182 @@ pub async fn checkpoints_start_empty_and_never_move_backwards(subject: ReadModel
     assert_eq!(projection.checkpoint("other").await.expect("read"), None);
 }
 
-pub async fn dead_letters_are_kept_once_per_event(subject: ReadModelSubject) {
-    let letter = DeadLetter {
-        account_id: account("acc-1"),
-        sequence: 4,
-        event_id: EventId::from_uuid(uuid::Uuid::now_v7()),
-        event_type: "MoneyDeposited".to_owned(),
-        reason: "gap: read model is at sequence 2, event is 4".to_owned(),
+fn letter(account_id: &str, sequence: u64, reason: &str) -> DeadLetter {
+    DeadLetter {
+        account_id: Some(account(account_id)),
+        sequence: Some(sequence),
+        event_id: Some(EventId::from_uuid(uuid::Uuid::now_v7())),
+        event_type: Some("MoneyDeposited".to_owned()),
+        raw: format!("{{\"account_id\":\"{account_id}\",\"sequence\":{sequence}}}"),
+        reason: reason.to_owned(),
+        waiting_behind: None,
         recorded_at: at(5, 5, 5),
-    };
-    subject
+    }
+}
+
+fn letters_of(stored: &[StoredDeadLetter]) -> Vec<DeadLetter> {
+    stored.iter().map(|s| s.letter.clone()).collect()
+}
+
+pub async fn dead_letters_are_kept_once_per_event(subject: ReadModelSubject) {
+    let first = letter("acc-1", 4, "gap: read model is at sequence 2, event is 4");
+    let id = subject
         .projection
-        .record_dead_letter(&letter)
+        .record_dead_letter(&first)
         .await
         .expect("record");
-    subject
+    let mut again = first.clone();
+    "a later reason".clone_into(&mut again.reason);
+    "{}".clone_into(&mut again.raw);
+    let id_again = subject
         .projection
-        .record_dead_letter(&letter)
+        .record_dead_letter(&again)
         .await
         .expect("record again");
+    assert_eq!(id, id_again, "one event, one letter");
     let letters = subject.projection.dead_letters(10).await.expect("read");
-    assert_eq!(letters, vec![letter]);
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].id, id);
+    assert_eq!(
+        letters[0].letter, first,
+        "the first reason and raw form stay"
+    );
+    assert_eq!(letters[0].resolved_at, None);
+}
+
+/// Letters list oldest first, each with its own id, and an undecodable record that names no account
+/// is kept once per raw form.
+pub async fn dead_letters_list_in_recorded_order_and_dedupe_unknown_events_by_raw_form(
+    subject: ReadModelSubject,
+) {
+    let projection = &subject.projection;
+    let unknown = |raw: &str| DeadLetter {
+        account_id: None,
+        sequence: None,
+        event_id: None,
+        event_type: None,
+        raw: raw.to_owned(),
+        reason: "undecodable: no account_id".to_owned(),
+        waiting_behind: None,
+        recorded_at: at(5, 5, 6),
+    };
+    let recorded = [
+        letter("acc-1", 9, "poison 9"),
+        unknown("{\"image\":1}"),
+        letter("acc-1", 3, "poison 3"),
+        unknown("{\"image\":2}"),
+    ];
+    let mut ids = Vec::new();
+    for letter in &recorded {
+        ids.push(projection.record_dead_letter(letter).await.expect("record"));
+    }
+    assert_eq!(
+        projection
+            .record_dead_letter(&unknown("{\"image\":1}"))
+            .await
+            .expect("record again"),
+        ids[1]
+    );
+    let mut distinct = ids.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "{ids:?}");
+    let listed = projection.dead_letters(10).await.expect("read");
+    assert_eq!(letters_of(&listed), recorded.to_vec());
+    assert_eq!(listed.iter().map(|s| s.id).collect::<Vec<_>>(), ids);
+    assert_eq!(
+        letters_of(&projection.dead_letters(2).await.expect("read")),
+        recorded[..2].to_vec()
+    );
+    let one = projection
+        .dead_letter(ids[2])
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(one.letter, recorded[2]);
+    let unknown_id = DeadLetterId::new(ids.iter().map(|id| id.get()).max().expect("ids") + 100);
+    assert_eq!(
+        projection.dead_letter(unknown_id).await.expect("read"),
+        None
+    );
+}
+
+/// The account's lowest open letter that is not itself waiting blocks it; resolving up to a
+/// sequence closes the letters it covers (listed no more, still readable by id), and a resolved
+/// letter recorded again is opened again.
+pub async fn resolving_dead_letters_unblocks_the_account(subject: ReadModelSubject) {
+    let projection = &subject.projection;
+    let id_a = account("acc-a");
+    assert_eq!(
+        projection.blocking_dead_letter(&id_a).await.expect("read"),
+        None
+    );
+    let head = projection
+        .record_dead_letter(&letter("acc-a", 3, "undecodable: bad payload"))
+        .await
+        .expect("record");
+    let mut waiting = letter("acc-a", 4, "waiting behind");
+    waiting.waiting_behind = Some(head);
+    let waiting_id = projection
+        .record_dead_letter(&waiting)
+        .await
+        .expect("record");
+    let other = projection
+        .record_dead_letter(&letter("acc-b", 2, "gap"))
+        .await
+        .expect("record");
+    let blocking = projection
+        .blocking_dead_letter(&id_a)
+        .await
+        .expect("read")
+        .expect("blocked");
+    assert_eq!(blocking.id, head);
+    let stored_waiting = projection
+        .dead_letter(waiting_id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(stored_waiting.letter.waiting_behind, Some(head));
+
+    let resolved = projection
+        .resolve_dead_letters(&id_a, 4, at(6, 6, 6))
+        .await
+        .expect("resolve");
+    assert_eq!(resolved, 2);
+    assert_eq!(
+        projection.blocking_dead_letter(&id_a).await.expect("read"),
+        None
+    );
+    let open = projection.dead_letters(10).await.expect("read");
+    assert_eq!(open.iter().map(|s| s.id).collect::<Vec<_>>(), vec![other]);
+    let closed = projection
+        .dead_letter(head)
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(closed.resolved_at, Some(at(6, 6, 6)));
+    assert_eq!(
+        projection
+            .resolve_dead_letters(&id_a, 4, at(7, 7, 7))
+            .await
+            .expect("resolve"),
+        0,
+        "nothing open is left to resolve"
+    );
+
+    let mut failing_anew = letter("acc-a", 3, "a new reason");
+    "{\"new\":true}".clone_into(&mut failing_anew.raw);
+    let reopened = projection
+        .record_dead_letter(&failing_anew)
+        .await
+        .expect("record");
+    assert_eq!(reopened, head);
+    let stored = projection
+        .dead_letter(head)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(stored.resolved_at, None);
+    assert_eq!(stored.letter, failing_anew);
 }
 
 /// Several projectors delivering the same event at once: exactly one applies it.

@@ -1,12 +1,23 @@
 //! `ledger`: the admin tool. `ledger create-tables` provisions the DynamoDB tables (idempotently, for
 //! local use; production tables come from Pulumi); `ledger migrate` brings the SQLite file's schema up
-//! to date.
+//! to date; `ledger dead-letters list` shows the projector's open dead letters and
+//! `ledger dead-letters retry ID` redrives one after a fix.
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use ledger_application::ports::{DeadLetterId, EventStore, Projection, SystemClock};
+use ledger_application::{ProjectionRetry, Projector};
+use ledger_bootstrap::config::EventStoreKind;
 use ledger_bootstrap::startup::dynamo_tables;
 use ledger_bootstrap::{LedgerConfig, telemetry};
+use ledger_dynamodb::config::DynamoSettings;
+use ledger_dynamodb::event_store::DynamoEventStore;
 use ledger_sqlite::SqliteDatabase;
+
+/// The most letters `dead-letters list` prints: an operator reads them; a flood says "rebuild".
+const LISTED_LETTERS_MAX: usize = 1_000;
 
 const USAGE: &str = "usage: ledger <command>
 
@@ -14,7 +25,14 @@ commands:
   create-tables   create the DynamoDB tables (events with its stream, idempotency with TTL,
                   snapshots) if they do not exist; names from LEDGER_DYNAMODB_*, endpoint and
                   region from the standard AWS_* variables
-  migrate         create or upgrade the SQLite database at LEDGER_SQLITE_PATH";
+  migrate         create or upgrade the SQLite database at LEDGER_SQLITE_PATH
+  dead-letters list
+                  the open dead letters of the read model at LEDGER_SQLITE_PATH, oldest first:
+                  id, account, sequence, state (dead, or waiting behind another), reason, raw form
+  dead-letters retry ID
+                  after a fix, re-read dead letter ID's account from the event store in use
+                  (LEDGER_EVENT_STORE), apply its events in order from the read model's last one,
+                  and resolve the letters they cover (the ones that waited behind it too)";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -56,6 +74,21 @@ async fn main() -> ExitCode {
             }
             Err(error) => Err(error.to_string()),
         },
+        Some("dead-letters") => {
+            let action = std::env::args().nth(2);
+            let id = std::env::args().nth(3);
+            match (action.as_deref(), id) {
+                (Some("list"), None) => list_dead_letters(&config).await,
+                (Some("retry"), Some(id)) => match id.parse::<u64>() {
+                    Ok(id) => retry_dead_letter(&config, DeadLetterId::new(id)).await,
+                    Err(_) => Err(format!("`{id}` is not a dead letter id (a number)")),
+                },
+                _ => {
+                    eprintln!("{USAGE}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -75,4 +108,85 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn open_database(config: &LedgerConfig) -> Result<SqliteDatabase, String> {
+    SqliteDatabase::open(&config.sqlite_path)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn list_dead_letters(config: &LedgerConfig) -> Result<String, String> {
+    let database = open_database(config).await?;
+    let letters = database
+        .read_model()
+        .dead_letters(LISTED_LETTERS_MAX)
+        .await
+        .map_err(|e| e.to_string());
+    let closed = database.close().await.map_err(|e| e.to_string());
+    let letters = letters?;
+    closed?;
+    if letters.is_empty() {
+        return Ok("no open dead letters".to_owned());
+    }
+    let mut out = format!("{} open dead letter(s), oldest first:", letters.len());
+    for stored in &letters {
+        let letter = &stored.letter;
+        let state = match letter.waiting_behind {
+            Some(head) => format!("waiting behind {head}"),
+            None => "dead".to_owned(),
+        };
+        let account = letter
+            .account_id
+            .as_ref()
+            .map_or_else(|| "?".to_owned(), ToString::to_string);
+        let sequence = letter
+            .sequence
+            .map_or_else(|| "?".to_owned(), |s| s.to_string());
+        let _ = write!(
+            out,
+            "\n{id}\taccount={account}\tsequence={sequence}\tstate={state}\trecorded_at={at}\
+             \n\treason: {reason}\n\traw: {raw}",
+            id = stored.id,
+            at = letter.recorded_at.to_rfc3339(),
+            reason = letter.reason,
+            raw = letter.raw,
+        );
+    }
+    if letters.len() == LISTED_LETTERS_MAX {
+        let _ = write!(
+            out,
+            "\n(the first {LISTED_LETTERS_MAX} only; so many usually means a rebuild is due)"
+        );
+    }
+    Ok(out)
+}
+
+async fn retry_dead_letter(config: &LedgerConfig, id: DeadLetterId) -> Result<String, String> {
+    let database = open_database(config).await?;
+    let events: Arc<dyn EventStore> = match config.event_store {
+        EventStoreKind::Sqlite => Arc::new(database.event_store()),
+        EventStoreKind::Dynamodb => {
+            let client = ledger_dynamodb::config::dynamodb_client().await;
+            Arc::new(DynamoEventStore::new(
+                client,
+                DynamoSettings::with_tables(dynamo_tables(&config.dynamodb)),
+            ))
+        }
+    };
+    let projection: Arc<dyn Projection> = Arc::new(database.read_model());
+    let projector = Projector::new(
+        projection,
+        Arc::new(SystemClock),
+        ProjectionRetry::default(),
+    );
+    let redriven = projector.redrive(events.as_ref(), id).await;
+    let closed = database.close().await.map_err(|e| e.to_string());
+    let redriven = redriven.map_err(|e| e.to_string())?;
+    closed?;
+    Ok(format!(
+        "dead letter {id} redriven: account {}, {} event(s) applied, {} letter(s) resolved, \
+         last_sequence {}",
+        redriven.account_id, redriven.applied, redriven.resolved, redriven.last_sequence
+    ))
 }

@@ -15,12 +15,12 @@ use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::error::DisplayErrorContext;
 use aws_sdk_dynamodbstreams::operation::get_shard_iterator::GetShardIteratorError;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType, StreamViewType};
-use ledger_application::ports::{ShardCheckpoint, StoreError, StreamCheckpoints};
-use ledger_application::{Projected, Projector};
+use ledger_application::ports::{ShardCheckpoint, StoreError, StreamCheckpoints, UndecodableEvent};
+use ledger_application::{Projected, ProjectionProgress, Projector};
 use tokio::sync::{Mutex, watch};
 
 use super::progress::{IteratorStart, checkpoint_after_batch};
-use super::records::{StreamChange, classify};
+use super::records::{StreamChange, classify, image_identity, image_json};
 use super::shards::{ListedShard, is_readable, order_parents_first};
 use crate::items::decode_event;
 
@@ -101,10 +101,16 @@ pub struct PollReport {
     pub records: usize,
     pub applied: usize,
     pub duplicates: usize,
+    /// Events dead-lettered, undecodable images included (with their image as raw form).
     pub dead_lettered: usize,
-    /// Records skipped with an error logged: MODIFY/REMOVE, undecodable images, records without a
-    /// position. Each is a sign that the table was changed behind the application's back.
+    /// Events recorded as waiting behind a dead letter of their account.
+    pub waiting: usize,
+    /// Records skipped with an error logged: MODIFY/REMOVE, records without a position. Each is a
+    /// sign that the table was changed behind the application's back.
     pub skipped: usize,
+    /// Times this round found stream records trimmed before they were projected: each recorded as a
+    /// dead letter that needs a rebuild.
+    pub trimmed: usize,
 }
 
 impl PollReport {
@@ -250,6 +256,11 @@ impl StreamPoller {
     /// stream or the read model is unavailable; every checkpoint saved stands for events already
     /// projected, so the next round (or process) resumes without loss or double effects.
     #[tracing::instrument(skip_all, fields(stream = %self.stream_arn))]
+    /// How far behind this poller's projector is; shared with the readiness check.
+    pub fn progress(&self) -> Arc<ProjectionProgress> {
+        self.projector.progress()
+    }
+
     pub async fn poll_once(&self) -> Result<PollReport, StoreError> {
         let mut guard = self.state.lock().await;
         let state = &mut *guard;
@@ -305,6 +316,7 @@ impl StreamPoller {
         while !*shutdown.borrow_and_update() {
             let pause = match self.poll_once().await {
                 Ok(report) if report.is_idle() => {
+                    self.projector.progress().caught_up();
                     error_backoff = self.config.error_backoff_first;
                     let pause = idle_backoff;
                     idle_backoff = idle_backoff
@@ -439,7 +451,10 @@ impl StreamPoller {
         let remembered = state.iterators.remove(shard_id);
         let mut iterator = match remembered {
             Some(iterator) => iterator,
-            None => match self.fresh_iterator(shard, position.as_deref()).await? {
+            None => match self
+                .fresh_iterator(shard, position.as_deref(), report)
+                .await?
+            {
                 Some(iterator) => iterator,
                 None => return self.finish_without_records(shard_id, position).await,
             },
@@ -474,10 +489,12 @@ impl StreamPoller {
                         Recovery::ExpiredIterator => {
                             tracing::debug!(stream = %self.stream_arn, shard_id,
                                 "shard iterator expired; taking a fresh one at the checkpoint");
-                            self.fresh_iterator(shard, position.as_deref()).await?
+                            self.fresh_iterator(shard, position.as_deref(), report)
+                                .await?
                         }
                         Recovery::TrimmedData => {
-                            self.log_trimmed(shard_id, position.as_deref());
+                            self.report_trimmed(shard_id, position.as_deref(), report)
+                                .await?;
                             self.oldest_iterator(shard).await?
                         }
                     };
@@ -520,6 +537,9 @@ impl StreamPoller {
         report: &mut PollReport,
     ) -> Result<Option<String>, StoreError> {
         let mut last_handled: Option<&str> = None;
+        if !records.is_empty() {
+            self.projector.note_work_found();
+        }
         for record in records {
             report.records += 1;
             match classify(record) {
@@ -527,19 +547,29 @@ impl StreamPoller {
                     sequence_number,
                     image,
                 } => {
-                    match decode_event(image) {
-                        Ok(event) => match self.projector.project(&event).await? {
-                            Projected::Applied => report.applied += 1,
-                            Projected::Duplicate => report.duplicates += 1,
-                            Projected::DeadLettered => report.dead_lettered += 1,
-                        },
+                    let projected = match decode_event(image) {
+                        Ok(event) => self.projector.project(&event).await?,
                         Err(error) => {
-                            // Stalling the shard would stall every account in it for one bad item; the
-                            // account's next event will be dead-lettered as a gap, which makes it visible.
-                            tracing::error!(stream = %self.stream_arn, shard_id, sequence_number, %error,
-                                "undecodable event in the stream; skipped, the read model misses it");
-                            report.skipped += 1;
+                            // Stalling the shard would stall every account in it for one bad item:
+                            // it is dead-lettered with its image, and its account's later events
+                            // wait behind it.
+                            let (account_id, sequence) = image_identity(image);
+                            let undecodable = UndecodableEvent {
+                                account_id,
+                                sequence,
+                                raw: image_json(image),
+                                error: format!(
+                                    "stream record {sequence_number} of shard {shard_id}: {error}"
+                                ),
+                            };
+                            self.projector.project_undecodable(&undecodable).await?
                         }
+                    };
+                    match projected {
+                        Projected::Applied => report.applied += 1,
+                        Projected::Duplicate => report.duplicates += 1,
+                        Projected::DeadLettered => report.dead_lettered += 1,
+                        Projected::WaitingBehindDeadLetter => report.waiting += 1,
                     }
                     last_handled = Some(sequence_number);
                 }
@@ -569,6 +599,7 @@ impl StreamPoller {
         &self,
         shard: &ListedShard,
         position: Option<&str>,
+        report: &mut PollReport,
     ) -> Result<Option<String>, StoreError> {
         match self
             .iterator_at(shard, &IteratorStart::after(position))
@@ -576,7 +607,8 @@ impl StreamPoller {
         {
             IteratorReply::Opened(iterator) => Ok(iterator),
             IteratorReply::Trimmed => {
-                self.log_trimmed(&shard.shard_id, position);
+                self.report_trimmed(&shard.shard_id, position, report)
+                    .await?;
                 self.oldest_iterator(shard).await
             }
         }
@@ -668,12 +700,43 @@ impl StreamPoller {
             .await
     }
 
-    fn log_trimmed(&self, shard_id: &str, position: Option<&str>) {
-        tracing::error!(stream = %self.stream_arn, shard_id, checkpoint = ?position,
-            "stream records after the checkpoint were trimmed (older than 24 hours) before they were \
-             projected: events may have been lost to the read model, which then needs a rebuild from \
-             the event store; continuing from the oldest record still in the shard, and any event \
-             that no longer follows its account's last one will be dead-lettered as a gap");
+    /// Records after the checkpoint were trimmed (older than 24 hours) before they were projected:
+    /// events may be lost to the read model. Logged as an error and recorded as a dead letter
+    /// without an account (one per shard and checkpoint), so that readiness fails until the read
+    /// model is rebuilt from the event store. Reading goes on from the oldest record left, and any
+    /// event that no longer follows its account's last one is dead-lettered as a gap.
+    ///
+    /// A shard with no checkpoint was never read from: its iterator started at the trim horizon, and
+    /// a trim reported there (DynamoDB Local does so for an idle shard's old iterator) says nothing
+    /// about records this reader missed; a real loss there still shows, as gaps of the accounts.
+    async fn report_trimmed(
+        &self,
+        shard_id: &str,
+        position: Option<&str>,
+        report: &mut PollReport,
+    ) -> Result<(), StoreError> {
+        let Some(position) = position else {
+            tracing::warn!(stream = %self.stream_arn, shard_id,
+                "records at the trim horizon of a shard never read were trimmed; reading on from \
+                 the oldest record left");
+            return Ok(());
+        };
+        let reason = format!(
+            "gap: stream records of shard {shard_id} after checkpoint {position} were trimmed \
+             (older than 24 hours) before they were projected; the read model may miss events and \
+             needs a rebuild from the event store"
+        );
+        tracing::error!(stream = %self.stream_arn, shard_id, checkpoint = ?position, %reason,
+            "stream records lost to the 24-hour trim");
+        let raw = serde_json::json!({
+            "stream": self.stream_arn,
+            "shard_id": shard_id,
+            "checkpoint": position,
+            "lost": "records after the checkpoint were trimmed before they were projected",
+        });
+        self.projector.record_loss(raw.to_string(), reason).await?;
+        report.trimmed += 1;
+        Ok(())
     }
 
     /// Awaits one Streams request for at most `request_timeout`. The outer error is the timeout; the

@@ -24,6 +24,69 @@ pub enum StreamChange<'a> {
     Unpositioned,
 }
 
+/// A stream record's image as DynamoDB's own JSON form (`{"account_id": {"S": "acc-1"}, ...}`),
+/// attributes in name order so that the same image always reads the same: the raw form a dead letter
+/// keeps of an event that could not be decoded. Binary values, which the events table never holds,
+/// are written as hex under `B_hex`.
+pub fn image_json(image: &HashMap<String, AttributeValue>) -> String {
+    serde_json::Value::Object(attributes_json(image)).to_string()
+}
+
+/// A map of attributes as JSON, in name order.
+fn attributes_json(
+    attributes: &HashMap<String, AttributeValue>,
+) -> serde_json::Map<String, serde_json::Value> {
+    attributes
+        .iter()
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into_iter()
+        .map(|(name, value)| (name.clone(), attribute_json(value)))
+        .collect()
+}
+
+fn attribute_json(value: &AttributeValue) -> serde_json::Value {
+    use serde_json::json;
+    let hex = |bytes: &[u8]| {
+        bytes.iter().fold(String::new(), |mut text, byte| {
+            use std::fmt::Write as _;
+            let _ = write!(text, "{byte:02x}");
+            text
+        })
+    };
+    match value {
+        AttributeValue::S(text) => json!({ "S": text }),
+        AttributeValue::N(number) => json!({ "N": number }),
+        AttributeValue::B(blob) => json!({ "B_hex": hex(blob.as_ref()) }),
+        AttributeValue::Ss(texts) => json!({ "SS": texts }),
+        AttributeValue::Ns(numbers) => json!({ "NS": numbers }),
+        AttributeValue::Bs(blobs) => {
+            json!({ "BS_hex": blobs.iter().map(|b| hex(b.as_ref())).collect::<Vec<_>>() })
+        }
+        AttributeValue::M(map) => json!({ "M": attributes_json(map) }),
+        AttributeValue::L(list) => {
+            json!({ "L": list.iter().map(attribute_json).collect::<Vec<_>>() })
+        }
+        AttributeValue::Null(is_null) => json!({ "NULL": is_null }),
+        AttributeValue::Bool(flag) => json!({ "BOOL": flag }),
+        _ => json!({ "unknown": format!("{value:?}") }),
+    }
+}
+
+/// What can be read of an undecodable image's identity: its account and sequence attributes.
+pub fn image_identity(
+    image: &HashMap<String, AttributeValue>,
+) -> (Option<ledger_domain::AccountId>, Option<u64>) {
+    let account_id = match image.get(crate::items::ACCOUNT_ID) {
+        Some(AttributeValue::S(text)) => ledger_domain::AccountId::parse(text).ok(),
+        _ => None,
+    };
+    let sequence = match image.get(crate::items::SEQUENCE) {
+        Some(AttributeValue::N(number)) => number.parse().ok(),
+        _ => None,
+    };
+    (account_id, sequence)
+}
+
 pub fn classify(record: &Record) -> StreamChange<'_> {
     let Some(sequence_number) = record
         .dynamodb()
@@ -108,6 +171,25 @@ mod tests {
                 what: "an INSERT without a new image",
             }
         );
+    }
+
+    #[test]
+    fn an_image_reads_as_sorted_dynamodb_json_with_its_identity() {
+        let image: HashMap<String, AttributeValue> = [
+            ("sequence", AttributeValue::N("7".to_owned())),
+            ("account_id", AttributeValue::S("acc-1".to_owned())),
+            ("payload", AttributeValue::Bool(true)),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+        assert_eq!(
+            image_json(&image),
+            r#"{"account_id":{"S":"acc-1"},"payload":{"BOOL":true},"sequence":{"N":"7"}}"#
+        );
+        let (account_id, sequence) = image_identity(&image);
+        assert_eq!(account_id.map(|a| a.to_string()).as_deref(), Some("acc-1"));
+        assert_eq!(sequence, Some(7));
     }
 
     #[test]

@@ -68,6 +68,68 @@ async fn readiness_asks_every_check_and_names_the_failing_ones() {
     );
 }
 
+/// The projector's checks as the bootstrap mounts them: an open dead letter and a lag beyond the
+/// bound each make the service not ready, named in `failing_checks`; the reason stays in the logs.
+#[actix_web::test]
+async fn readiness_fails_on_open_dead_letters_and_on_projection_lag() {
+    use ledger_application::ports::{DeadLetter, Projection, SystemClock};
+    use ledger_application::{DeadLetterCheck, ProjectionLagCheck, ProjectionProgress};
+
+    let ledger = Ledger::new();
+    let progress = Arc::new(ProjectionProgress::new(
+        chrono::Utc::now() - chrono::Duration::seconds(60),
+    ));
+    let ready = || {
+        app(state(
+            Arc::clone(&ledger.store) as _,
+            Arc::clone(&ledger.read_model) as _,
+            vec![
+                Arc::new(DeadLetterCheck::new(Arc::clone(&ledger.read_model) as _)),
+                Arc::new(ProjectionLagCheck::new(
+                    Arc::clone(&progress),
+                    Arc::new(SystemClock),
+                    std::time::Duration::from_secs(5),
+                )),
+            ],
+        ))
+    };
+    // Started a minute ago and never caught up: behind.
+    let body = ready()
+        .await
+        .send(get("/health/ready"))
+        .await
+        .problem(503, "not_ready");
+    assert_eq!(body["failing_checks"], json!(["projection_lag"]));
+    progress.caught_up();
+    let body = ready().await.send(get("/health/ready")).await.ok(200);
+    assert_eq!(body, json!({"status": "ok"}));
+
+    ledger
+        .read_model
+        .record_dead_letter(&DeadLetter {
+            account_id: None,
+            sequence: None,
+            event_id: None,
+            event_type: None,
+            raw: "{\"image\":\"secret-ish\"}".to_owned(),
+            reason: "undecodable: test".to_owned(),
+            waiting_behind: None,
+            recorded_at: chrono::Utc::now(),
+        })
+        .await
+        .expect("record");
+    let body = ready()
+        .await
+        .send(get("/health/ready"))
+        .await
+        .problem(503, "not_ready");
+    assert_eq!(body["failing_checks"], json!(["dead_letters"]));
+    assert!(
+        !body.to_string().contains("secret-ish"),
+        "the letter stays out of the body: {body}"
+    );
+}
+
 #[actix_web::test]
 async fn the_openapi_document_lists_every_route_and_the_problem_schema() {
     let ledger = Ledger::new();

@@ -31,6 +31,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "stream_checkpoints",
         sql: include_str!("0003_stream_checkpoints.sql"),
     },
+    Migration {
+        version: 4,
+        name: "dead_letters",
+        sql: include_str!("0004_dead_letters.sql"),
+    },
 ];
 
 /// The schema version a database has once this build opened it: the number of migrations.

@@ -6,23 +6,23 @@
 //! the next one, so two projectors racing on one event apply it once.
 
 mod days;
+mod dead_letters;
 mod query;
 mod stream_checkpoints;
 
 use async_trait::async_trait;
-use chrono::Utc;
-use ledger_application::EventId;
+use chrono::{DateTime, Utc};
 use ledger_application::codec::format_timestamp;
 use ledger_application::ports::{
-    ApplyOutcome, DeadLetter, HealthCheck, Projection, ReadModelChange, ReadModelUpdate,
-    StoreError, TransactionView,
+    ApplyOutcome, DeadLetter, DeadLetterId, HealthCheck, Projection, ReadModelChange,
+    ReadModelUpdate, StoreError, StoredDeadLetter, TransactionView,
 };
 use ledger_domain::{AccountId, AccountStatus, Balance, Description, FreezeReason, TransferId};
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::sqlite::SqliteConnection;
 
 use crate::constraint::classify;
 use crate::database::{SqliteDatabase, roll_back};
-use crate::rows::{column, limit, parsed, storable, timestamp, unsigned};
+use crate::rows::{storable, unsigned};
 
 /// The read model of a [`SqliteDatabase`]: `SqliteReadModel::new(&db)` or `db.read_model()`.
 /// Cheap to clone; all clones share the database's pools.
@@ -96,35 +96,32 @@ impl Projection for SqliteReadModel {
         Ok(())
     }
 
-    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
-        // The first letter for an event stays: it holds the reason the projector first gave up.
-        sqlx::query(
-            "INSERT INTO rm_dead_letters \
-             (account_id, sequence, event_id, event_type, reason, recorded_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (account_id, sequence) DO NOTHING",
-        )
-        .bind(letter.account_id.as_str())
-        .bind(storable(letter.sequence, "sequence")?)
-        .bind(letter.event_id.to_string())
-        .bind(&letter.event_type)
-        .bind(&letter.reason)
-        .bind(format_timestamp(letter.recorded_at))
-        .execute(self.db.writer())
-        .await
-        .map_err(StoreError::unavailable)?;
-        Ok(())
+    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetterId, StoreError> {
+        dead_letters::record(&self.db, letter).await
     }
 
-    async fn dead_letters(&self, limit_to: usize) -> Result<Vec<DeadLetter>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT account_id, sequence, event_id, event_type, reason, recorded_at \
-             FROM rm_dead_letters ORDER BY rowid LIMIT ?1",
-        )
-        .bind(limit(limit_to))
-        .fetch_all(self.db.reader())
-        .await
-        .map_err(StoreError::unavailable)?;
-        rows.iter().map(dead_letter).collect()
+    async fn dead_letters(&self, limit_to: usize) -> Result<Vec<StoredDeadLetter>, StoreError> {
+        dead_letters::open(&self.db, limit_to).await
+    }
+
+    async fn dead_letter(&self, id: DeadLetterId) -> Result<Option<StoredDeadLetter>, StoreError> {
+        dead_letters::by_id(&self.db, id).await
+    }
+
+    async fn blocking_dead_letter(
+        &self,
+        account_id: &AccountId,
+    ) -> Result<Option<StoredDeadLetter>, StoreError> {
+        dead_letters::blocking(&self.db, account_id).await
+    }
+
+    async fn resolve_dead_letters(
+        &self,
+        account_id: &AccountId,
+        through_sequence: u64,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        dead_letters::resolve(&self.db, account_id, through_sequence, at).await
     }
 }
 
@@ -284,19 +281,6 @@ async fn insert_movement(
     .await
     .map_err(StoreError::unavailable)?;
     Ok(())
-}
-
-fn dead_letter(row: &SqliteRow) -> Result<DeadLetter, StoreError> {
-    Ok(DeadLetter {
-        account_id: parsed(row, "account_id", AccountId::parse)?,
-        sequence: unsigned(row, "sequence")?,
-        event_id: parsed(row, "event_id", |text| {
-            EventId::parse(text).ok_or("not a UUID")
-        })?,
-        event_type: column(row, "event_type")?,
-        reason: column(row, "reason")?,
-        recorded_at: timestamp(row, "recorded_at")?,
-    })
 }
 
 #[async_trait]

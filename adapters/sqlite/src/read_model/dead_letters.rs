@@ -1,0 +1,195 @@
+//! The dead letters of the SQLite read model, in `rm_dead_letters`: recorded once per event (by the
+//! application's deduplication key), listed while open, resolved when their events are applied.
+
+use chrono::{DateTime, Utc};
+use ledger_application::EventId;
+use ledger_application::codec::format_timestamp;
+use ledger_application::ports::{DeadLetter, DeadLetterId, StoreError, StoredDeadLetter};
+use ledger_domain::AccountId;
+use sqlx::sqlite::SqliteRow;
+
+use crate::database::{SqliteDatabase, roll_back};
+use crate::rows::{bound, column, limit, parsed_opt, storable, timestamp};
+
+/// The columns `stored_letter` reads. A macro, so that `concat!` builds each query as one literal.
+macro_rules! letter_columns {
+    () => {
+        "letter_id, account_id, sequence, event_id, event_type, raw, reason, waiting_behind, \
+         recorded_at, resolved_at"
+    };
+}
+
+/// Inserts the letter, or keeps the letter already recorded under its key: an open one as it is (its
+/// first reason stays), a resolved one opened again with the new fields. One write transaction, so
+/// the id read back is the id of the row the statement kept.
+pub(super) async fn record(
+    db: &SqliteDatabase,
+    letter: &DeadLetter,
+) -> Result<DeadLetterId, StoreError> {
+    let key = letter.deduplication_key();
+    let sequence = letter
+        .sequence
+        .map(|sequence| storable(sequence, "sequence"))
+        .transpose()?;
+    let waiting_behind = letter
+        .waiting_behind
+        .map(|id| storable(id.get(), "dead letter id"))
+        .transpose()?;
+    let mut transaction = db.begin_write().await?;
+    let written = sqlx::query(
+        "INSERT INTO rm_dead_letters (deduplication_key, account_id, sequence, event_id, \
+         event_type, raw, reason, waiting_behind, recorded_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         ON CONFLICT (deduplication_key) DO UPDATE SET account_id = excluded.account_id, \
+         sequence = excluded.sequence, event_id = excluded.event_id, \
+         event_type = excluded.event_type, raw = excluded.raw, reason = excluded.reason, \
+         waiting_behind = excluded.waiting_behind, recorded_at = excluded.recorded_at, \
+         resolved_at = NULL WHERE resolved_at IS NOT NULL",
+    )
+    .bind(&key)
+    .bind(letter.account_id.as_ref().map(AccountId::as_str))
+    .bind(sequence)
+    .bind(letter.event_id.map(|id| id.to_string()))
+    .bind(letter.event_type.as_deref())
+    .bind(&letter.raw)
+    .bind(&letter.reason)
+    .bind(waiting_behind)
+    .bind(format_timestamp(letter.recorded_at))
+    .execute(&mut *transaction)
+    .await;
+    if let Err(error) = written {
+        roll_back(transaction).await;
+        return Err(StoreError::unavailable(error));
+    }
+    let row = sqlx::query("SELECT letter_id FROM rm_dead_letters WHERE deduplication_key = ?1")
+        .bind(&key)
+        .fetch_one(&mut *transaction)
+        .await;
+    let row = match row {
+        Ok(row) => row,
+        Err(error) => {
+            roll_back(transaction).await;
+            return Err(StoreError::unavailable(error));
+        }
+    };
+    transaction
+        .commit()
+        .await
+        .map_err(StoreError::unavailable)?;
+    letter_id(&row, "letter_id")
+}
+
+pub(super) async fn open(
+    db: &SqliteDatabase,
+    limit_to: usize,
+) -> Result<Vec<StoredDeadLetter>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        letter_columns!(),
+        " FROM rm_dead_letters WHERE resolved_at IS NULL ORDER BY letter_id LIMIT ?1"
+    ))
+    .bind(limit(limit_to))
+    .fetch_all(db.reader())
+    .await
+    .map_err(StoreError::unavailable)?;
+    rows.iter().map(stored_letter).collect()
+}
+
+pub(super) async fn by_id(
+    db: &SqliteDatabase,
+    id: DeadLetterId,
+) -> Result<Option<StoredDeadLetter>, StoreError> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        letter_columns!(),
+        " FROM rm_dead_letters WHERE letter_id = ?1"
+    ))
+    .bind(bound(id.get()))
+    .fetch_optional(db.reader())
+    .await
+    .map_err(StoreError::unavailable)?;
+    row.as_ref().map(stored_letter).transpose()
+}
+
+pub(super) async fn blocking(
+    db: &SqliteDatabase,
+    account_id: &AccountId,
+) -> Result<Option<StoredDeadLetter>, StoreError> {
+    // Letters are committed before the projector moves to the next event, so a reader sees them.
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        letter_columns!(),
+        " FROM rm_dead_letters WHERE account_id = ?1 AND resolved_at IS NULL \
+         AND waiting_behind IS NULL AND sequence IS NOT NULL ORDER BY sequence LIMIT 1"
+    ))
+    .bind(account_id.as_str())
+    .fetch_optional(db.reader())
+    .await
+    .map_err(StoreError::unavailable)?;
+    row.as_ref().map(stored_letter).transpose()
+}
+
+pub(super) async fn resolve(
+    db: &SqliteDatabase,
+    account_id: &AccountId,
+    through_sequence: u64,
+    at: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE rm_dead_letters SET resolved_at = ?1 \
+         WHERE account_id = ?2 AND resolved_at IS NULL AND sequence <= ?3",
+    )
+    .bind(format_timestamp(at))
+    .bind(account_id.as_str())
+    .bind(bound(through_sequence))
+    .execute(db.writer())
+    .await
+    .map_err(StoreError::unavailable)?;
+    Ok(done.rows_affected())
+}
+
+fn letter_id(row: &SqliteRow, name: &str) -> Result<DeadLetterId, StoreError> {
+    let value: i64 = column(row, name)?;
+    u64::try_from(value)
+        .map(DeadLetterId::new)
+        .map_err(|_| StoreError::corrupt(format!("column `{name}` = {value} is negative")))
+}
+
+fn stored_letter(row: &SqliteRow) -> Result<StoredDeadLetter, StoreError> {
+    let sequence: Option<i64> = column(row, "sequence")?;
+    let sequence = sequence
+        .map(|value| {
+            u64::try_from(value).map_err(|_| {
+                StoreError::corrupt(format!("column `sequence` = {value} is negative"))
+            })
+        })
+        .transpose()?;
+    let waiting_behind: Option<i64> = column(row, "waiting_behind")?;
+    let waiting_behind = waiting_behind
+        .map(|value| {
+            u64::try_from(value).map(DeadLetterId::new).map_err(|_| {
+                StoreError::corrupt(format!("column `waiting_behind` = {value} is negative"))
+            })
+        })
+        .transpose()?;
+    let resolved_at: Option<String> = column(row, "resolved_at")?;
+    Ok(StoredDeadLetter {
+        id: letter_id(row, "letter_id")?,
+        letter: DeadLetter {
+            account_id: parsed_opt(row, "account_id", AccountId::parse)?,
+            sequence,
+            event_id: parsed_opt(row, "event_id", |text| {
+                EventId::parse(text).ok_or("not a UUID")
+            })?,
+            event_type: column(row, "event_type")?,
+            raw: column(row, "raw")?,
+            reason: column(row, "reason")?,
+            waiting_behind,
+            recorded_at: timestamp(row, "recorded_at")?,
+        },
+        resolved_at: resolved_at
+            .as_deref()
+            .map(ledger_application::codec::parse_timestamp)
+            .transpose()?,
+    })
+}
