@@ -737,7 +737,10 @@ impl FeedProjector {
             };
             match round.await {
                 Ok(0) => {
+                    // `biased;`: branches are polled in order instead of at random, so a seeded
+                    // simulation replays exactly; which of two ready branches wins is harmless here.
                     let fell_idle = tokio::select! {
+                        biased;
                         () = self.wake.notified() => {
                             idle_wait = Duration::from_millis(5);
                             false
@@ -763,6 +766,7 @@ impl FeedProjector {
                     // Forget the in-memory position: the next round starts from the stored one.
                     cursor = None;
                     tokio::select! {
+                        biased;
                         () = tokio::time::sleep(unavailable_backoff) => {}
                         _ = shutdown.changed() => {}
                     }
