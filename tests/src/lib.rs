@@ -2,6 +2,7 @@
 //! port 0 with a fresh SQLite file, and talks to it over real HTTP.
 
 pub mod scenarios;
+pub mod simulation;
 
 use std::path::PathBuf;
 use std::str::FromStr;

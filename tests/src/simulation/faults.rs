@@ -1,0 +1,437 @@
+//! Fault-injecting wrappers of the ports: an event store that refuses, fails before or after a
+//! commit and answers late; a feed that duplicates, replays and reorders deliveries across accounts;
+//! a read model and a snapshot store that fail and stall. Every decision is drawn from the run's one
+//! seeded generator.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ledger_application::ports::{
+    AppendError, ApplyOutcome, AtomicAppend, DeadLetter, EventFeed, EventStore, FeedEvent,
+    Projection, ReadModelUpdate, Snapshot, SnapshotStore, StoreError,
+};
+use ledger_application::{IdempotencyKey, IdempotencyRecord, RecordedEvent};
+use ledger_domain::AccountId;
+
+use super::rng::SimRng;
+
+/// How often each fault strikes, per mille of the calls that can suffer it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultPlan {
+    /// A port call first sleeps (virtual time), which lets other tasks overtake it.
+    pub latency: u32,
+    pub latency_max: Duration,
+    /// `load` fails as unavailable.
+    pub load_failure: u32,
+    /// The idempotency-record read fails as unavailable.
+    pub record_read_failure: u32,
+    /// An append is refused as a conflict without writing, as if another writer had won.
+    pub append_conflict: u32,
+    /// An append fails as unavailable before anything is written.
+    pub append_failure_before_write: u32,
+    /// The append committed, but the caller is told it failed (a timeout after sending).
+    pub append_failure_after_commit: u32,
+    /// Snapshot reads and writes fail (a snapshot is only a shortcut).
+    pub snapshot_failure: u32,
+    /// A feed read fails.
+    pub feed_failure: u32,
+    /// A delivered batch holds one event twice.
+    pub feed_duplicate: u32,
+    /// A feed read starts before the position asked for: events delivered again.
+    pub feed_replay: u32,
+    /// A batch is shuffled across accounts (each account's events keep their order).
+    pub feed_reorder: u32,
+    /// A read-model read or write fails before writing.
+    pub projection_failure_before_write: u32,
+    /// A read-model write commits, but the projector is told it failed.
+    pub projection_failure_after_write: u32,
+    /// A planted bug, never on in a real run: an append is acknowledged but not written. The test
+    /// that proves the checks can fail turns it on.
+    pub acknowledge_without_writing: u32,
+}
+
+impl FaultPlan {
+    /// The faults of an ordinary run.
+    pub fn standard() -> Self {
+        Self {
+            latency: 400,
+            latency_max: Duration::from_millis(3),
+            load_failure: 20,
+            record_read_failure: 20,
+            append_conflict: 40,
+            append_failure_before_write: 30,
+            append_failure_after_commit: 40,
+            snapshot_failure: 50,
+            feed_failure: 30,
+            feed_duplicate: 80,
+            feed_replay: 60,
+            feed_reorder: 200,
+            projection_failure_before_write: 15,
+            projection_failure_after_write: 15,
+            acknowledge_without_writing: 0,
+        }
+    }
+}
+
+/// The error every injected failure carries as its source.
+#[derive(Debug, thiserror::Error)]
+#[error("injected fault: {fault}")]
+pub struct InjectedFault {
+    pub fault: &'static str,
+}
+
+fn injected(fault: &'static str) -> StoreError {
+    StoreError::unavailable(InjectedFault { fault })
+}
+
+/// The plan, the switch that stops all injection for the end of a run, and a count of what struck.
+#[derive(Debug)]
+pub struct Faults {
+    plan: FaultPlan,
+    rng: Arc<SimRng>,
+    enabled: AtomicBool,
+    injected: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Faults {
+    pub fn new(plan: FaultPlan, rng: Arc<SimRng>) -> Self {
+        Self {
+            plan,
+            rng,
+            enabled: AtomicBool::new(true),
+            injected: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Stops every injected failure (latency stays: it only reorders).
+    pub fn disable(&self) {
+        self.enabled.store(false, Ordering::Relaxed);
+    }
+
+    /// How many times each fault struck.
+    pub fn injected(&self) -> BTreeMap<&'static str, u64> {
+        self.injected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether the fault `name` strikes this call.
+    fn strikes(&self, name: &'static str, per_mille: u32) -> bool {
+        if !self.enabled() || !self.rng.chance(per_mille) {
+            return false;
+        }
+        *self
+            .injected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(name)
+            .or_insert(0) += 1;
+        true
+    }
+
+    async fn latency(&self) {
+        if self.rng.chance(self.plan.latency) {
+            tokio::time::sleep(self.rng.duration_up_to(self.plan.latency_max)).await;
+        }
+    }
+}
+
+/// The event store as the command services see it.
+pub struct FaultyEventStore {
+    inner: Arc<dyn EventStore>,
+    faults: Arc<Faults>,
+}
+
+impl std::fmt::Debug for FaultyEventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultyEventStore").finish_non_exhaustive()
+    }
+}
+
+impl FaultyEventStore {
+    pub fn new(inner: Arc<dyn EventStore>, faults: Arc<Faults>) -> Self {
+        Self { inner, faults }
+    }
+}
+
+/// What a store says when it cannot tell whether an append committed.
+fn outcome_unknown() -> AppendError {
+    AppendError::Store(injected("append_failure_after_commit"))
+}
+
+#[async_trait]
+impl EventStore for FaultyEventStore {
+    async fn load(
+        &self,
+        account_id: &AccountId,
+        after_sequence: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.faults.latency().await;
+        if self
+            .faults
+            .strikes("load_failure", self.faults.plan.load_failure)
+        {
+            return Err(injected("load_failure"));
+        }
+        self.inner.load(account_id, after_sequence).await
+    }
+
+    async fn append(&self, append: AtomicAppend) -> Result<(), AppendError> {
+        let plan = self.faults.plan;
+        self.faults.latency().await;
+        if self.faults.strikes("append_conflict", plan.append_conflict) {
+            return Err(AppendError::Conflict {
+                account_id: append.streams()[0].account_id.clone(),
+            });
+        }
+        if self.faults.strikes(
+            "append_failure_before_write",
+            plan.append_failure_before_write,
+        ) {
+            return Err(AppendError::Store(injected("append_failure_before_write")));
+        }
+        if self.faults.strikes(
+            "acknowledge_without_writing",
+            plan.acknowledge_without_writing,
+        ) {
+            return Ok(());
+        }
+        self.inner.append(append).await?;
+        // Committed; the answer may still be slow, and a process restart meanwhile loses it.
+        self.faults.latency().await;
+        if self.faults.strikes(
+            "append_failure_after_commit",
+            plan.append_failure_after_commit,
+        ) {
+            return Err(outcome_unknown());
+        }
+        Ok(())
+    }
+
+    async fn idempotency_record(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.faults.latency().await;
+        if self
+            .faults
+            .strikes("record_read_failure", self.faults.plan.record_read_failure)
+        {
+            return Err(injected("record_read_failure"));
+        }
+        self.inner.idempotency_record(key).await
+    }
+}
+
+/// The feed as the projector sees it: at-least-once, and ordered only within an account, like
+/// DynamoDB Streams (per item key) and unlike the embedded feed's strict commit order.
+pub struct FaultyFeed {
+    inner: Arc<dyn EventFeed>,
+    faults: Arc<Faults>,
+}
+
+impl std::fmt::Debug for FaultyFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultyFeed").finish_non_exhaustive()
+    }
+}
+
+impl FaultyFeed {
+    pub fn new(inner: Arc<dyn EventFeed>, faults: Arc<Faults>) -> Self {
+        Self { inner, faults }
+    }
+}
+
+/// Interleaves the accounts' events at random, keeping each account's own order, and ends with the
+/// batch's highest position (the last event of its account), where a reader resumes.
+fn reorder_across_accounts(batch: Vec<FeedEvent>, rng: &SimRng) -> Vec<FeedEvent> {
+    let highest = batch.iter().map(|item| item.position).max();
+    let mut queues: Vec<(AccountId, VecDeque<FeedEvent>)> = Vec::new();
+    for item in batch {
+        match queues
+            .iter_mut()
+            .find(|(account_id, _)| *account_id == item.event.account_id)
+        {
+            Some((_, queue)) => queue.push_back(item),
+            None => queues.push((item.event.account_id.clone(), VecDeque::from([item]))),
+        }
+    }
+    let mut reordered = Vec::new();
+    while !queues.is_empty() {
+        let chosen = rng.index(queues.len());
+        if let Some(item) = queues[chosen].1.pop_front() {
+            reordered.push(item);
+        }
+        if queues[chosen].1.is_empty() {
+            queues.remove(chosen);
+        }
+    }
+    if let Some(at) = reordered
+        .iter()
+        .position(|item| Some(item.position) == highest)
+    {
+        let last = reordered.remove(at);
+        reordered.push(last);
+    }
+    reordered
+}
+
+#[async_trait]
+impl EventFeed for FaultyFeed {
+    async fn read_after(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<FeedEvent>, StoreError> {
+        let plan = self.faults.plan;
+        self.faults.latency().await;
+        if self.faults.strikes("feed_failure", plan.feed_failure) {
+            return Err(injected("feed_failure"));
+        }
+        let from = if after_position > 0 && self.faults.strikes("feed_replay", plan.feed_replay) {
+            let back_max = after_position.min(u64::try_from(limit).unwrap_or(u64::MAX) * 2);
+            after_position - self.faults.rng.between(1..=back_max)
+        } else {
+            after_position
+        };
+        let mut batch = self.inner.read_after(from, limit).await?;
+        if batch.len() > 1 && self.faults.strikes("feed_reorder", plan.feed_reorder) {
+            batch = reorder_across_accounts(batch, &self.faults.rng);
+        }
+        if !batch.is_empty() && self.faults.strikes("feed_duplicate", plan.feed_duplicate) {
+            let original = self.faults.rng.index(batch.len());
+            let copy = batch[original].clone();
+            // After the original, so the account's order holds; a copy last makes the reader resume
+            // from an earlier position, which is a replay.
+            let at = original + 1 + self.faults.rng.index(batch.len() - original);
+            batch.insert(at, copy);
+        }
+        Ok(batch)
+    }
+}
+
+/// The read model as the projector sees it.
+pub struct FaultyProjection {
+    inner: Arc<dyn Projection>,
+    faults: Arc<Faults>,
+}
+
+impl std::fmt::Debug for FaultyProjection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultyProjection").finish_non_exhaustive()
+    }
+}
+
+impl FaultyProjection {
+    pub fn new(inner: Arc<dyn Projection>, faults: Arc<Faults>) -> Self {
+        Self { inner, faults }
+    }
+
+    async fn before(&self, fault: &'static str) -> Result<(), StoreError> {
+        self.faults.latency().await;
+        if self
+            .faults
+            .strikes(fault, self.faults.plan.projection_failure_before_write)
+        {
+            return Err(injected(fault));
+        }
+        Ok(())
+    }
+
+    async fn after(&self, fault: &'static str) -> Result<(), StoreError> {
+        // A projector killed here has written but not stored its checkpoint.
+        self.faults.latency().await;
+        if self
+            .faults
+            .strikes(fault, self.faults.plan.projection_failure_after_write)
+        {
+            return Err(injected(fault));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Projection for FaultyProjection {
+    async fn last_sequence(&self, account_id: &AccountId) -> Result<u64, StoreError> {
+        self.before("projection_read_failure").await?;
+        self.inner.last_sequence(account_id).await
+    }
+
+    async fn apply(&self, update: &ReadModelUpdate) -> Result<ApplyOutcome, StoreError> {
+        self.before("projection_apply_failure_before_write").await?;
+        let outcome = self.inner.apply(update).await?;
+        self.after("projection_apply_failure_after_write").await?;
+        Ok(outcome)
+    }
+
+    async fn checkpoint(&self, reader: &str) -> Result<Option<u64>, StoreError> {
+        self.before("checkpoint_read_failure").await?;
+        self.inner.checkpoint(reader).await
+    }
+
+    async fn save_checkpoint(&self, reader: &str, position: u64) -> Result<(), StoreError> {
+        self.before("checkpoint_save_failure_before_write").await?;
+        self.inner.save_checkpoint(reader, position).await?;
+        self.after("checkpoint_save_failure_after_write").await
+    }
+
+    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        self.inner.record_dead_letter(letter).await
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        self.inner.dead_letters(limit).await
+    }
+}
+
+/// The snapshot store as the command services see it.
+pub struct FaultySnapshots {
+    inner: Arc<dyn SnapshotStore>,
+    faults: Arc<Faults>,
+}
+
+impl std::fmt::Debug for FaultySnapshots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultySnapshots").finish_non_exhaustive()
+    }
+}
+
+impl FaultySnapshots {
+    pub fn new(inner: Arc<dyn SnapshotStore>, faults: Arc<Faults>) -> Self {
+        Self { inner, faults }
+    }
+}
+
+#[async_trait]
+impl SnapshotStore for FaultySnapshots {
+    async fn latest(&self, account_id: &AccountId) -> Result<Option<Snapshot>, StoreError> {
+        self.faults.latency().await;
+        if self
+            .faults
+            .strikes("snapshot_read_failure", self.faults.plan.snapshot_failure)
+        {
+            return Err(injected("snapshot_read_failure"));
+        }
+        self.inner.latest(account_id).await
+    }
+
+    async fn save(&self, snapshot: &Snapshot) -> Result<bool, StoreError> {
+        self.faults.latency().await;
+        if self
+            .faults
+            .strikes("snapshot_save_failure", self.faults.plan.snapshot_failure)
+        {
+            return Err(injected("snapshot_save_failure"));
+        }
+        self.inner.save(snapshot).await
+    }
+}
