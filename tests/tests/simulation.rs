@@ -1,6 +1,7 @@
 //! The deterministic simulation in the test command: many seeds of the whole application under
 //! injected faults, every promise checked after each run, and a replay of one seed that must be
-//! identical. `SIM_SEED=<seed>` (and optionally `SIM_OPS=<operations>`) replays one seed alone.
+//! identical. `SIM_SEED=<seed>` (and optionally `SIM_OPS=<operations>`) replays one seed alone;
+//! `SIM_TRACE=<key or account id>` (or `all`) prints its trace.
 
 use std::time::Instant;
 
@@ -30,6 +31,11 @@ fn every_promise_holds_under_every_seed() {
     let (mut commands, mut queries, mut events) = (0, 0, 0);
     for &seed in &seeds {
         let report = run(seed, SimConfig::standard(operations));
+        if let Ok(subject) = std::env::var("SIM_TRACE") {
+            for line in report.trace_about(&subject) {
+                eprintln!("{line}");
+            }
+        }
         commands += report.commands;
         queries += report.queries;
         events += report.events;

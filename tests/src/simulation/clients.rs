@@ -16,7 +16,7 @@ use ledger_domain::{
 use rust_decimal::Decimal;
 use tokio::task::JoinSet;
 
-use super::world::{Answer, World};
+use super::world::{Answer, Attempt, World};
 
 /// The accounts every client works on, so that commands collide: `hot-0`, `hot-1`, ... in USD and
 /// one EUR account, which makes some transfers a currency mismatch.
@@ -244,6 +244,7 @@ fn send_attempt(
     let (world, key, request) = (Arc::clone(world), key.to_owned(), request.clone());
     tasks.spawn(async move {
         tokio::time::sleep(delay).await;
+        let sent_at_us = world.elapsed_us();
         let context = CommandContext {
             idempotency_key: IdempotencyKey::parse(&key).expect("a simulation key is valid"),
             // The attempt number travels in the correlation id, so the events say which attempt wrote.
@@ -251,14 +252,16 @@ fn send_attempt(
             traceparent: None,
         };
         let (answer, generation) = world.execute(process, &context, &request).await;
-        world.record_answer(
+        let record = Attempt {
             client,
-            &key,
-            &request,
-            attempt,
-            (process, generation),
-            &answer,
-        );
+            key: &key,
+            request: &request,
+            number: attempt,
+            sent_at_us,
+            process,
+            generation,
+        };
+        world.record_answer(&record, &answer);
         answer
     });
 }

@@ -116,13 +116,25 @@ pub struct RunReport {
     pub digest: String,
     pub faults_injected: BTreeMap<&'static str, u64>,
     pub violations: Vec<Violation>,
-    /// The trace lines about the first violations' subjects.
+    /// The trace lines about the first violation's subject.
     pub evidence: Vec<String>,
+    /// The whole trace, for `SIM_TRACE`.
+    pub trace: Vec<String>,
 }
 
 impl RunReport {
     pub fn passed(&self) -> bool {
         self.violations.is_empty()
+    }
+
+    /// The trace lines about `subject` (a key such as `c3-o8` or an account id), or all of them
+    /// for `all`: what `SIM_TRACE=<subject>` prints.
+    pub fn trace_about(&self, subject: &str) -> Vec<String> {
+        if subject == "all" {
+            self.trace.clone()
+        } else {
+            world::lines_about(&self.trace, subject, usize::MAX)
+        }
     }
 
     /// What a failing run prints: the seed, the broken promises, the evidence and how to replay.
@@ -194,6 +206,7 @@ pub fn run(seed: u64, config: SimConfig) -> RunReport {
                     message: format!("the run panicked: {message}"),
                 }],
                 evidence: Vec::new(),
+                trace: Vec::new(),
             }
         }
     }
@@ -272,9 +285,10 @@ fn report(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .queries;
+    let trace = world.trace_lines();
     let evidence = violations
         .first()
-        .map(|first| world.trace_lines_about(&first.subject, 24))
+        .map(|first| world::lines_about(&trace, &first.subject, 24))
         .unwrap_or_default();
     RunReport {
         seed: world.seed,
@@ -289,6 +303,7 @@ fn report(
         faults_injected: world.faults.injected(),
         violations,
         evidence,
+        trace,
     }
 }
 

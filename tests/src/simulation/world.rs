@@ -79,6 +79,18 @@ pub struct SentRequest {
     pub answers: Vec<Answer>,
 }
 
+/// One attempt of a request: who sent it, when, and to which process.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    pub client: usize,
+    pub key: &'a str,
+    pub request: &'a CommandRequest,
+    pub number: u32,
+    pub sent_at_us: u128,
+    pub process: usize,
+    pub generation: u64,
+}
+
 /// Everything sent under each idempotency key.
 #[derive(Debug, Default)]
 pub struct Journal {
@@ -122,6 +134,23 @@ pub struct Observations {
 struct Trace {
     hasher: Sha256,
     lines: Vec<String>,
+}
+
+/// The lines of `trace` about `subject` (a key or an account id): the last `max_each` answers and
+/// observations, then the first `max_each` stored events.
+pub fn lines_about(trace: &[String], subject: &str, max_each: usize) -> Vec<String> {
+    let (plain, quoted) = (format!(" {subject} "), format!("(\"{subject}\")"));
+    let (events, answers): (Vec<&String>, Vec<&String>) = trace
+        .iter()
+        .filter(|line| line.contains(&plain) || line.contains(&quoted))
+        .partition(|line| line.starts_with("event "));
+    let skip = answers.len().saturating_sub(max_each);
+    answers
+        .into_iter()
+        .skip(skip)
+        .chain(events.into_iter().take(max_each))
+        .cloned()
+        .collect()
 }
 
 /// One command-service process; restarting it drops every request in flight.
@@ -289,25 +318,6 @@ impl World {
         trace.lines.push(line);
     }
 
-    /// The trace's lines about `subject` (a key or an account id): the answers and observations,
-    /// then the stored events.
-    pub fn trace_lines_about(&self, subject: &str, max_each: usize) -> Vec<String> {
-        let (plain, quoted) = (format!(" {subject} "), format!("(\"{subject}\")"));
-        let trace = locked(&self.trace);
-        let (events, answers): (Vec<&String>, Vec<&String>) = trace
-            .lines
-            .iter()
-            .filter(|line| line.contains(&plain) || line.contains(&quoted))
-            .partition(|line| line.starts_with("event "));
-        let skip = answers.len().saturating_sub(max_each);
-        answers
-            .into_iter()
-            .skip(skip)
-            .chain(events.into_iter().take(max_each))
-            .cloned()
-            .collect()
-    }
-
     pub fn trace_lines(&self) -> Vec<String> {
         locked(&self.trace).lines.clone()
     }
@@ -408,23 +418,20 @@ impl World {
     }
 
     /// Records an answer under its key and in the trace.
-    pub fn record_answer(
-        &self,
-        client: usize,
-        key: &str,
-        sent: &CommandRequest,
-        attempt: u32,
-        process: (usize, u64),
-        answer: &Answer,
-    ) {
+    pub fn record_answer(&self, attempt: &Attempt<'_>, answer: &Answer) {
         self.trace(format!(
-            "t={} c{client} {key} attempt {attempt} p{}g{} {sent:?} -> {answer:?}",
+            "t={} c{} {} attempt {} sent t={} to p{}g{} {:?} -> {answer:?}",
             self.elapsed_us(),
-            process.0,
-            process.1
+            attempt.client,
+            attempt.key,
+            attempt.number,
+            attempt.sent_at_us,
+            attempt.process,
+            attempt.generation,
+            attempt.request,
         ));
         locked(&self.journal)
-            .sent(key, sent)
+            .sent(attempt.key, attempt.request)
             .answers
             .push(answer.clone());
     }
