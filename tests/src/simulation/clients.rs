@@ -176,11 +176,12 @@ fn random_request(
                 description: description(world),
             }
         }
-        880..=919 => CommandRequest::Freeze {
+        // Fewer freezes than unfreezes, so that a frozen hot account does not refuse everything.
+        880..=904 => CommandRequest::Freeze {
             account_id: pick_account(world, hot),
             reason: FreezeReason::parse("simulated freeze").expect("a short reason"),
         },
-        920..=959 => CommandRequest::Unfreeze {
+        905..=959 => CommandRequest::Unfreeze {
             account_id: pick_account(world, hot),
         },
         _ => CommandRequest::Close {
