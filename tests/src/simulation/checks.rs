@@ -7,8 +7,11 @@ use ledger_application::ports::{
     EventFeed, EventStore, Projection, ReadModelChange, ReadModelQuery, ReadModelUpdate,
     TransactionView,
 };
-use ledger_application::{CommandOutcome, CommandRequest, EventId, PostedEvent, RecordedEvent};
-use ledger_domain::{Account, AccountEvent, AccountId};
+use ledger_application::{
+    CommandOutcome, CommandRequest, EventId, IdempotencyKey, PostedEvent, RecordedEvent,
+    RecordedOutcome,
+};
+use ledger_domain::{Account, AccountEvent, AccountId, DomainError};
 use rust_decimal::Decimal;
 
 use super::world::{Answer, PROJECTOR_NAME, SentRequest, World};
@@ -342,8 +345,14 @@ async fn check_idempotency(
                         key,
                         format!("key {key}: broken answer: {error}"),
                     )),
+                    Answer::Rejected(rejection) if !sent.reuses_key => {
+                        check_rejection_recorded(world, key, rejection, violations).await;
+                    }
                     Answer::Rejected(_) | Answer::KeyReused => {}
-                    Answer::ConcurrencyConflict | Answer::StoreUnavailable | Answer::Cancelled => {
+                    Answer::ConcurrencyConflict
+                    | Answer::StoreUnavailable
+                    | Answer::OutcomeUnknown
+                    | Answer::Cancelled => {
                         unreachable!("only definitive answers are listed")
                     }
                 }
@@ -422,18 +431,40 @@ async fn check_carried_out(
             format!("key {key}: the answer's balance_after differs from the stored event's"),
         ));
     }
-    let idempotency_key = ledger_application::IdempotencyKey::parse(key).expect("a journal key");
+    let recorded = RecordedOutcome::Accepted(outcome.clone());
+    check_recorded(world, key, &recorded, violations).await;
+}
+
+/// A rejection is an outcome too: it is recorded under its key, so every retry gets it again.
+async fn check_rejection_recorded(
+    world: &World,
+    key: &str,
+    rejection: &DomainError,
+    violations: &mut Vec<Violation>,
+) {
+    let recorded = RecordedOutcome::Rejected {
+        rejected: rejection.clone(),
+    };
+    check_recorded(world, key, &recorded, violations).await;
+}
+
+/// The record under `key` holds what its client was told.
+async fn check_recorded(
+    world: &World,
+    key: &str,
+    told: &RecordedOutcome,
+    violations: &mut Vec<Violation>,
+) {
+    let idempotency_key = IdempotencyKey::parse(key).expect("a journal key");
     let record = world
         .raw_store
         .idempotency_record(&idempotency_key)
         .await
         .expect("the in-memory store never fails");
-    if record.as_ref().map(|r| &r.outcome) != Some(outcome) {
+    if record.as_ref().map(|r| &r.outcome) != Some(told) {
         violations.push(Violation::new(
             key,
-            format!(
-                "key {key}: the stored record holds {record:?}, the client was told {outcome:?}"
-            ),
+            format!("key {key}: the stored record holds {record:?}, the client was told {told:?}"),
         ));
     }
 }

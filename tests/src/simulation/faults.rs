@@ -32,7 +32,7 @@ pub struct FaultPlan {
     pub append_conflict: u32,
     /// An append fails as unavailable before anything is written.
     pub append_failure_before_write: u32,
-    /// The append committed, but the caller is told it failed (a timeout after sending).
+    /// The append committed, but the caller is told its outcome is unknown (a timeout after sending).
     pub append_failure_after_commit: u32,
     /// Snapshot reads and writes fail (a snapshot is only a shortcut).
     pub snapshot_failure: u32,
@@ -164,7 +164,9 @@ impl FaultyEventStore {
 
 /// What a store says when it cannot tell whether an append committed.
 fn outcome_unknown() -> AppendError {
-    AppendError::Store(injected("append_failure_after_commit"))
+    AppendError::outcome_unknown(InjectedFault {
+        fault: "append_failure_after_commit",
+    })
 }
 
 #[async_trait]
@@ -187,9 +189,12 @@ impl EventStore for FaultyEventStore {
     async fn append(&self, append: AtomicAppend) -> Result<(), AppendError> {
         let plan = self.faults.plan;
         self.faults.latency().await;
-        if self.faults.strikes("append_conflict", plan.append_conflict) {
+        // A rejection's record-only append has no stream to conflict on.
+        if let Some(stream) = append.streams().first()
+            && self.faults.strikes("append_conflict", plan.append_conflict)
+        {
             return Err(AppendError::Conflict {
-                account_id: append.streams()[0].account_id.clone(),
+                account_id: stream.account_id.clone(),
             });
         }
         if self.faults.strikes(

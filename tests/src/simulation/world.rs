@@ -36,8 +36,10 @@ pub enum Answer {
     KeyReused,
     /// Transient: lost to concurrent writers more often than the service retries.
     ConcurrencyConflict,
-    /// Transient: the store failed; the client cannot know whether the command was carried out.
+    /// Transient: the store failed before writing anything.
     StoreUnavailable,
+    /// Transient: the service could not tell whether the command was carried out.
+    OutcomeUnknown,
     /// Transient: the process restarted while the request was in flight (a dropped connection).
     Cancelled,
     /// An answer no correct run gives (a corrupt history, a missing record, a too-large append).
@@ -52,6 +54,7 @@ impl Answer {
             Err(CommandError::IdempotencyKeyReused { .. }) => Self::KeyReused,
             Err(CommandError::ConcurrencyConflict { .. }) => Self::ConcurrencyConflict,
             Err(CommandError::Store(StoreError::Unavailable(_))) => Self::StoreUnavailable,
+            Err(CommandError::OutcomeUnknown { .. }) => Self::OutcomeUnknown,
             Err(
                 error @ (CommandError::TooLarge { .. }
                 | CommandError::CorruptHistory { .. }
@@ -64,7 +67,10 @@ impl Answer {
     pub fn is_definitive(&self) -> bool {
         match self {
             Self::Done(_) | Self::Rejected(_) | Self::KeyReused | Self::Broken(_) => true,
-            Self::ConcurrencyConflict | Self::StoreUnavailable | Self::Cancelled => false,
+            Self::ConcurrencyConflict
+            | Self::StoreUnavailable
+            | Self::OutcomeUnknown
+            | Self::Cancelled => false,
         }
     }
 }
