@@ -54,7 +54,7 @@ fn main() -> ExitCode {
                     let seed = first_seed + index;
                     let seed_started = Instant::now();
                     // Each seed runs on this thread's own current-thread runtime: threads share nothing.
-                    let report = run(seed, SimConfig::standard(operations));
+                    let report = run(seed, SimConfig::swarm(seed, operations));
                     if let Some(subject) = &trace_subject {
                         for line in report.trace_about(subject) {
                             println!("seed {seed}: {line}");

@@ -30,7 +30,7 @@ fn every_promise_holds_under_every_seed() {
     let mut failures = Vec::new();
     let (mut commands, mut queries, mut events) = (0, 0, 0);
     for &seed in &seeds {
-        let report = run(seed, SimConfig::standard(operations));
+        let report = run(seed, SimConfig::swarm(seed, operations));
         if let Ok(subject) = std::env::var("SIM_TRACE") {
             for line in report.trace_about(&subject) {
                 eprintln!("{line}");

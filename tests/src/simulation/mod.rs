@@ -99,6 +99,56 @@ impl SimConfig {
     }
 }
 
+impl SimConfig {
+    /// A configuration drawn from `seed` around the standard one ("swarm testing"): some seeds run
+    /// many clients on one hot account, others a storm of faults, others no second process at all,
+    /// so that the seeds together reach interleavings no single mix of rates would. The same seed
+    /// always draws the same configuration, so a replay needs nothing but the seed.
+    pub fn swarm(seed: u64, operations: u64) -> Self {
+        // A generator of its own, so the run's generator starts from the seed untouched.
+        let draw = rng::SimRng::new(seed ^ 0x5EED_C0F1_6000_0000);
+        let scale = |per_mille: u32| {
+            let factor = u32::try_from(draw.between(0..=3)).unwrap_or(1);
+            per_mille * factor
+        };
+        let mut config = Self::standard(operations);
+        config.clients = usize::try_from(draw.between(2..=16)).unwrap_or(8);
+        config.hot_accounts = usize::try_from(draw.between(1..=6)).unwrap_or(4);
+        config.snapshot_every = draw.between(1..=12);
+        config.second_clock_behind = Duration::from_micros(draw.between(0..=5_000));
+        let faults = &mut config.faults;
+        for rate in [
+            &mut faults.latency,
+            &mut faults.load_failure,
+            &mut faults.record_read_failure,
+            &mut faults.append_conflict,
+            &mut faults.append_failure_before_write,
+            &mut faults.append_failure_after_commit,
+            &mut faults.snapshot_failure,
+            &mut faults.feed_failure,
+            &mut faults.feed_duplicate,
+            &mut faults.feed_replay,
+            &mut faults.feed_reorder,
+            &mut faults.projection_failure_before_write,
+            &mut faults.projection_failure_after_write,
+        ] {
+            *rate = scale(*rate).min(900);
+        }
+        let behaviour = &mut config.behaviour;
+        for rate in [
+            &mut behaviour.concurrent_retry,
+            &mut behaviour.retry_after_answer,
+            &mut behaviour.second_instance,
+            &mut behaviour.key_reuse,
+        ] {
+            *rate = scale(*rate).min(900);
+        }
+        config.chaos.process_restart = scale(config.chaos.process_restart);
+        config.chaos.projector_crash = scale(config.chaos.projector_crash);
+        config
+    }
+}
+
 /// What a run did and what it found.
 #[derive(Debug, Clone)]
 pub struct RunReport {
