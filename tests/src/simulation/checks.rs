@@ -11,7 +11,7 @@ use ledger_application::{
     CommandOutcome, CommandRequest, EventId, IdempotencyKey, PostedEvent, RecordedEvent,
     RecordedOutcome,
 };
-use ledger_domain::{Account, AccountEvent, AccountId, DomainError};
+use ledger_domain::{Account, AccountEvent, AccountId, Amount, DomainError, EntryType};
 use rust_decimal::Decimal;
 
 use super::world::{Answer, PROJECTOR_NAME, SentRequest, World};
@@ -226,33 +226,50 @@ fn posted(outcome: &CommandOutcome) -> Vec<&PostedEvent> {
     }
 }
 
+/// Whether `event` moved `amount` on `account_id` as an entry of `entry_type`.
+fn moves(
+    event: &RecordedEvent,
+    account_id: &AccountId,
+    entry_type: EntryType,
+    amount: Amount,
+) -> bool {
+    event.account_id == *account_id
+        && event
+            .event
+            .movement()
+            .is_some_and(|m| m.entry_type == entry_type && m.amount == amount)
+}
+
 /// Whether `events` are what `request` asks for: the right kind, on the right accounts, with the
 /// right amounts.
 fn events_carry_out(request: &CommandRequest, events: &[&RecordedEvent]) -> bool {
-    let on = |event: &RecordedEvent, account_id: &AccountId| event.account_id == *account_id;
+    let status_change = |event: &RecordedEvent, account_id: &AccountId| {
+        let expected = match request {
+            CommandRequest::Freeze { .. } => matches!(event.event, AccountEvent::AccountFrozen(_)),
+            CommandRequest::Unfreeze { .. } => {
+                matches!(event.event, AccountEvent::AccountUnfrozen(_))
+            }
+            _ => matches!(event.event, AccountEvent::AccountClosed(_)),
+        };
+        expected && event.account_id == *account_id
+    };
     match (request, events) {
         (CommandRequest::OpenAccount { account_id, .. }, [event]) => {
             matches!(event.event, AccountEvent::AccountOpened(_))
-                && account_id.as_ref().is_none_or(|id| on(event, id))
+                && account_id.as_ref().is_none_or(|id| event.account_id == *id)
         }
         (
             CommandRequest::Deposit {
                 account_id, amount, ..
             },
             [event],
-        ) => {
-            matches!(&event.event, AccountEvent::MoneyDeposited(d) if d.amount == *amount)
-                && on(event, account_id)
-        }
+        ) => moves(event, account_id, EntryType::Deposit, *amount),
         (
             CommandRequest::Withdraw {
                 account_id, amount, ..
             },
             [event],
-        ) => {
-            matches!(&event.event, AccountEvent::MoneyWithdrawn(w) if w.amount == *amount)
-                && on(event, account_id)
-        }
+        ) => moves(event, account_id, EntryType::Withdrawal, *amount),
         (
             CommandRequest::Transfer {
                 source_account_id,
@@ -262,24 +279,19 @@ fn events_carry_out(request: &CommandRequest, events: &[&RecordedEvent]) -> bool
             },
             [first, second],
         ) => {
-            let debit = [first, second].into_iter().find(
-                |e| matches!(&e.event, AccountEvent::TransferDebited(d) if d.amount == *amount),
-            );
-            let credit = [first, second].into_iter().find(
-                |e| matches!(&e.event, AccountEvent::TransferCredited(c) if c.amount == *amount),
-            );
-            debit.is_some_and(|e| on(e, source_account_id))
-                && credit.is_some_and(|e| on(e, target_account_id))
+            let pair = [*first, *second];
+            pair.iter()
+                .any(|e| moves(e, source_account_id, EntryType::TransferOut, *amount))
+                && pair
+                    .iter()
+                    .any(|e| moves(e, target_account_id, EntryType::TransferIn, *amount))
         }
-        (CommandRequest::Freeze { account_id, .. }, [event]) => {
-            matches!(event.event, AccountEvent::AccountFrozen(_)) && on(event, account_id)
-        }
-        (CommandRequest::Unfreeze { account_id }, [event]) => {
-            matches!(event.event, AccountEvent::AccountUnfrozen(_)) && on(event, account_id)
-        }
-        (CommandRequest::Close { account_id }, [event]) => {
-            matches!(event.event, AccountEvent::AccountClosed(_)) && on(event, account_id)
-        }
+        (
+            CommandRequest::Freeze { account_id, .. }
+            | CommandRequest::Unfreeze { account_id }
+            | CommandRequest::Close { account_id },
+            [event],
+        ) => status_change(event, account_id),
         _ => false,
     }
 }

@@ -144,23 +144,36 @@ impl Faults {
     }
 }
 
-/// The event store as the command services see it.
-pub struct FaultyEventStore {
-    inner: Arc<dyn EventStore>,
+/// A port `P` behind faults: every wrapper below is one of these.
+pub struct Faulty<P: ?Sized> {
+    inner: Arc<P>,
     faults: Arc<Faults>,
 }
 
-impl std::fmt::Debug for FaultyEventStore {
+impl<P: ?Sized> std::fmt::Debug for Faulty<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaultyEventStore").finish_non_exhaustive()
+        f.debug_struct("Faulty").finish_non_exhaustive()
     }
 }
 
-impl FaultyEventStore {
-    pub fn new(inner: Arc<dyn EventStore>, faults: Arc<Faults>) -> Self {
+impl<P: ?Sized> Faulty<P> {
+    pub fn new(inner: Arc<P>, faults: Arc<Faults>) -> Self {
         Self { inner, faults }
     }
+
+    /// A call that may be slow and may fail as unavailable (`fault`, at `per_mille`) before it
+    /// reaches the port.
+    async fn may_fail(&self, fault: &'static str, per_mille: u32) -> Result<(), StoreError> {
+        self.faults.latency().await;
+        if self.faults.strikes(fault, per_mille) {
+            return Err(injected(fault));
+        }
+        Ok(())
+    }
 }
+
+/// The event store as the command services see it.
+pub type FaultyEventStore = Faulty<dyn EventStore>;
 
 /// What a store says when it cannot tell whether an append committed.
 fn outcome_unknown() -> AppendError {
@@ -176,13 +189,8 @@ impl EventStore for FaultyEventStore {
         account_id: &AccountId,
         after_sequence: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.faults.latency().await;
-        if self
-            .faults
-            .strikes("load_failure", self.faults.plan.load_failure)
-        {
-            return Err(injected("load_failure"));
-        }
+        self.may_fail("load_failure", self.faults.plan.load_failure)
+            .await?;
         self.inner.load(account_id, after_sequence).await
     }
 
@@ -225,35 +233,15 @@ impl EventStore for FaultyEventStore {
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        self.faults.latency().await;
-        if self
-            .faults
-            .strikes("record_read_failure", self.faults.plan.record_read_failure)
-        {
-            return Err(injected("record_read_failure"));
-        }
+        self.may_fail("record_read_failure", self.faults.plan.record_read_failure)
+            .await?;
         self.inner.idempotency_record(key).await
     }
 }
 
 /// The feed as the projector sees it: at-least-once, and ordered only within an account, like
 /// DynamoDB Streams (per item key) and unlike the embedded feed's strict commit order.
-pub struct FaultyFeed {
-    inner: Arc<dyn EventFeed>,
-    faults: Arc<Faults>,
-}
-
-impl std::fmt::Debug for FaultyFeed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaultyFeed").finish_non_exhaustive()
-    }
-}
-
-impl FaultyFeed {
-    pub fn new(inner: Arc<dyn EventFeed>, faults: Arc<Faults>) -> Self {
-        Self { inner, faults }
-    }
-}
+pub type FaultyFeed = Faulty<dyn EventFeed>;
 
 /// Interleaves the accounts' events at random, keeping each account's own order, and ends with the
 /// batch's highest position (the last event of its account), where a reader resumes.
@@ -297,10 +285,7 @@ impl EventFeed for FaultyFeed {
         limit: usize,
     ) -> Result<Vec<FeedEvent>, StoreError> {
         let plan = self.faults.plan;
-        self.faults.latency().await;
-        if self.faults.strikes("feed_failure", plan.feed_failure) {
-            return Err(injected("feed_failure"));
-        }
+        self.may_fail("feed_failure", plan.feed_failure).await?;
         let from = if after_position > 0 && self.faults.strikes("feed_replay", plan.feed_replay) {
             let back_max = after_position.min(u64::try_from(limit).unwrap_or(u64::MAX) * 2);
             after_position - self.faults.rng.between(1..=back_max)
@@ -324,43 +309,18 @@ impl EventFeed for FaultyFeed {
 }
 
 /// The read model as the projector sees it.
-pub struct FaultyProjection {
-    inner: Arc<dyn Projection>,
-    faults: Arc<Faults>,
-}
-
-impl std::fmt::Debug for FaultyProjection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaultyProjection").finish_non_exhaustive()
-    }
-}
+pub type FaultyProjection = Faulty<dyn Projection>;
 
 impl FaultyProjection {
-    pub fn new(inner: Arc<dyn Projection>, faults: Arc<Faults>) -> Self {
-        Self { inner, faults }
-    }
-
     async fn before(&self, fault: &'static str) -> Result<(), StoreError> {
-        self.faults.latency().await;
-        if self
-            .faults
-            .strikes(fault, self.faults.plan.projection_failure_before_write)
-        {
-            return Err(injected(fault));
-        }
-        Ok(())
+        self.may_fail(fault, self.faults.plan.projection_failure_before_write)
+            .await
     }
 
     async fn after(&self, fault: &'static str) -> Result<(), StoreError> {
         // A projector killed here has written but not stored its checkpoint.
-        self.faults.latency().await;
-        if self
-            .faults
-            .strikes(fault, self.faults.plan.projection_failure_after_write)
-        {
-            return Err(injected(fault));
-        }
-        Ok(())
+        self.may_fail(fault, self.faults.plan.projection_failure_after_write)
+            .await
     }
 }
 
@@ -399,44 +359,19 @@ impl Projection for FaultyProjection {
 }
 
 /// The snapshot store as the command services see it.
-pub struct FaultySnapshots {
-    inner: Arc<dyn SnapshotStore>,
-    faults: Arc<Faults>,
-}
-
-impl std::fmt::Debug for FaultySnapshots {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaultySnapshots").finish_non_exhaustive()
-    }
-}
-
-impl FaultySnapshots {
-    pub fn new(inner: Arc<dyn SnapshotStore>, faults: Arc<Faults>) -> Self {
-        Self { inner, faults }
-    }
-}
+pub type FaultySnapshots = Faulty<dyn SnapshotStore>;
 
 #[async_trait]
 impl SnapshotStore for FaultySnapshots {
     async fn latest(&self, account_id: &AccountId) -> Result<Option<Snapshot>, StoreError> {
-        self.faults.latency().await;
-        if self
-            .faults
-            .strikes("snapshot_read_failure", self.faults.plan.snapshot_failure)
-        {
-            return Err(injected("snapshot_read_failure"));
-        }
+        self.may_fail("snapshot_read_failure", self.faults.plan.snapshot_failure)
+            .await?;
         self.inner.latest(account_id).await
     }
 
     async fn save(&self, snapshot: &Snapshot) -> Result<bool, StoreError> {
-        self.faults.latency().await;
-        if self
-            .faults
-            .strikes("snapshot_save_failure", self.faults.plan.snapshot_failure)
-        {
-            return Err(injected("snapshot_save_failure"));
-        }
+        self.may_fail("snapshot_save_failure", self.faults.plan.snapshot_failure)
+            .await?;
         self.inner.save(snapshot).await
     }
 }
