@@ -3,6 +3,7 @@
 //! the journal of every answer each idempotency key got.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -163,7 +164,11 @@ pub fn lines_about(trace: &[String], subject: &str, max_each: usize) -> Vec<Stri
 struct Process {
     generation: u64,
     service: CommandService,
-    killed: watch::Sender<bool>,
+    /// Set once, when the process is killed; `kill` wakes the requests it had in flight. Not a
+    /// `watch` channel: its receivers wait on one of several shards picked at random, so the order
+    /// in which they wake would differ from run to run.
+    killed: AtomicBool,
+    kill: Notify,
 }
 
 /// What every process is built from: the shared stores, a clock of its own, the shared id source.
@@ -191,7 +196,8 @@ impl ProcessParts {
         Process {
             generation,
             service,
-            killed: watch::channel(false).0,
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
         }
     }
 }
@@ -347,10 +353,16 @@ impl World {
         request: &CommandRequest,
     ) -> (Answer, u64) {
         let process = Arc::clone(&locked(&self.processes[index]));
-        let mut killed = process.killed.subscribe();
+        let killed = process.kill.notified();
+        tokio::pin!(killed);
+        // Registered before the flag is read, so a kill in between still wakes this request.
+        killed.as_mut().enable();
+        if process.killed.load(Ordering::Relaxed) {
+            return (Answer::Cancelled, process.generation);
+        }
         let answer = tokio::select! {
             biased;
-            _ = killed.wait_for(|killed| *killed) => Answer::Cancelled,
+            () = killed => Answer::Cancelled,
             result = process.service.execute(context, request) => Answer::from_result(result),
         };
         (answer, process.generation)
@@ -360,7 +372,8 @@ impl World {
     /// stores, with fresh in-process locks.
     pub fn restart_process(&self, index: usize) {
         let mut slot = locked(&self.processes[index]);
-        slot.killed.send_replace(true);
+        slot.killed.store(true, Ordering::Relaxed);
+        slot.kill.notify_waiters();
         let generation = slot.generation + 1;
         *slot = Arc::new(self.parts.process(index, generation));
         drop(slot);
