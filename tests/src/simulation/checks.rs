@@ -4,14 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ledger_application::ports::{
-    EventFeed, EventStore, Projection, ReadModelChange, ReadModelQuery, ReadModelUpdate,
+    EventFeed, EventStore, FeedEvent, Projection, ReadModelChange, ReadModelQuery, ReadModelUpdate,
     TransactionView,
 };
 use ledger_application::{
     CommandOutcome, CommandRequest, EventId, IdempotencyKey, PostedEvent, RecordedEvent,
     RecordedOutcome,
 };
-use ledger_domain::{Account, AccountEvent, AccountId, Amount, DomainError, EntryType};
+use ledger_domain::{Account, AccountEvent, AccountId, Amount, EntryType};
 use rust_decimal::Decimal;
 
 use super::world::{Answer, PROJECTOR_NAME, SentRequest, World};
@@ -48,7 +48,8 @@ pub async fn all_events(world: &World) -> Vec<RecordedEvent> {
             return events;
         };
         after = last.position;
-        events.extend(page.into_iter().map(|item| item.event));
+        // The in-memory feed stores typed events: every entry decodes.
+        events.extend(page.iter().filter_map(FeedEvent::event).cloned());
     }
 }
 
@@ -358,7 +359,11 @@ async fn check_idempotency(
                         format!("key {key}: broken answer: {error}"),
                     )),
                     Answer::Rejected(rejection) if !sent.reuses_key => {
-                        check_rejection_recorded(world, key, rejection, violations).await;
+                        // A rejection is an outcome too: recorded, so every retry gets it again.
+                        let recorded = RecordedOutcome::Rejected {
+                            rejected: rejection.clone(),
+                        };
+                        check_recorded(world, key, &recorded, violations).await;
                     }
                     Answer::Rejected(_) | Answer::KeyReused => {}
                     Answer::ConcurrencyConflict
@@ -444,19 +449,6 @@ async fn check_carried_out(
         ));
     }
     let recorded = RecordedOutcome::Accepted(outcome.clone());
-    check_recorded(world, key, &recorded, violations).await;
-}
-
-/// A rejection is an outcome too: it is recorded under its key, so every retry gets it again.
-async fn check_rejection_recorded(
-    world: &World,
-    key: &str,
-    rejection: &DomainError,
-    violations: &mut Vec<Violation>,
-) {
-    let recorded = RecordedOutcome::Rejected {
-        rejected: rejection.clone(),
-    };
     check_recorded(world, key, &recorded, violations).await;
 }
 
@@ -599,12 +591,17 @@ async fn check_projector(world: &World, event_count: usize, violations: &mut Vec
         .dead_letters(10)
         .await
         .expect("the in-memory read model never fails");
-    for letter in letters {
+    for stored in letters {
+        let letter = stored.letter;
+        let account = letter
+            .account_id
+            .as_ref()
+            .map_or("an unknown account", AccountId::as_str);
         violations.push(Violation::new(
-            letter.account_id.as_str(),
+            account,
             format!(
-                "event {}/{} was dead-lettered: {}",
-                letter.account_id, letter.sequence, letter.reason
+                "event {account}/{:?} was dead-lettered: {}",
+                letter.sequence, letter.reason
             ),
         ));
     }

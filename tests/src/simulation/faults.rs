@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use ledger_application::ports::{
-    AppendError, ApplyOutcome, AtomicAppend, DeadLetter, EventFeed, EventStore, FeedEvent,
-    Projection, ReadModelUpdate, Snapshot, SnapshotStore, StoreError,
+    AppendError, ApplyOutcome, AtomicAppend, DeadLetter, DeadLetterId, EventFeed, EventStore,
+    FeedEvent, Projection, ReadModelUpdate, Snapshot, SnapshotStore, StoreError, StoredDeadLetter,
 };
 use ledger_application::{IdempotencyKey, IdempotencyRecord, RecordedEvent};
 use ledger_domain::AccountId;
@@ -247,14 +248,16 @@ pub type FaultyFeed = Faulty<dyn EventFeed>;
 /// batch's highest position (the last event of its account), where a reader resumes.
 fn reorder_across_accounts(batch: Vec<FeedEvent>, rng: &SimRng) -> Vec<FeedEvent> {
     let highest = batch.iter().map(|item| item.position).max();
-    let mut queues: Vec<(AccountId, VecDeque<FeedEvent>)> = Vec::new();
+    // An undecodable entry (never in the in-memory feed) keeps its place among the unknown ones.
+    let mut queues: Vec<(Option<AccountId>, VecDeque<FeedEvent>)> = Vec::new();
     for item in batch {
+        let account_id = item.event().map(|event| event.account_id.clone());
         match queues
             .iter_mut()
-            .find(|(account_id, _)| *account_id == item.event.account_id)
+            .find(|(queue_of, _)| *queue_of == account_id)
         {
             Some((_, queue)) => queue.push_back(item),
-            None => queues.push((item.event.account_id.clone(), VecDeque::from([item]))),
+            None => queues.push((account_id, VecDeque::from([item]))),
         }
     }
     let mut reordered = Vec::new();
@@ -349,12 +352,35 @@ impl Projection for FaultyProjection {
         self.after("checkpoint_save_failure_after_write").await
     }
 
-    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetterId, StoreError> {
         self.inner.record_dead_letter(letter).await
     }
 
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<StoredDeadLetter>, StoreError> {
         self.inner.dead_letters(limit).await
+    }
+
+    async fn dead_letter(&self, id: DeadLetterId) -> Result<Option<StoredDeadLetter>, StoreError> {
+        self.inner.dead_letter(id).await
+    }
+
+    async fn blocking_dead_letter(
+        &self,
+        account_id: &AccountId,
+    ) -> Result<Option<StoredDeadLetter>, StoreError> {
+        self.before("dead_letter_read_failure").await?;
+        self.inner.blocking_dead_letter(account_id).await
+    }
+
+    async fn resolve_dead_letters(
+        &self,
+        account_id: &AccountId,
+        through_sequence: u64,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.inner
+            .resolve_dead_letters(account_id, through_sequence, at)
+            .await
     }
 }
 

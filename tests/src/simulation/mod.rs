@@ -235,11 +235,7 @@ pub fn run(seed: u64, config: SimConfig) -> RunReport {
     match outcome {
         Ok(report) => report,
         Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_else(|| "a panic without a message".to_owned());
+            let message = world::panic_message(panic.as_ref());
             RunReport {
                 seed,
                 config,
@@ -302,6 +298,12 @@ async fn simulate(seed: u64, config: SimConfig) -> RunReport {
         violations.push(Violation {
             subject: "projector".to_owned(),
             message,
+        });
+    }
+    for death in world.projector_deaths() {
+        violations.push(Violation {
+            subject: "projector".to_owned(),
+            message: format!("the projector task died: {death}"),
         });
     }
     violations.extend(checks::check(&world).await);
@@ -384,6 +386,9 @@ async fn run_chaos(world: Arc<World>) {
 async fn settle(world: &World) -> Result<(), String> {
     world.start_projector();
     for _ in 0..SETTLE_POLLS_MAX {
+        if world.reap_dead_projector().await {
+            world.start_projector();
+        }
         if caught_up(world).await {
             return world.stop_projector().await;
         }

@@ -143,6 +143,15 @@ struct Trace {
     lines: Vec<String>,
 }
 
+/// The message of a panic payload.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
 /// The lines of `trace` about `subject` (a key or an account id): the last `max_each` answers and
 /// observations, then the first `max_each` stored events.
 pub fn lines_about(trace: &[String], subject: &str, max_each: usize) -> Vec<String> {
@@ -217,6 +226,7 @@ pub struct World {
     processes: [Mutex<Arc<Process>>; 2],
     projector: Mutex<Option<tokio::task::JoinHandle<()>>>,
     projector_stop: watch::Sender<bool>,
+    projector_deaths: Mutex<Vec<String>>,
     wake: Arc<Notify>,
     start: tokio::time::Instant,
     pub journal: Mutex<Journal>,
@@ -305,6 +315,7 @@ impl World {
             processes,
             projector: Mutex::new(None),
             projector_stop,
+            projector_deaths: Mutex::new(Vec::new()),
             wake,
             start,
             journal: Mutex::new(Journal::default()),
@@ -413,8 +424,43 @@ impl World {
         self.trace(format!("t={} projector started", self.elapsed_us()));
     }
 
+    /// If the projector task ended by itself (a panic: it only returns when asked to stop), records
+    /// why and clears the slot, so that the next start replaces it. Returns whether it had died.
+    pub async fn reap_dead_projector(&self) -> bool {
+        let finished = {
+            let mut slot = locked(&self.projector);
+            if slot
+                .as_ref()
+                .is_some_and(tokio::task::JoinHandle::is_finished)
+            {
+                slot.take()
+            } else {
+                None
+            }
+        };
+        let Some(handle) = finished else {
+            return false;
+        };
+        let how = match handle.await {
+            Ok(()) => "returned without being asked to stop".to_owned(),
+            Err(error) => match error.try_into_panic() {
+                Ok(panic) => panic_message(panic.as_ref()),
+                Err(error) => error.to_string(),
+            },
+        };
+        self.trace(format!("t={} projector died: {how}", self.elapsed_us()));
+        locked(&self.projector_deaths).push(how);
+        true
+    }
+
+    /// Why the projector task died, each time it did.
+    pub fn projector_deaths(&self) -> Vec<String> {
+        locked(&self.projector_deaths).clone()
+    }
+
     /// Kills the projector wherever it is (between an apply and its checkpoint, mid-batch, ...).
     pub async fn crash_projector(&self) {
+        self.reap_dead_projector().await;
         let handle = locked(&self.projector).take();
         if let Some(handle) = handle {
             handle.abort();
