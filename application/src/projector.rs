@@ -820,7 +820,9 @@ impl FeedProjector {
     }
 
     fn checkpoint_due(&self, cursor: &Cursor) -> bool {
-        cursor.position - cursor.saved >= self.config.checkpoint_every_events
+        // Saturating: a feed that delivers again (a batch ending below the stored checkpoint) leaves
+        // the cursor behind `saved`, which must mean "nothing new", not an overflow.
+        cursor.position.saturating_sub(cursor.saved) >= self.config.checkpoint_every_events
             || cursor.saved_at.elapsed() >= self.config.checkpoint_interval
     }
 
