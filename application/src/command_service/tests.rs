@@ -107,6 +107,17 @@ fn withdraw(amount: &str) -> CommandRequest {
     }
 }
 
+/// What a store answers an append whose key another attempt already recorded.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the signature mockall's returning() wants"
+)]
+fn key_taken(append: AtomicAppend) -> Result<(), AppendError> {
+    Err(AppendError::DuplicateRequest {
+        key: append.idempotency().key.clone(),
+    })
+}
+
 fn accepted(outcome: CommandOutcome) -> RecordedOutcome {
     RecordedOutcome::Accepted(outcome)
 }
@@ -178,11 +189,7 @@ async fn a_retry_is_answered_from_the_record_not_from_its_own_decision() {
         .expect_append()
         .withf(|append| append.streams().is_empty())
         .times(1)
-        .returning(|append| {
-            Err(AppendError::DuplicateRequest {
-                key: append.idempotency().key.clone(),
-            })
-        });
+        .returning(key_taken);
     store
         .expect_idempotency_record()
         .times(1)
@@ -209,11 +216,7 @@ async fn a_recorded_rejection_is_answered_again_even_when_the_retry_would_succee
     );
     let mut store = MockEventStore::new();
     store.expect_load().returning(|_, _| Ok(history()));
-    store.expect_append().times(1).returning(|append| {
-        Err(AppendError::DuplicateRequest {
-            key: append.idempotency().key.clone(),
-        })
-    });
+    store.expect_append().times(1).returning(key_taken);
     store
         .expect_idempotency_record()
         .returning(move |_| Ok(Some(record.clone())));
@@ -232,11 +235,7 @@ async fn a_different_request_under_a_used_key_is_refused() {
     let record = stored("k", &deposit("50.00"), accepted(posted_outcome(3)));
     let mut store = MockEventStore::new();
     store.expect_load().returning(|_, _| Ok(history()));
-    store.expect_append().times(1).returning(|append| {
-        Err(AppendError::DuplicateRequest {
-            key: append.idempotency().key.clone(),
-        })
-    });
+    store.expect_append().times(1).returning(key_taken);
     store
         .expect_idempotency_record()
         .returning(move |_| Ok(Some(record.clone())));
