@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as README.md promises it: formatting, lints with warnings denied, and every
 # test of every crate (unit, property, contract suites against each adapter, end-to-end over HTTP),
-# with the real services the suites need started here and stopped after.
+# with the real services the suites need (DynamoDB Local, PostgreSQL) started here and stopped after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,11 +15,22 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "DynamoDB Local"
 # shellcheck source=scripts/dynamodb-local.sh
 source scripts/dynamodb-local.sh
-trap dynamodb_local_stop EXIT
+# shellcheck source=scripts/postgres-local.sh
+source scripts/postgres-local.sh
+# One trap for every service: a second `trap ... EXIT` would replace the first.
+stop_services() {
+  postgres_local_stop
+  dynamodb_local_stop
+}
+trap stop_services EXIT
+
+step "DynamoDB Local"
 dynamodb_local_start
+
+step "PostgreSQL"
+postgres_local_start
 
 step "cargo test"
 cargo test --workspace --all-targets --locked

@@ -1,0 +1,26 @@
+//! The PostgreSQL read model ([`PostgresReadModel`]): the `Projection`, `ReadModelQuery`,
+//! `StreamCheckpoints` and `HealthCheck` ports on flat tables, shared by every API task and the
+//! projector of the AWS topology (design §5), with its schema embedded and applied by [`migrate`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), ledger_application::ports::StoreError> {
+//! use ledger_postgres::PostgresReadModel;
+//!
+//! let read_model = PostgresReadModel::connect("postgres://ledger@127.0.0.1/ledger").await?;
+//! read_model.migrate().await?;
+//! // ... project and serve ...
+//! read_model.close().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Every apply is one transaction whose account update is conditional on
+//! `last_sequence = sequence - 1`: PostgreSQL's row lock, not a read beforehand, decides which of two
+//! racing projectors applies an event; the other finds no matching row and is `Stale`.
+
+mod migrations;
+mod read_model;
+mod rows;
+
+pub use migrations::{SCHEMA_VERSION, migrate};
+pub use read_model::{LAST_TRANSACTION_AT_OR_BEFORE, PostgresReadModel};

@@ -1,0 +1,348 @@
+//! `PostgresReadModel`: the `Projection` port (this file), `ReadModelQuery` (`query.rs`), dead letters
+//! (`dead_letters.rs`) and `StreamCheckpoints` (`stream_checkpoints.rs`) on PostgreSQL.
+//!
+//! Each apply is one transaction whose account update is conditional on `last_sequence = sequence - 1`.
+//! Under READ COMMITTED a second projector's UPDATE of the same row waits for the first to commit,
+//! then re-checks its condition against the committed row, matches nothing and is `Stale`: the event
+//! is applied once.
+//!
+//! Money crosses the boundary as its exact decimal text (`$n::numeric` in, `column::text` out) and is
+//! read back through the domain's parsers. Not as sqlx's `Decimal` mapping: that one drops the scale
+//! of a zero (`0.00` is sent and read as `0`), and the read model must answer `"0.00"` exactly as
+//! it was written, as the SQLite one does.
+
+mod dead_letters;
+mod query;
+mod stream_checkpoints;
+
+pub use query::LAST_TRANSACTION_AT_OR_BEFORE;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ledger_application::ports::{
+    ApplyOutcome, DeadLetter, DeadLetterId, HealthCheck, Projection, ReadModelChange,
+    ReadModelUpdate, StoreError, StoredDeadLetter, TransactionView,
+};
+use ledger_domain::{AccountId, AccountStatus, Balance, Description, FreezeReason, TransferId};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+
+use crate::rows::{storable, unsigned};
+
+/// Connections per process: the projector applies one event at a time and queries are single
+/// statements, so a few suffice, and many API tasks share one server's connection limit.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// How long a caller waits for a free connection (or for the server to answer a new one) before
+/// the port reports the read model unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The read model in one PostgreSQL database. Cheap to clone; clones share the pool.
+#[derive(Debug, Clone)]
+pub struct PostgresReadModel {
+    pool: PgPool,
+}
+
+impl PostgresReadModel {
+    /// Connects to `database_url` (`postgres://user@host:port/database`). Applies no migration:
+    /// call [`PostgresReadModel::migrate`] (or `ledger migrate`) for that.
+    pub async fn connect(database_url: &str) -> Result<Self, StoreError> {
+        let options: PgConnectOptions = database_url.parse().map_err(StoreError::unavailable)?;
+        Self::connect_with(options).await
+    }
+
+    pub async fn connect_with(options: PgConnectOptions) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(Self { pool })
+    }
+
+    /// A read model on a pool the caller built.
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the embedded migrations the database lacks (see [`crate::migrate`]).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        crate::migrate(&self.pool).await
+    }
+
+    /// Closes every connection, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl Projection for PostgresReadModel {
+    async fn last_sequence(&self, account_id: &AccountId) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT last_sequence FROM accounts WHERE account_id = $1")
+            .bind(account_id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+        row.map_or(Ok(0), |row| unsigned(&row, "last_sequence"))
+    }
+
+    async fn apply(&self, update: &ReadModelUpdate) -> Result<ApplyOutcome, StoreError> {
+        // An opening is always the first event; at any other sequence it cannot be the next one.
+        if matches!(update.change, ReadModelChange::Opened { .. }) && update.sequence != 1 {
+            return Ok(ApplyOutcome::Stale);
+        }
+        let mut transaction = self.pool.begin().await.map_err(StoreError::unavailable)?;
+        match apply_in(&mut transaction, update).await {
+            Ok(ApplyOutcome::Applied) => {
+                transaction
+                    .commit()
+                    .await
+                    .map_err(StoreError::unavailable)?;
+                Ok(ApplyOutcome::Applied)
+            }
+            // Stale wrote nothing; an error may have written part: both roll back.
+            other => {
+                if let Err(error) = transaction.rollback().await {
+                    tracing::warn!(%error, "rollback of a read-model apply failed");
+                }
+                other
+            }
+        }
+    }
+
+    async fn checkpoint(&self, reader: &str) -> Result<Option<u64>, StoreError> {
+        let row = sqlx::query("SELECT position FROM projection_checkpoints WHERE reader = $1")
+            .bind(reader)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+        row.map(|row| unsigned(&row, "position")).transpose()
+    }
+
+    async fn save_checkpoint(&self, reader: &str, position: u64) -> Result<(), StoreError> {
+        // GREATEST in the statement itself: two savers racing cannot move the checkpoint backwards.
+        // `updated_at` is when the reader last reported, moved or not: it shows the reader is alive.
+        sqlx::query(
+            "INSERT INTO projection_checkpoints (reader, position, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (reader) DO UPDATE SET \
+             position = GREATEST(projection_checkpoints.position, excluded.position), \
+             updated_at = excluded.updated_at",
+        )
+        .bind(reader)
+        .bind(storable(position, "checkpoint position")?)
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::unavailable)?;
+        Ok(())
+    }
+
+    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetterId, StoreError> {
+        dead_letters::record(&self.pool, letter).await
+    }
+
+    async fn dead_letters(&self, limit_to: usize) -> Result<Vec<StoredDeadLetter>, StoreError> {
+        dead_letters::open(&self.pool, limit_to).await
+    }
+
+    async fn dead_letter(&self, id: DeadLetterId) -> Result<Option<StoredDeadLetter>, StoreError> {
+        dead_letters::by_id(&self.pool, id).await
+    }
+
+    async fn blocking_dead_letter(
+        &self,
+        account_id: &AccountId,
+    ) -> Result<Option<StoredDeadLetter>, StoreError> {
+        dead_letters::blocking(&self.pool, account_id).await
+    }
+
+    async fn resolve_dead_letters(
+        &self,
+        account_id: &AccountId,
+        through_sequence: u64,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        dead_letters::resolve(&self.pool, account_id, through_sequence, at).await
+    }
+}
+
+/// The writes of one update, inside the caller's transaction.
+async fn apply_in(
+    conn: &mut PgConnection,
+    update: &ReadModelUpdate,
+) -> Result<ApplyOutcome, StoreError> {
+    let sequence = storable(update.sequence, "sequence")?;
+    let account_id = update.account_id.as_str();
+    let updated =
+        match &update.change {
+            ReadModelChange::Opened {
+                owner,
+                kind,
+                currency,
+                overdraft_limit,
+            } => {
+                let inserted = sqlx::query(
+                    "INSERT INTO accounts (account_id, owner, kind, currency, status, balance, \
+                 overdraft_limit, frozen_reason, last_sequence, opened_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6::numeric, $7::numeric, NULL, $8, $9, $9) \
+                 ON CONFLICT (account_id) DO NOTHING",
+                )
+                .bind(account_id)
+                .bind(owner.as_str())
+                .bind(kind.as_str())
+                .bind(currency.code())
+                .bind(AccountStatus::Open.as_str())
+                .bind(Balance::zero(*currency).to_string())
+                .bind(overdraft_limit.to_string())
+                .bind(sequence)
+                .bind(update.occurred_at)
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::unavailable)?;
+                // No row inserted: the account is already there, so this opening is not the next event.
+                return Ok(if inserted.rows_affected() == 1 {
+                    ApplyOutcome::Applied
+                } else {
+                    ApplyOutcome::Stale
+                });
+            }
+            ReadModelChange::Moved(movement) => sqlx::query(
+                "UPDATE accounts SET balance = $1::numeric, last_sequence = $2, updated_at = $3 \
+                 WHERE account_id = $4 AND last_sequence = $2 - 1",
+            )
+            .bind(movement.balance_after.to_string())
+            .bind(sequence)
+            .bind(update.occurred_at)
+            .bind(account_id)
+            .execute(&mut *conn)
+            .await,
+            ReadModelChange::StatusChanged {
+                status,
+                frozen_reason,
+            } => {
+                sqlx::query(
+                    "UPDATE accounts SET status = $1, frozen_reason = $2, last_sequence = $3, \
+                 updated_at = $4 WHERE account_id = $5 AND last_sequence = $3 - 1",
+                )
+                .bind(status.as_str())
+                .bind(frozen_reason.as_ref().map(FreezeReason::as_str))
+                .bind(sequence)
+                .bind(update.occurred_at)
+                .bind(account_id)
+                .execute(&mut *conn)
+                .await
+            }
+        }
+        .map_err(StoreError::unavailable)?;
+
+    if updated.rows_affected() == 0 {
+        return not_next(conn, update).await;
+    }
+    if let ReadModelChange::Moved(movement) = &update.change {
+        insert_movement(conn, &update.account_id, movement).await?;
+    }
+    Ok(ApplyOutcome::Applied)
+}
+
+/// Why a conditional update matched no row. Usually another projector got there first (`Stale`). But
+/// with no row at all, a first event that is not an opening is a stream this code cannot have written.
+async fn not_next(
+    conn: &mut PgConnection,
+    update: &ReadModelUpdate,
+) -> Result<ApplyOutcome, StoreError> {
+    let exists = sqlx::query("SELECT 1 FROM accounts WHERE account_id = $1")
+        .bind(update.account_id.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::unavailable)?
+        .is_some();
+    if !exists && update.sequence == 1 {
+        return Err(StoreError::corrupt(format!(
+            "account {}: event 1 is not an opening, so there is no account row to update",
+            update.account_id
+        )));
+    }
+    Ok(ApplyOutcome::Stale)
+}
+
+/// The transaction row and the day's closing balance of a money movement.
+async fn insert_movement(
+    conn: &mut PgConnection,
+    account_id: &AccountId,
+    movement: &TransactionView,
+) -> Result<(), StoreError> {
+    let sequence = storable(movement.sequence, "sequence")?;
+    sqlx::query(
+        "INSERT INTO account_transactions (account_id, sequence, event_id, entry_type, amount, \
+         balance_after, transfer_id, counterparty_account_id, description, occurred_at) \
+         VALUES ($1, $2, $3, $4, $5::numeric, $6::numeric, $7, $8, $9, $10)",
+    )
+    .bind(account_id.as_str())
+    .bind(sequence)
+    .bind(movement.event_id.to_string())
+    .bind(movement.entry_type.as_str())
+    .bind(movement.amount.to_string())
+    .bind(movement.balance_after.to_string())
+    .bind(movement.transfer_id.as_ref().map(TransferId::as_str))
+    .bind(
+        movement
+            .counterparty_account_id
+            .as_ref()
+            .map(AccountId::as_str),
+    )
+    .bind(movement.description.as_ref().map(Description::as_str))
+    .bind(movement.occurred_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(|error| {
+        if error
+            .as_database_error()
+            .is_some_and(sqlx::error::DatabaseError::is_unique_violation)
+        {
+            // The account was at `sequence - 1`, yet a movement at `sequence` is already listed.
+            StoreError::corrupt(format!(
+                "account {account_id}: a transaction row at sequence {sequence} already exists \
+                 beyond the account's last_sequence"
+            ))
+        } else {
+            StoreError::unavailable(error)
+        }
+    })?;
+
+    // Movements apply in sequence order, so the latest one of a day is its closing balance.
+    sqlx::query(
+        "INSERT INTO daily_balances (account_id, day, closing_balance, last_sequence) \
+         VALUES ($1, $2, $3::numeric, $4) ON CONFLICT (account_id, day) DO UPDATE SET \
+         closing_balance = excluded.closing_balance, last_sequence = excluded.last_sequence",
+    )
+    .bind(account_id.as_str())
+    .bind(movement.occurred_at.date_naive())
+    .bind(movement.balance_after.to_string())
+    .bind(sequence)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::unavailable)?;
+    Ok(())
+}
+
+#[async_trait]
+impl HealthCheck for PostgresReadModel {
+    fn name(&self) -> &'static str {
+        "read_model"
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! The read-model contract suite, unchanged, against PostgreSQL: each case on a fresh database,
+//! created on the server of `DATABASE_URL` (which `scripts/test.sh` starts) and dropped after.
+
+mod support;
+
+use std::sync::Arc;
+
+use ledger_application::testkit::ReadModelSubject;
+use support::FreshDatabase;
+
+ledger_application::read_model_contract_tests!(|| async {
+    let database = FreshDatabase::create().await;
+    let read_model = database.read_model().await;
+    // The guard drops the database WITH (FORCE): connections the pool still holds cannot keep it.
+    ReadModelSubject::new(Arc::new(read_model), database)
+});

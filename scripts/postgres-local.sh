@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL for the test suite: the machine's initdb/pg_ctl (Debian's postgresql-15,
+# pinned, installed when missing and run as root), a fresh cluster in a temporary directory, on a free
+# loopback port, with trust authentication on loopback only. Run as root, the server runs as the
+# unprivileged `postgres` user (PostgreSQL refuses to run as root).
+#
+#   source scripts/postgres-local.sh && postgres_local_start   # exports DATABASE_URL
+#   postgres_local_stop                                         # stops it, removes the cluster
+#
+# Fails loudly when it cannot: the PostgreSQL suites are never skipped.
+
+POSTGRES_LOCAL_MAJOR=15
+POSTGRES_LOCAL_START_TIMEOUT_SECS=60
+POSTGRES_LOCAL_USER=postgres
+
+postgres_local_fail() {
+  echo "error: PostgreSQL: $*" >&2
+  echo "error: the PostgreSQL suites need it; see scripts/postgres-local.sh" >&2
+  return 1
+}
+
+# Sets POSTGRES_LOCAL_BIN to a directory holding initdb, pg_ctl and pg_isready.
+postgres_local_find() {
+  local dir
+  for dir in "/usr/lib/postgresql/${POSTGRES_LOCAL_MAJOR}/bin" "$(dirname "$(command -v pg_ctl 2>/dev/null || echo /nonexistent/pg_ctl)")"; do
+    if [ -x "${dir}/initdb" ] && [ -x "${dir}/pg_ctl" ] && [ -x "${dir}/pg_isready" ]; then
+      POSTGRES_LOCAL_BIN="$dir"
+      return 0
+    fi
+  done
+  return 1
+}
+
+postgres_local_install() {
+  postgres_local_find && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing postgresql-${POSTGRES_LOCAL_MAJOR} for the PostgreSQL suites"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "postgresql-${POSTGRES_LOCAL_MAJOR}") >/dev/null ||
+      postgres_local_fail "could not install postgresql-${POSTGRES_LOCAL_MAJOR}" || return 1
+    postgres_local_find || postgres_local_fail "postgresql-${POSTGRES_LOCAL_MAJOR} installed no initdb/pg_ctl" || return 1
+  else
+    postgres_local_fail "initdb and pg_ctl (PostgreSQL ${POSTGRES_LOCAL_MAJOR}) are required" || return 1
+  fi
+}
+
+# Runs a PostgreSQL program as the cluster's owner: ourselves, or `postgres` when we are root.
+postgres_local_as_owner() {
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u "$POSTGRES_LOCAL_USER" -- "$@"
+  else
+    "$@"
+  fi
+}
+
+postgres_local_free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+postgres_local_start() {
+  postgres_local_install || return 1
+  if [ "$(id -u)" = 0 ] && ! id "$POSTGRES_LOCAL_USER" >/dev/null 2>&1; then
+    postgres_local_fail "no user ${POSTGRES_LOCAL_USER} to run the server as (root may not)" || return 1
+  fi
+  local port owner
+  port="$(postgres_local_free_port)" || postgres_local_fail "no free port" || return 1
+  POSTGRES_LOCAL_DIR="$(mktemp -d -t ledger-postgres.XXXXXX)" || postgres_local_fail "no temporary directory" || return 1
+  if [ "$(id -u)" = 0 ]; then
+    chown "$POSTGRES_LOCAL_USER" "$POSTGRES_LOCAL_DIR" || postgres_local_fail "cannot give ${POSTGRES_LOCAL_DIR} to ${POSTGRES_LOCAL_USER}" || return 1
+    owner="$POSTGRES_LOCAL_USER"
+  else
+    owner="$(id -un)"
+  fi
+  # Trust on loopback only; the server listens on nothing else (and on no Unix socket outside the dir).
+  postgres_local_as_owner "${POSTGRES_LOCAL_BIN}/initdb" -D "${POSTGRES_LOCAL_DIR}/data" -U "$owner" \
+      --auth-local=trust --auth-host=trust --encoding=UTF8 --locale=C.UTF-8 >"${POSTGRES_LOCAL_DIR}/initdb.log" 2>&1 || {
+    cat "${POSTGRES_LOCAL_DIR}/initdb.log" >&2
+    postgres_local_fail "initdb failed" || return 1
+  }
+  postgres_local_as_owner "${POSTGRES_LOCAL_BIN}/pg_ctl" -D "${POSTGRES_LOCAL_DIR}/data" \
+      -l "${POSTGRES_LOCAL_DIR}/server.log" -w -t "$POSTGRES_LOCAL_START_TIMEOUT_SECS" \
+      -o "-c listen_addresses=127.0.0.1 -p ${port} -k ${POSTGRES_LOCAL_DIR} -c fsync=off -c max_connections=200" \
+      start >/dev/null || {
+    cat "${POSTGRES_LOCAL_DIR}/server.log" >&2 2>/dev/null
+    postgres_local_fail "pg_ctl start failed" || return 1
+  }
+  local waited=0
+  until "${POSTGRES_LOCAL_BIN}/pg_isready" -q -h 127.0.0.1 -p "$port"; do
+    if [ "$waited" -ge $((POSTGRES_LOCAL_START_TIMEOUT_SECS * 10)) ]; then
+      cat "${POSTGRES_LOCAL_DIR}/server.log" >&2
+      postgres_local_fail "not accepting connections on 127.0.0.1:${port} after ${POSTGRES_LOCAL_START_TIMEOUT_SECS}s" || return 1
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  export DATABASE_URL="postgres://${owner}@127.0.0.1:${port}/postgres"
+  echo "PostgreSQL $("${POSTGRES_LOCAL_BIN}/pg_ctl" --version | awk '{print $3}') listening on 127.0.0.1:${port} (cluster ${POSTGRES_LOCAL_DIR})"
+}
+
+postgres_local_stop() {
+  if [ -n "${POSTGRES_LOCAL_DIR:-}" ]; then
+    if [ -f "${POSTGRES_LOCAL_DIR}/data/postmaster.pid" ]; then
+      postgres_local_as_owner "${POSTGRES_LOCAL_BIN}/pg_ctl" -D "${POSTGRES_LOCAL_DIR}/data" -m fast -w -t 30 stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$POSTGRES_LOCAL_DIR"
+    POSTGRES_LOCAL_DIR=
+  fi
+  return 0
+}
