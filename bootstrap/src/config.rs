@@ -32,7 +32,42 @@ pub struct DynamodbConfig {
 /// Which read model the service projects into and queries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadModelKind {
+    /// One SQLite file: embedded mode, or DynamoDB with the stream poller in every API process (the
+    /// single-node setup).
     Sqlite,
+    /// PostgreSQL at `DATABASE_URL`, shared by every API process; the stream is projected by
+    /// `ledger-projector` alone, so the API runs no poller (design §5). DynamoDB event store only.
+    Postgres,
+}
+
+/// `DATABASE_URL`: a connection string that may carry a password, so it is never printed whole. Its
+/// `Debug` and `Display` show only the scheme and host part after the credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The full connection string, for the driver only.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `postgres://user:secret@host:5432/db` prints as `postgres://***@host:5432/db`: what an
+        // operator needs to tell databases apart, without the credentials.
+        match (self.0.split_once("://"), self.0.rsplit_once('@')) {
+            (Some((scheme, _)), Some((_, location))) => write!(f, "{scheme}://***@{location}"),
+            (Some(_), None) => f.write_str(&self.0),
+            (None, _) => f.write_str("<unparsed database url>"),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +80,8 @@ pub struct LedgerConfig {
     pub event_store: EventStoreKind,
     /// `LEDGER_READ_MODEL`, default `sqlite`.
     pub read_model: ReadModelKind,
+    /// `DATABASE_URL`: the PostgreSQL read model, required when `read_model` is `Postgres`.
+    pub database_url: Option<DatabaseUrl>,
     /// The DynamoDB tables, used when `event_store` is `Dynamodb`.
     pub dynamodb: DynamodbConfig,
     /// `LEDGER_HTTP_WORKERS`, default: the number of CPUs.
@@ -68,6 +105,15 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    #[error("{variable} is required: {reason}")]
+    Missing {
+        variable: &'static str,
+        reason: &'static str,
+    },
+    #[error(
+        "LEDGER_READ_MODEL=postgres needs LEDGER_EVENT_STORE=dynamodb: embedded mode keeps events and read model in one SQLite file"
+    )]
+    PostgresNeedsDynamodb,
 }
 
 impl LedgerConfig {
@@ -97,7 +143,7 @@ impl LedgerConfig {
                 ("dynamodb", EventStoreKind::Dynamodb),
             ],
         )?;
-        let read_model = vars.choice("LEDGER_READ_MODEL", &[("sqlite", ReadModelKind::Sqlite)])?;
+        let (read_model, database_url) = read_model(&vars, event_store)?;
         let prefix = vars.get("LEDGER_DYNAMODB_TABLE_PREFIX").unwrap_or_default();
         let dynamodb = DynamodbConfig {
             events_table: vars.table("LEDGER_DYNAMODB_EVENTS_TABLE", &prefix, "ledger_events")?,
@@ -160,6 +206,7 @@ impl LedgerConfig {
             sqlite_path,
             event_store,
             read_model,
+            database_url,
             dynamodb,
             http_workers,
             shutdown_timeout,
@@ -168,6 +215,37 @@ impl LedgerConfig {
             ready_lag_max,
         })
     }
+}
+
+/// `LEDGER_READ_MODEL` and `DATABASE_URL`: PostgreSQL only beside DynamoDB (embedded mode stays one
+/// SQLite file), and only with a URL to reach it.
+fn read_model<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<F>,
+    event_store: EventStoreKind,
+) -> Result<(ReadModelKind, Option<DatabaseUrl>), ConfigError> {
+    let read_model = vars.choice(
+        "LEDGER_READ_MODEL",
+        &[
+            ("sqlite", ReadModelKind::Sqlite),
+            ("postgres", ReadModelKind::Postgres),
+        ],
+    )?;
+    let database_url = vars
+        .get("DATABASE_URL")
+        .filter(|value| !value.is_empty())
+        .map(DatabaseUrl);
+    if read_model == ReadModelKind::Postgres {
+        if event_store != EventStoreKind::Dynamodb {
+            return Err(ConfigError::PostgresNeedsDynamodb);
+        }
+        if database_url.is_none() {
+            return Err(ConfigError::Missing {
+                variable: "DATABASE_URL",
+                reason: "LEDGER_READ_MODEL=postgres reads and projects into that database",
+            });
+        }
+    }
+    Ok((read_model, database_url))
 }
 
 /// Typed access to the variables, each failure naming the variable, its value and what was expected.
@@ -310,6 +388,68 @@ mod tests {
         assert_eq!(config.http_addr.to_string(), "0.0.0.0:9000");
         assert_eq!(config.sqlite_path, PathBuf::from("/tmp/x.db"));
         assert_eq!(config.http_workers, Some(2));
+    }
+
+    #[test]
+    fn postgres_read_model_runs_on_dynamodb_with_a_database_url() {
+        let config = config(&[
+            ("LEDGER_EVENT_STORE", "dynamodb"),
+            ("LEDGER_READ_MODEL", "postgres"),
+            (
+                "DATABASE_URL",
+                "postgres://ledger:hunter2@db.internal:5432/ledger",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(config.read_model, ReadModelKind::Postgres);
+        let url = config.database_url.expect("database url");
+        assert_eq!(
+            url.expose_secret(),
+            "postgres://ledger:hunter2@db.internal:5432/ledger"
+        );
+        assert_eq!(url.to_string(), "postgres://***@db.internal:5432/ledger");
+        assert!(!format!("{url:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn postgres_read_model_refuses_the_embedded_event_store() {
+        for event_store in [None, Some("sqlite")] {
+            let mut vars = vec![
+                ("LEDGER_READ_MODEL", "postgres"),
+                ("DATABASE_URL", "postgres://ledger@127.0.0.1/ledger"),
+            ];
+            vars.extend(event_store.map(|kind| ("LEDGER_EVENT_STORE", kind)));
+            let error = config(&vars).unwrap_err();
+            assert!(
+                matches!(error, ConfigError::PostgresNeedsDynamodb),
+                "{error}"
+            );
+            assert!(error.to_string().contains("LEDGER_EVENT_STORE=dynamodb"));
+        }
+    }
+
+    #[test]
+    fn postgres_read_model_needs_a_database_url() {
+        for url in [None, Some("")] {
+            let mut vars = vec![
+                ("LEDGER_EVENT_STORE", "dynamodb"),
+                ("LEDGER_READ_MODEL", "postgres"),
+            ];
+            vars.extend(url.map(|url| ("DATABASE_URL", url)));
+            let error = config(&vars).unwrap_err();
+            assert!(error.to_string().contains("DATABASE_URL"), "{error}");
+        }
+    }
+
+    #[test]
+    fn sqlite_read_model_ignores_a_database_url_and_keeps_dynamodb_with_its_poller() {
+        let config = config(&[
+            ("LEDGER_EVENT_STORE", "dynamodb"),
+            ("DATABASE_URL", "postgres://ledger@127.0.0.1/ledger"),
+        ])
+        .unwrap();
+        assert_eq!(config.read_model, ReadModelKind::Sqlite);
+        assert_eq!(config.event_store, EventStoreKind::Dynamodb);
     }
 
     #[test]

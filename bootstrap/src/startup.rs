@@ -1,12 +1,15 @@
-//! Builds the running ledger from a `LedgerConfig`: stores, services, the in-process projector and the
-//! HTTP server. Tests build it exactly as `main` does, on port 0 with a fresh database.
+//! Builds the running ledger from a `LedgerConfig`: stores, services, the in-process projector (none
+//! when the read model is PostgreSQL: `ledger-projector` feeds it) and the HTTP server. Tests build it exactly as `main` does, on port 0 with a fresh database.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer};
-use ledger_application::ports::{EventFeed, EventStore, HealthCheck, SystemClock, UuidV7Ids};
+use ledger_application::ports::{
+    EventFeed, EventStore, HealthCheck, Projection, ReadModelQuery, StreamCheckpoints, SystemClock,
+    UuidV7Ids,
+};
 use ledger_application::{
     CommandService, DeadLetterCheck, FeedProjector, FeedProjectorConfig, FreshnessWait,
     ProjectionLagCheck, ProjectionProgress, ProjectionRetry, Projector, QueryService, RetryPolicy,
@@ -18,6 +21,7 @@ use ledger_dynamodb::snapshots::DynamoSnapshotStore;
 use ledger_dynamodb::streams::{StreamPoller, StreamPollerConfig};
 use ledger_dynamodb::tables::{create_tables, events_stream_arn};
 use ledger_http::HttpState;
+use ledger_postgres::PostgresReadModel;
 use ledger_sqlite::SqliteDatabase;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -35,6 +39,17 @@ pub enum StartupError {
         #[source]
         source: ledger_application::ports::StoreError,
     },
+    #[error("cannot reach the PostgreSQL read model at {url}: {source}")]
+    Postgres {
+        /// Printed without its credentials.
+        url: String,
+        #[source]
+        source: ledger_application::ports::StoreError,
+    },
+    #[error("LEDGER_READ_MODEL=postgres needs DATABASE_URL")]
+    MissingDatabaseUrl,
+    #[error("LEDGER_READ_MODEL=postgres needs LEDGER_EVENT_STORE=dynamodb")]
+    PostgresNeedsDynamodb,
     #[error("DynamoDB is not ready: {0}")]
     Dynamodb(#[source] ledger_application::ports::StoreError),
     #[error("cannot listen on {addr}: {source}")]
@@ -49,11 +64,92 @@ pub enum StartupError {
 pub struct Application {
     server: Server,
     port: u16,
-    database: SqliteDatabase,
+    read_side: ReadSide,
     event_store: Arc<dyn EventStore>,
     feed: Option<Arc<dyn EventFeed>>,
-    projector: JoinHandle<()>,
+    /// The in-process projector; `None` with the PostgreSQL read model, which `ledger-projector` feeds.
+    projector: Option<JoinHandle<()>>,
     stop_projector: watch::Sender<bool>,
+}
+
+/// The read model in use: one SQLite file, or the PostgreSQL database every API process shares.
+#[derive(Debug, Clone)]
+pub enum ReadSide {
+    Sqlite(SqliteDatabase),
+    Postgres(PostgresReadModel),
+}
+
+impl ReadSide {
+    /// Opens the configured read model: the SQLite file (created and migrated), or a pool on
+    /// `DATABASE_URL` (not migrated: `ledger migrate` does that, once, not every task at start-up).
+    pub async fn open(config: &LedgerConfig) -> Result<Self, StartupError> {
+        match (config.read_model, &config.database_url) {
+            (ReadModelKind::Postgres, Some(url)) => PostgresReadModel::connect(url.expose_secret())
+                .await
+                .map(Self::Postgres)
+                .map_err(|source| StartupError::Postgres {
+                    url: url.to_string(),
+                    source,
+                }),
+            // Configuration refuses postgres without a URL; should one be built by hand, the SQLite
+            // file is not silently used in its place.
+            (ReadModelKind::Postgres, None) => Err(StartupError::MissingDatabaseUrl),
+            (ReadModelKind::Sqlite, _) => SqliteDatabase::open(&config.sqlite_path)
+                .await
+                .map(Self::Sqlite)
+                .map_err(|source| StartupError::Database {
+                    path: config.sqlite_path.display().to_string(),
+                    source,
+                }),
+        }
+    }
+
+    pub fn query(&self) -> Arc<dyn ReadModelQuery> {
+        match self {
+            Self::Sqlite(database) => Arc::new(database.read_model()),
+            Self::Postgres(read_model) => Arc::new(read_model.clone()),
+        }
+    }
+
+    pub fn projection(&self) -> Arc<dyn Projection> {
+        match self {
+            Self::Sqlite(database) => Arc::new(database.read_model()),
+            Self::Postgres(read_model) => Arc::new(read_model.clone()),
+        }
+    }
+
+    /// Where the stream poller keeps its shard checkpoints: beside the read model it feeds.
+    pub fn checkpoints(&self) -> Arc<dyn StreamCheckpoints> {
+        match self {
+            Self::Sqlite(database) => Arc::new(database.read_model()),
+            Self::Postgres(read_model) => Arc::new(read_model.clone()),
+        }
+    }
+
+    pub fn health_check(&self) -> Arc<dyn HealthCheck> {
+        match self {
+            Self::Sqlite(database) => Arc::new(database.read_model()),
+            Self::Postgres(read_model) => Arc::new(read_model.clone()),
+        }
+    }
+
+    /// What logs may say about it: the SQLite path, or the URL without credentials.
+    pub fn describe(&self, config: &LedgerConfig) -> String {
+        match (self, &config.database_url) {
+            (Self::Postgres(_), Some(url)) => url.to_string(),
+            _ => config.sqlite_path.display().to_string(),
+        }
+    }
+
+    pub async fn close(&self) -> Result<(), ledger_application::ports::StoreError> {
+        match self {
+            Self::Sqlite(database) => database.close().await,
+            Self::Postgres(read_model) => {
+                read_model.close().await;
+                Ok(())
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Application {
@@ -70,56 +166,59 @@ struct EventSide {
     commands: CommandService,
     event_store: Arc<dyn EventStore>,
     feed: Option<Arc<dyn EventFeed>>,
-    projector: JoinHandle<()>,
-    projection_progress: Arc<ProjectionProgress>,
+    /// The in-process projector and how far behind it is; `None` when another process projects.
+    projector: Option<(JoinHandle<()>, Arc<ProjectionProgress>)>,
     event_store_check: Arc<dyn HealthCheck>,
 }
 
 impl Application {
     /// Opens the stores, starts the projector and binds the listener. Must run inside a Tokio runtime.
     pub async fn build(config: &LedgerConfig) -> Result<Self, StartupError> {
-        // The read model is SQLite in every mode of this build; the match makes a new kind a compile
-        // error here.
-        match config.read_model {
-            ReadModelKind::Sqlite => {}
-        }
-        let database = SqliteDatabase::open(&config.sqlite_path)
-            .await
-            .map_err(|source| StartupError::Database {
-                path: config.sqlite_path.display().to_string(),
-                source,
-            })?;
-        let read_model = Arc::new(database.read_model());
+        let read_side = ReadSide::open(config).await?;
         let (stop_projector, stop_signal) = watch::channel(false);
         let retry = RetryPolicy {
             attempts_max: config.command_attempts_max,
             ..RetryPolicy::default()
         };
-        let side = match config.event_store {
-            EventStoreKind::Sqlite => embedded(&database, retry, stop_signal),
-            EventStoreKind::Dynamodb => {
-                dynamodb(&config.dynamodb, &database, retry, stop_signal).await?
+        let side = match (config.event_store, &read_side) {
+            (EventStoreKind::Sqlite, ReadSide::Sqlite(database)) => {
+                embedded(database, retry, stop_signal)
+            }
+            (EventStoreKind::Sqlite, ReadSide::Postgres(_)) => {
+                return Err(StartupError::PostgresNeedsDynamodb);
+            }
+            // With SQLite, every API process polls the stream into its own file (single node);
+            // with PostgreSQL, `ledger-projector` is the one consumer and this process polls nothing.
+            (EventStoreKind::Dynamodb, ReadSide::Sqlite(_)) => {
+                dynamodb(&config.dynamodb, Some(&read_side), retry, stop_signal).await?
+            }
+            (EventStoreKind::Dynamodb, ReadSide::Postgres(_)) => {
+                dynamodb(&config.dynamodb, None, retry, stop_signal).await?
             }
         };
         let queries = Arc::new(QueryService::new(
-            read_model,
+            read_side.query(),
             FreshnessWait {
                 timeout: config.read_wait_timeout,
                 ..FreshnessWait::default()
             },
         ));
-        // Readiness asks what is in use: the event store (SQLite or DynamoDB), the read model, and
-        // the projector (no open dead letter, lag within its bound).
-        let health_checks: Vec<Arc<dyn HealthCheck>> = vec![
+        // Readiness asks what is in use: the event store (SQLite or DynamoDB), the read model, no
+        // open dead letter in it, and, when this process projects, the projector's lag. With
+        // PostgreSQL the lag is `ledger-projector`'s to report, not every API task's.
+        let mut health_checks: Vec<Arc<dyn HealthCheck>> = vec![
             side.event_store_check,
-            Arc::new(database.read_model()),
-            Arc::new(DeadLetterCheck::new(Arc::new(database.read_model()))),
-            Arc::new(ProjectionLagCheck::new(
-                side.projection_progress,
+            read_side.health_check(),
+            Arc::new(DeadLetterCheck::new(read_side.projection())),
+        ];
+        let projector = side.projector.map(|(task, progress)| {
+            health_checks.push(Arc::new(ProjectionLagCheck::new(
+                progress,
                 Arc::new(SystemClock),
                 config.ready_lag_max,
-            )),
-        ];
+            )));
+            task
+        });
         let state = HttpState {
             commands: Arc::new(side.commands),
             queries,
@@ -156,14 +255,15 @@ impl Application {
             })?
             .run();
         tracing::info!(port, event_store = ?config.event_store,
-            read_model = %config.sqlite_path.display(), "ledger listening");
+            read_model = %read_side.describe(config),
+            in_process_projector = projector.is_some(), "ledger listening");
         Ok(Self {
             server,
             port,
-            database,
+            read_side,
             event_store: side.event_store,
             feed: side.feed,
-            projector: side.projector,
+            projector,
             stop_projector,
         })
     }
@@ -201,10 +301,12 @@ impl Application {
         let served = self.server.await;
         signals.abort();
         let _ = self.stop_projector.send(true);
-        if let Err(error) = self.projector.await {
+        if let Some(projector) = self.projector
+            && let Err(error) = projector.await
+        {
             tracing::error!(%error, "projector task failed");
         }
-        if let Err(error) = self.database.close().await {
+        if let Err(error) = self.read_side.close().await {
             tracing::error!(%error, "closing the database failed");
         }
         tracing::info!("ledger stopped");
@@ -237,20 +339,24 @@ fn embedded(
         FeedProjectorConfig::default(),
         appended,
     );
+    let progress = projector.progress();
     EventSide {
         commands,
         event_store: event_store.clone(),
         event_store_check: event_store.clone(),
         feed: Some(event_store),
-        projection_progress: projector.progress(),
-        projector: tokio::spawn(async move { projector.run(stop).await }),
+        projector: Some((
+            tokio::spawn(async move { projector.run(stop).await }),
+            progress,
+        )),
     }
 }
 
-/// DynamoDB mode: events (and snapshots) in DynamoDB, the stream poller feeding the SQLite read model.
+/// DynamoDB mode: events (and snapshots) in DynamoDB; the stream poller feeding `polled_read_side`
+/// when given (SQLite, single node), none when another process projects (PostgreSQL).
 async fn dynamodb(
     config: &DynamodbConfig,
-    database: &SqliteDatabase,
+    polled_read_side: Option<&ReadSide>,
     retry: RetryPolicy,
     stop: watch::Receiver<bool>,
 ) -> Result<EventSide, StartupError> {
@@ -262,7 +368,10 @@ async fn dynamodb(
             .await
             .map_err(StartupError::Dynamodb)?;
     }
-    let poller = stream_poller(&clients, &tables.events, database).await?;
+    let poller = match polled_read_side {
+        Some(read_side) => Some(stream_poller(&clients, &tables.events, read_side).await?),
+        None => None,
+    };
     let settings = DynamoSettings::with_tables(tables);
     let event_store = Arc::new(DynamoEventStore::new(client.clone(), settings.clone()));
     let snapshots = Arc::new(DynamoSnapshotStore::new(client, settings));
@@ -278,8 +387,13 @@ async fn dynamodb(
         event_store: event_store.clone(),
         event_store_check: event_store,
         feed: None,
-        projection_progress: poller.progress(),
-        projector: tokio::spawn(async move { poller.run(stop).await }),
+        projector: poller.map(|poller| {
+            let progress = poller.progress();
+            (
+                tokio::spawn(async move { poller.run(stop).await }),
+                progress,
+            )
+        }),
     })
 }
 
@@ -292,23 +406,22 @@ pub fn dynamo_tables(config: &DynamodbConfig) -> DynamoTables {
     }
 }
 
-/// The DynamoDB Streams reader of `events_table`, projecting into the SQLite read model of `database`
+/// The DynamoDB Streams reader of `events_table`, projecting into `read_side` (SQLite or PostgreSQL)
 /// and keeping its shard checkpoints there.
 pub async fn stream_poller(
     clients: &DynamoClients,
     events_table: &str,
-    database: &SqliteDatabase,
+    read_side: &ReadSide,
 ) -> Result<StreamPoller, StartupError> {
     let stream_arn = events_stream_arn(&clients.dynamodb, events_table)
         .await
         .map_err(StartupError::Dynamodb)?;
-    let read_model = Arc::new(database.read_model());
     Ok(StreamPoller::new(
         clients.streams.clone(),
         stream_arn,
-        read_model.clone(),
+        read_side.checkpoints(),
         Projector::new(
-            read_model,
+            read_side.projection(),
             Arc::new(SystemClock),
             ProjectionRetry::default(),
         ),

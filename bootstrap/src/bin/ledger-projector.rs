@@ -1,11 +1,12 @@
 //! `ledger-projector`: the DynamoDB Streams poller as its own process (local runs and ECS), feeding the
-//! SQLite read model at LEDGER_SQLITE_PATH from the events table's stream until SIGINT or SIGTERM.
+//! read model in use (PostgreSQL at DATABASE_URL with LEDGER_READ_MODEL=postgres, the one consumer
+//! every API task reads from; else the SQLite file at LEDGER_SQLITE_PATH) from the events table's
+//! stream, its shard checkpoints beside it, until SIGINT or SIGTERM.
 
 use std::process::ExitCode;
 
-use ledger_bootstrap::startup::{dynamo_tables, stream_poller, wait_for_shutdown_signal};
+use ledger_bootstrap::startup::{ReadSide, dynamo_tables, stream_poller, wait_for_shutdown_signal};
 use ledger_bootstrap::{LedgerConfig, telemetry};
-use ledger_sqlite::SqliteDatabase;
 use tokio::sync::watch;
 
 #[tokio::main]
@@ -18,7 +19,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let database = match SqliteDatabase::open(&config.sqlite_path).await {
+    let database = match ReadSide::open(&config).await {
         Ok(database) => database,
         Err(error) => {
             tracing::error!(%error, "cannot open the read model");
@@ -36,7 +37,8 @@ async fn main() -> ExitCode {
     };
     let (stop, stopped) = watch::channel(false);
     let running = tokio::spawn(async move { poller.run(stopped).await });
-    tracing::info!(table = %tables.events, "projecting the events stream");
+    tracing::info!(table = %tables.events, read_model = %database.describe(&config),
+        "projecting the events stream");
     wait_for_shutdown_signal().await;
     let _ = stop.send(true);
     if let Err(error) = running.await {

@@ -1,6 +1,6 @@
 //! `ledger`: the admin tool. `ledger create-tables` provisions the DynamoDB tables (idempotently, for
-//! local use; production tables come from Pulumi); `ledger migrate` brings the SQLite file's schema up
-//! to date; `ledger dead-letters list` shows the projector's open dead letters and
+//! local use; production tables come from Pulumi); `ledger migrate` brings the read model's schema up
+//! to date (the SQLite file, or PostgreSQL at DATABASE_URL when LEDGER_READ_MODEL=postgres); `ledger dead-letters list` shows the projector's open dead letters and
 //! `ledger dead-letters retry ID` redrives one after a fix.
 
 use std::fmt::Write as _;
@@ -10,11 +10,10 @@ use std::sync::Arc;
 use ledger_application::ports::{DeadLetterId, EventStore, Projection, SystemClock};
 use ledger_application::{ProjectionRetry, Projector};
 use ledger_bootstrap::config::EventStoreKind;
-use ledger_bootstrap::startup::dynamo_tables;
+use ledger_bootstrap::startup::{ReadSide, dynamo_tables};
 use ledger_bootstrap::{LedgerConfig, telemetry};
 use ledger_dynamodb::config::DynamoSettings;
 use ledger_dynamodb::event_store::DynamoEventStore;
-use ledger_sqlite::SqliteDatabase;
 
 /// The most letters `dead-letters list` prints: an operator reads them; a flood says "rebuild".
 const LISTED_LETTERS_MAX: usize = 1_000;
@@ -25,9 +24,10 @@ commands:
   create-tables   create the DynamoDB tables (events with its stream, idempotency with TTL,
                   snapshots) if they do not exist; names from LEDGER_DYNAMODB_*, endpoint and
                   region from the standard AWS_* variables
-  migrate         create or upgrade the SQLite database at LEDGER_SQLITE_PATH
+  migrate         create or upgrade the read model: the SQLite database at LEDGER_SQLITE_PATH,
+                  or, with LEDGER_READ_MODEL=postgres, the PostgreSQL database at DATABASE_URL
   dead-letters list
-                  the open dead letters of the read model at LEDGER_SQLITE_PATH, oldest first:
+                  the open dead letters of the read model in use, oldest first:
                   id, account, sequence, state (dead, or waiting behind another), reason, raw form
   dead-letters retry ID
                   after a fix, re-read dead letter ID's account from the event store in use
@@ -59,21 +59,7 @@ async fn main() -> ExitCode {
                 })
                 .map_err(|e| e.to_string())
         }
-        Some("migrate") => match SqliteDatabase::open(&config.sqlite_path).await {
-            Ok(database) => {
-                let closed = database.close().await;
-                closed
-                    .map(|()| {
-                        format!(
-                            "{} is at schema {}",
-                            config.sqlite_path.display(),
-                            ledger_sqlite::SCHEMA_VERSION
-                        )
-                    })
-                    .map_err(|e| e.to_string())
-            }
-            Err(error) => Err(error.to_string()),
-        },
+        Some("migrate") => migrate(&config).await,
         Some("dead-letters") => {
             let action = std::env::args().nth(2);
             let id = std::env::args().nth(3);
@@ -110,16 +96,33 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn open_database(config: &LedgerConfig) -> Result<SqliteDatabase, String> {
-    SqliteDatabase::open(&config.sqlite_path)
-        .await
-        .map_err(|e| e.to_string())
+async fn open_database(config: &LedgerConfig) -> Result<ReadSide, String> {
+    ReadSide::open(config).await.map_err(|e| e.to_string())
+}
+
+/// Opening the SQLite file migrates it; PostgreSQL is migrated explicitly, here and only here.
+async fn migrate(config: &LedgerConfig) -> Result<String, String> {
+    let read_side = open_database(config).await?;
+    let (migrated, schema) = match &read_side {
+        ReadSide::Sqlite(_) => (Ok(()), ledger_sqlite::SCHEMA_VERSION),
+        ReadSide::Postgres(read_model) => (
+            read_model.migrate().await.map_err(|e| e.to_string()),
+            ledger_postgres::SCHEMA_VERSION,
+        ),
+    };
+    let closed = read_side.close().await.map_err(|e| e.to_string());
+    migrated?;
+    closed?;
+    Ok(format!(
+        "{} is at schema {schema}",
+        read_side.describe(config)
+    ))
 }
 
 async fn list_dead_letters(config: &LedgerConfig) -> Result<String, String> {
     let database = open_database(config).await?;
     let letters = database
-        .read_model()
+        .projection()
         .dead_letters(LISTED_LETTERS_MAX)
         .await
         .map_err(|e| e.to_string());
@@ -164,9 +167,12 @@ async fn list_dead_letters(config: &LedgerConfig) -> Result<String, String> {
 
 async fn retry_dead_letter(config: &LedgerConfig, id: DeadLetterId) -> Result<String, String> {
     let database = open_database(config).await?;
-    let events: Arc<dyn EventStore> = match config.event_store {
-        EventStoreKind::Sqlite => Arc::new(database.event_store()),
-        EventStoreKind::Dynamodb => {
+    let events: Arc<dyn EventStore> = match (config.event_store, &database) {
+        (EventStoreKind::Sqlite, ReadSide::Sqlite(sqlite)) => Arc::new(sqlite.event_store()),
+        (EventStoreKind::Sqlite, ReadSide::Postgres(_)) => {
+            return Err("LEDGER_READ_MODEL=postgres needs LEDGER_EVENT_STORE=dynamodb".to_owned());
+        }
+        (EventStoreKind::Dynamodb, _) => {
             let client = ledger_dynamodb::config::dynamodb_client().await;
             Arc::new(DynamoEventStore::new(
                 client,
@@ -174,7 +180,7 @@ async fn retry_dead_letter(config: &LedgerConfig, id: DeadLetterId) -> Result<St
             ))
         }
     };
-    let projection: Arc<dyn Projection> = Arc::new(database.read_model());
+    let projection: Arc<dyn Projection> = database.projection();
     let projector = Projector::new(
         projection,
         Arc::new(SystemClock),
