@@ -2,19 +2,13 @@
 //! Local (dead letters listed and redriven included), and `ledger-projector` projecting the events
 //! stream into a read model until SIGTERM.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs a binary of this package with `vars` added to the environment.
-fn run(binary: &str, args: &[&str], vars: &[(&str, &str)]) -> Output {
-    Command::new(binary)
-        .args(args)
-        .envs(vars.iter().copied())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the binary runs")
-}
+use support::{run, stop_with_sigterm};
 
 fn require_dynamodb_local() {
     assert!(
@@ -151,26 +145,7 @@ async fn ledger_projector_follows_the_stream_into_its_read_model() {
     database.close().await.expect("close");
 
     // SIGTERM: the projector finishes its round and exits successfully.
-    let pid = projector.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = projector.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "ledger-projector did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{status:?}");
+    stop_with_sigterm(&mut projector);
     handle.stop(true).await;
     server.await.expect("server task").expect("server stopped");
 }
