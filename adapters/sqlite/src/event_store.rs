@@ -7,8 +7,8 @@
 use async_trait::async_trait;
 use ledger_application::codec::{self, EncodedEvent, format_timestamp, parse_timestamp};
 use ledger_application::ports::{
-    AppendError, AtomicAppend, EventFeed, EventStore, FeedEntry, FeedEvent, HealthCheck,
-    StoreError, StreamAppend, UndecodableEvent,
+    AccountPage, AppendError, AtomicAppend, EventFeed, EventStore, EventStoreScan, FeedEntry,
+    FeedEvent, HealthCheck, ScanCursor, StoreError, StreamAppend, UndecodableEvent,
 };
 use ledger_application::{
     IdempotencyKey, IdempotencyRecord, RecordedEvent, RecordedOutcome, RequestFingerprint,
@@ -305,5 +305,61 @@ impl HealthCheck for SqliteEventStore {
 
     async fn check(&self) -> Result<(), StoreError> {
         self.db.ping().await
+    }
+}
+
+/// Accounts in id order (the `UNIQUE (account_id, sequence)` index, at `sequence = 1`: one entry per
+/// opened stream); the cursor is the last id of the page.
+#[async_trait]
+impl EventStoreScan for SqliteEventStore {
+    async fn accounts_page(
+        &self,
+        cursor: Option<&ScanCursor>,
+        page_limit: usize,
+    ) -> Result<AccountPage, StoreError> {
+        // One more row than asked tells whether another page follows, without a second query.
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT account_id FROM events WHERE sequence = 1 AND account_id > ?1 \
+             ORDER BY account_id LIMIT ?2",
+        )
+        .bind(cursor.map_or("", ScanCursor::as_str))
+        .bind(limit(page_limit.saturating_add(1)))
+        .fetch_all(self.db.reader())
+        .await
+        .map_err(StoreError::unavailable)?;
+        let more = rows.len() > page_limit;
+        let accounts = rows
+            .into_iter()
+            .take(page_limit)
+            .map(|(id,)| {
+                AccountId::parse(&id)
+                    .map_err(|e| StoreError::corrupt(format!("stored account id `{id}`: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match accounts.last() {
+            Some(last) if more => Some(ScanCursor::new(last.as_str())),
+            _ => None,
+        };
+        Ok(AccountPage { accounts, next })
+    }
+
+    async fn events_page(
+        &self,
+        account_id: &AccountId,
+        after_sequence: u64,
+        page_limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE account_id = ?1 AND sequence > ?2 ORDER BY sequence LIMIT ?3"
+        ))
+        .bind(account_id.as_str())
+        .bind(bound(after_sequence))
+        .bind(limit(page_limit))
+        .fetch_all(self.db.reader())
+        .await
+        .map_err(StoreError::unavailable)?;
+        rows.iter().map(decode_row).collect()
     }
 }

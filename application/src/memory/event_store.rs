@@ -9,7 +9,10 @@ use ledger_domain::AccountId;
 
 use crate::envelope::{EventId, RecordedEvent};
 use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
-use crate::ports::{AppendError, AtomicAppend, EventFeed, EventStore, FeedEvent, StoreError};
+use crate::ports::{
+    AccountPage, AppendError, AtomicAppend, EventFeed, EventStore, EventStoreScan, FeedEvent,
+    ScanCursor, StoreError,
+};
 
 #[derive(Debug, Default)]
 struct State {
@@ -150,5 +153,49 @@ impl EventFeed for InMemoryEventStore {
             .take(limit)
             .map(|(index, event)| FeedEvent::decoded(index as u64 + 1, event.clone()))
             .collect())
+    }
+}
+
+/// The cursor is the last account id of the page: accounts come in id order, like SQLite's.
+#[async_trait]
+impl EventStoreScan for InMemoryEventStore {
+    async fn accounts_page(
+        &self,
+        cursor: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<AccountPage, StoreError> {
+        let state = self.lock();
+        let mut ids: Vec<&AccountId> = state
+            .streams
+            .keys()
+            .filter(|id| cursor.is_none_or(|after| id.as_str() > after.as_str()))
+            .collect();
+        ids.sort_unstable();
+        let more = ids.len() > limit;
+        let accounts: Vec<AccountId> = ids.into_iter().take(limit).cloned().collect();
+        let next = match accounts.last() {
+            Some(last) if more => Some(ScanCursor::new(last.as_str())),
+            _ => None,
+        };
+        Ok(AccountPage { accounts, next })
+    }
+
+    async fn events_page(
+        &self,
+        account_id: &AccountId,
+        after_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        Ok(self
+            .lock()
+            .streams
+            .get(account_id)
+            .map_or_else(Vec::new, |stream| {
+                stream
+                    .range((Bound::Excluded(after_sequence), Bound::Unbounded))
+                    .take(limit)
+                    .map(|(_, event)| event.clone())
+                    .collect()
+            }))
     }
 }

@@ -1,11 +1,15 @@
 //! The ports: what the application needs from the world, as traits. Adapters implement them; the
 //! contract suites in `testkit` say, by test, what every implementation MUST do.
 
+mod event_scan;
 mod event_store;
 mod read_model;
 mod snapshot;
 mod system;
 
+#[cfg(test)]
+pub use event_scan::MockEventStoreScan;
+pub use event_scan::{AccountPage, EventStoreScan, ScanCursor};
 #[cfg(test)]
 pub use event_store::MockEventStore;
 pub use event_store::{
