@@ -34,8 +34,7 @@ pub struct AccountPage {
     pub next: Option<ScanCursor>,
 }
 
-/// A consistent, resumable walk over the event store.
-#[cfg_attr(test, mockall::automock)]
+/// A consistent, resumable walk over the event store. (No mock: the in-memory store serves unit tests.)
 #[async_trait]
 pub trait EventStoreScan: Send + Sync {
     /// At most `limit` accounts after `cursor` (`None`: from the start) and the cursor of the next

@@ -7,8 +7,6 @@ mod read_model;
 mod snapshot;
 mod system;
 
-#[cfg(test)]
-pub use event_scan::MockEventStoreScan;
 pub use event_scan::{AccountPage, EventStoreScan, ScanCursor};
 #[cfg(test)]
 pub use event_store::MockEventStore;
