@@ -14,11 +14,18 @@ struct Migration {
 }
 
 /// Append only: a released migration is never edited, since databases in the field already ran it.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "read_model",
-    sql: include_str!("../migrations/0001_read_model.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "read_model",
+        sql: include_str!("../migrations/0001_read_model.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "projected_at",
+        sql: include_str!("../migrations/0002_projected_at.sql"),
+    },
+];
 
 /// The schema version a database has once [`migrate`] ran: the number of migrations.
 #[allow(clippy::cast_possible_wrap)] // a handful of migrations, far below i64::MAX

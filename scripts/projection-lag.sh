@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Projection lag into PostgreSQL under sustained load, on the AWS-shaped stack run locally: DynamoDB
+# Local (event store and stream), one ledger-projector, PostgreSQL (read model), one ledger-api; the
+# load example drives it for the given time; then the script waits for the projector to catch up and
+# prints p50/p90/p99/max of `projected_at - occurred_at` (an event's `recorded_at` in the event store
+# to its row in PostgreSQL) over the money movements of the run. A measurement, not a test.
+#   ./scripts/projection-lag.sh [concurrency] [seconds]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+concurrency="${1:-16}"
+seconds="${2:-60}"
+port="${LEDGER_BENCH_PORT:-18081}"
+target="${CARGO_TARGET_DIR:-target}"
+
+cargo build --release --locked -p ledger-bootstrap --bin ledger-api --bin ledger-projector --bin ledger
+cargo build --release --locked -p ledger-tests --example load
+
+# shellcheck source=scripts/dynamodb-local.sh
+source scripts/dynamodb-local.sh
+# shellcheck source=scripts/postgres-local.sh
+source scripts/postgres-local.sh
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  postgres_local_stop
+  dynamodb_local_stop
+}
+trap cleanup EXIT
+dynamodb_local_start
+postgres_local_start
+
+export LEDGER_EVENT_STORE=dynamodb LEDGER_READ_MODEL=postgres RUST_LOG=warn
+"${target}/release/ledger" create-tables
+"${target}/release/ledger" migrate
+"${target}/release/ledger-projector" &
+pids+=("$!")
+LEDGER_HTTP_ADDR="127.0.0.1:${port}" "${target}/release/ledger-api" &
+pids+=("$!")
+for _ in $(seq 1 100); do
+  curl -fs "http://127.0.0.1:${port}/health/live" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+psql_at() { "${POSTGRES_LOCAL_BIN}/psql" "$DATABASE_URL" -XAtq -c "$1"; }
+"${target}/release/examples/load" "http://127.0.0.1:${port}" "$concurrency" "$seconds"
+
+# Wait (bounded) until the row count stops growing: the projector has drained the stream.
+previous=-1
+for _ in $(seq 1 120); do
+  rows="$(psql_at "SELECT count(*) FROM account_transactions")"
+  [ "$rows" = "$previous" ] && break
+  previous="$rows"
+  sleep 1
+done
+echo
+echo "projection lag into PostgreSQL (recorded_at -> row written), ${rows} money movements:"
+psql_at "SELECT format('p50 %s ms, p90 %s ms, p99 %s ms, max %s ms', \
+    round(1000 * extract(epoch FROM percentile_disc(0.50) WITHIN GROUP (ORDER BY projected_at - occurred_at))), \
+    round(1000 * extract(epoch FROM percentile_disc(0.90) WITHIN GROUP (ORDER BY projected_at - occurred_at))), \
+    round(1000 * extract(epoch FROM percentile_disc(0.99) WITHIN GROUP (ORDER BY projected_at - occurred_at))), \
+    round(1000 * extract(epoch FROM max(projected_at - occurred_at)))) FROM account_transactions"
