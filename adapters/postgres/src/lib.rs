@@ -21,6 +21,8 @@
 mod migrations;
 mod read_model;
 mod rows;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use migrations::{SCHEMA_VERSION, migrate};
 pub use read_model::{LAST_TRANSACTION_AT_OR_BEFORE, PostgresReadModel};

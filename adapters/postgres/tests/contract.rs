@@ -1,12 +1,10 @@
 //! The read-model contract suite, unchanged, against PostgreSQL: each case on a fresh database,
 //! created on the server of `DATABASE_URL` (which `scripts/test.sh` starts) and dropped after.
 
-mod support;
-
 use std::sync::Arc;
 
 use ledger_application::testkit::ReadModelSubject;
-use support::FreshDatabase;
+use ledger_postgres::testkit::FreshDatabase;
 
 ledger_application::read_model_contract_tests!(|| async {
     let database = FreshDatabase::create().await;
