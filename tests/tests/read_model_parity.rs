@@ -12,7 +12,7 @@ use actix_web::{App, test};
 use chrono::{DateTime, TimeZone, Utc};
 use ledger_application::memory::{InMemoryEventStore, InMemoryReadModel};
 use ledger_application::ports::{
-    Clock, EventFeed, Projection, ReadModelQuery, StoreError, UuidV7Ids,
+    Clock, EventFeed, Projection, ProjectionCheckpoints, ReadModelQuery, StoreError, UuidV7Ids,
 };
 use ledger_application::{
     CommandService, FeedProjector, FeedProjectorConfig, FreshnessWait, QueryService, RetryPolicy,
@@ -270,11 +270,13 @@ async fn record_history() -> Arc<InMemoryEventStore> {
 async fn project(
     feed: Arc<dyn EventFeed>,
     projection: Arc<dyn Projection>,
+    checkpoints: Arc<dyn ProjectionCheckpoints>,
 ) -> Result<usize, StoreError> {
     let projector = FeedProjector::new(
         "parity",
         feed,
         projection,
+        checkpoints,
         Arc::new(ledger_application::ports::SystemClock),
         FeedProjectorConfig {
             // Small batches, so that batch boundaries fall inside the history.
@@ -526,12 +528,20 @@ async fn every_query_answers_the_same_bytes_on_sqlite_and_postgres() {
     let postgres_database = FreshDatabase::create().await;
     let postgres = postgres_database.read_model().await;
 
-    let projected_sqlite = project(Arc::clone(&feed), Arc::new(sqlite.read_model()))
-        .await
-        .expect("project into SQLite");
-    let projected_postgres = project(Arc::clone(&feed), Arc::new(postgres.clone()))
-        .await
-        .expect("project into PostgreSQL");
+    let projected_sqlite = project(
+        Arc::clone(&feed),
+        Arc::new(sqlite.read_model()),
+        Arc::new(sqlite.checkpoints()),
+    )
+    .await
+    .expect("project into SQLite");
+    let projected_postgres = project(
+        Arc::clone(&feed),
+        Arc::new(postgres.clone()),
+        Arc::new(postgres.checkpoints()),
+    )
+    .await
+    .expect("project into PostgreSQL");
     assert_eq!(projected_sqlite, projected_postgres);
     assert_eq!(projected_sqlite, 26, "every recorded event was fed to both");
 

@@ -1,5 +1,5 @@
-//! `PostgresReadModel`: the `Projection` port (this file), `ReadModelQuery` (`query.rs`), dead letters
-//! (`dead_letters.rs`) and `StreamCheckpoints` (`stream_checkpoints.rs`) on PostgreSQL.
+//! `PostgresReadModel`: the `Projection` port (this file), `ReadModelQuery` (`query.rs`) and dead
+//! letters (`dead_letters.rs`) on PostgreSQL.
 //!
 //! Each apply is one transaction whose account update is conditional on `last_sequence = sequence - 1`.
 //! Under READ COMMITTED a second projector's UPDATE of the same row waits for the first to commit,
@@ -13,7 +13,6 @@
 
 mod dead_letters;
 mod query;
-mod stream_checkpoints;
 
 pub use query::LAST_TRANSACTION_AT_OR_BEFORE;
 
@@ -71,6 +70,11 @@ impl PostgresReadModel {
         &self.pool
     }
 
+    /// The projectors' positions, in this read model's database (and pool) but not part of it.
+    pub fn checkpoints(&self) -> crate::PostgresCheckpoints {
+        crate::PostgresCheckpoints::from_pool(self.pool.clone())
+    }
+
     /// Applies the embedded migrations the database lacks (see [`crate::migrate`]).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         crate::migrate(&self.pool).await
@@ -115,33 +119,6 @@ impl Projection for PostgresReadModel {
                 other
             }
         }
-    }
-
-    async fn checkpoint(&self, reader: &str) -> Result<Option<u64>, StoreError> {
-        let row = sqlx::query("SELECT position FROM projection_checkpoints WHERE reader = $1")
-            .bind(reader)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::unavailable)?;
-        row.map(|row| unsigned(&row, "position")).transpose()
-    }
-
-    async fn save_checkpoint(&self, reader: &str, position: u64) -> Result<(), StoreError> {
-        // GREATEST in the statement itself: two savers racing cannot move the checkpoint backwards.
-        // `updated_at` is when the reader last reported, moved or not: it shows the reader is alive.
-        sqlx::query(
-            "INSERT INTO projection_checkpoints (reader, position, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (reader) DO UPDATE SET \
-             position = GREATEST(projection_checkpoints.position, excluded.position), \
-             updated_at = excluded.updated_at",
-        )
-        .bind(reader)
-        .bind(storable(position, "checkpoint position")?)
-        .bind(Utc::now())
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::unavailable)?;
-        Ok(())
     }
 
     async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetterId, StoreError> {

@@ -8,7 +8,6 @@
 mod days;
 mod dead_letters;
 mod query;
-mod stream_checkpoints;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -68,32 +67,6 @@ impl Projection for SqliteReadModel {
                 other
             }
         }
-    }
-
-    async fn checkpoint(&self, reader: &str) -> Result<Option<u64>, StoreError> {
-        let row = sqlx::query("SELECT position FROM rm_checkpoints WHERE reader = ?1")
-            .bind(reader)
-            .fetch_optional(self.db.reader())
-            .await
-            .map_err(StoreError::unavailable)?;
-        row.map(|row| unsigned(&row, "position")).transpose()
-    }
-
-    async fn save_checkpoint(&self, reader: &str, position: u64) -> Result<(), StoreError> {
-        // `max` in the statement itself: two savers racing cannot move the checkpoint backwards.
-        // `updated_at` is when the reader last reported, moved or not: it shows the reader is alive.
-        sqlx::query(
-            "INSERT INTO rm_checkpoints (reader, position, updated_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (reader) DO UPDATE SET \
-             position = max(position, excluded.position), updated_at = excluded.updated_at",
-        )
-        .bind(reader)
-        .bind(storable(position, "checkpoint position")?)
-        .bind(format_timestamp(Utc::now()))
-        .execute(self.db.writer())
-        .await
-        .map_err(StoreError::unavailable)?;
-        Ok(())
     }
 
     async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetterId, StoreError> {
