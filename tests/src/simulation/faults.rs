@@ -163,6 +163,20 @@ impl<P: ?Sized> Faulty<P> {
         Self { inner, faults }
     }
 
+    /// A read-model-side call (the projection, or the checkpoints beside it) failing before it
+    /// writes.
+    async fn before(&self, fault: &'static str) -> Result<(), StoreError> {
+        self.may_fail(fault, self.faults.plan.projection_failure_before_write)
+            .await
+    }
+
+    /// A read-model-side call failing after it wrote: a projector killed here has applied an
+    /// event but not stored its checkpoint, or stored a checkpoint it never heard back about.
+    async fn after(&self, fault: &'static str) -> Result<(), StoreError> {
+        self.may_fail(fault, self.faults.plan.projection_failure_after_write)
+            .await
+    }
+
     /// A call that may be slow and may fail as unavailable (`fault`, at `per_mille`) before it
     /// reaches the port.
     async fn may_fail(&self, fault: &'static str, per_mille: u32) -> Result<(), StoreError> {
@@ -315,19 +329,6 @@ impl EventFeed for FaultyFeed {
 /// The read model as the projector sees it.
 pub type FaultyProjection = Faulty<dyn Projection>;
 
-impl FaultyProjection {
-    async fn before(&self, fault: &'static str) -> Result<(), StoreError> {
-        self.may_fail(fault, self.faults.plan.projection_failure_before_write)
-            .await
-    }
-
-    async fn after(&self, fault: &'static str) -> Result<(), StoreError> {
-        // A projector killed here has written but not stored its checkpoint.
-        self.may_fail(fault, self.faults.plan.projection_failure_after_write)
-            .await
-    }
-}
-
 #[async_trait]
 impl Projection for FaultyProjection {
     async fn last_sequence(&self, account_id: &AccountId) -> Result<u64, StoreError> {
@@ -395,18 +396,6 @@ impl SnapshotStore for FaultySnapshots {
 /// The projector's positions as the projector sees them: failing as the read model they live beside
 /// does (one plan of faults for both), so a save can fail before or after it is written.
 pub type FaultyCheckpoints = Faulty<dyn ProjectionCheckpoints>;
-
-impl FaultyCheckpoints {
-    async fn before(&self, fault: &'static str) -> Result<(), StoreError> {
-        self.may_fail(fault, self.faults.plan.projection_failure_before_write)
-            .await
-    }
-
-    async fn after(&self, fault: &'static str) -> Result<(), StoreError> {
-        self.may_fail(fault, self.faults.plan.projection_failure_after_write)
-            .await
-    }
-}
 
 #[async_trait]
 impl ProjectionCheckpoints for FaultyCheckpoints {
