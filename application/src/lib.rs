@@ -12,6 +12,7 @@ pub mod memory;
 pub mod ports;
 pub mod projector;
 pub mod query_service;
+pub mod read_model_rows;
 pub mod signal;
 #[cfg(feature = "testkit")]
 pub mod testkit;

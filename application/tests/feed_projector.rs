@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ledger_application::memory::{InMemoryEventStore, InMemoryReadModel};
+use ledger_application::memory::{InMemoryCheckpoints, InMemoryEventStore, InMemoryReadModel};
 use ledger_application::ports::{
-    EventFeed, EventStore, FeedEntry, FeedEvent, HealthCheck, Projection, StoreError, SystemClock,
-    UndecodableEvent,
+    EventFeed, EventStore, FeedEntry, FeedEvent, HealthCheck, Projection, ProjectionCheckpoints,
+    StoreError, SystemClock, UndecodableEvent,
 };
 use ledger_application::testkit::fixtures::{
     account, at, deposited_event, opened_event, recorded, single_append,
@@ -101,7 +101,7 @@ async fn write_turn(store: &InMemoryEventStore, written: &AtomicU64, per_turn: u
 }
 
 struct Running {
-    read_model: Arc<InMemoryReadModel>,
+    checkpoints: Arc<InMemoryCheckpoints>,
     writer: Writer,
     stop_projector: watch::Sender<bool>,
     projector: JoinHandle<()>,
@@ -112,13 +112,15 @@ struct Running {
 async fn running(config: FeedProjectorConfig) -> Running {
     let store = Arc::new(InMemoryEventStore::new());
     let read_model = Arc::new(InMemoryReadModel::new());
+    let checkpoints = Arc::new(InMemoryCheckpoints::new());
     let wake = Arc::new(Notify::new());
     let per_turn = 2 * config.batch_size as u64;
     let writer = Writer::start(Arc::clone(&store), Arc::clone(&wake), per_turn).await;
     let projector = FeedProjector::new(
         READER,
         Arc::new(YieldingFeed { store }),
-        Arc::clone(&read_model) as Arc<dyn Projection>,
+        read_model as Arc<dyn Projection>,
+        Arc::clone(&checkpoints) as Arc<dyn ProjectionCheckpoints>,
         Arc::new(SystemClock),
         config,
         wake,
@@ -126,7 +128,7 @@ async fn running(config: FeedProjectorConfig) -> Running {
     let (stop_projector, stopped) = watch::channel(false);
     let projector = tokio::spawn(async move { projector.run(stopped).await });
     Running {
-        read_model,
+        checkpoints,
         writer,
         stop_projector,
         projector,
@@ -135,8 +137,8 @@ async fn running(config: FeedProjectorConfig) -> Running {
 
 impl Running {
     async fn checkpoint(&self) -> Option<u64> {
-        self.read_model
-            .checkpoint(READER)
+        self.checkpoints
+            .feed_checkpoint(READER)
             .await
             .expect("checkpoint")
     }
@@ -297,6 +299,7 @@ async fn a_poison_entry_waits_for_a_redrive_while_other_accounts_flow() {
             poisoned: ("acc-p".to_owned(), 2),
         }),
         Arc::clone(&read_model) as Arc<dyn Projection>,
+        Arc::new(InMemoryCheckpoints::new()),
         Arc::new(SystemClock),
         FeedProjectorConfig {
             // Waiting events are not retried: an hour between retries would show if they were.

@@ -1,10 +1,13 @@
-//! The port contract suites, run against the in-memory store, snapshot store and read model.
+//! The port contract suites, run against the in-memory store, snapshot store, read model and
+//! checkpoints.
 
 use std::sync::Arc;
 
-use ledger_application::memory::{InMemoryEventStore, InMemoryReadModel, InMemorySnapshotStore};
+use ledger_application::memory::{
+    InMemoryCheckpoints, InMemoryEventStore, InMemoryReadModel, InMemorySnapshotStore,
+};
 use ledger_application::testkit::{
-    EventFeedSubject, EventStoreSubject, ReadModelSubject, SnapshotSubject,
+    CheckpointsSubject, EventFeedSubject, EventStoreSubject, ReadModelSubject, SnapshotSubject,
 };
 
 ledger_application::event_store_contract_tests!(|| async {
@@ -32,5 +35,13 @@ mod snapshots {
 
     ledger_application::snapshot_store_contract_tests!(|| async {
         SnapshotSubject::new(Arc::new(InMemorySnapshotStore::new()), ())
+    });
+}
+
+mod checkpoints {
+    use super::*;
+
+    ledger_application::projection_checkpoints_contract_tests!(|| async {
+        CheckpointsSubject::new(Arc::new(InMemoryCheckpoints::new()), ())
     });
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer};
 use ledger_application::ports::{
-    EventFeed, EventStore, HealthCheck, Projection, ReadModelQuery, StreamCheckpoints, SystemClock,
-    UuidV7Ids,
+    EventFeed, EventStore, HealthCheck, Projection, ProjectionCheckpoints, ReadModelQuery,
+    SystemClock, UuidV7Ids,
 };
 use ledger_application::{
     CommandService, DeadLetterCheck, FeedProjector, FeedProjectorConfig, FreshnessWait,
@@ -118,11 +118,12 @@ impl ReadSide {
         }
     }
 
-    /// Where the stream poller keeps its shard checkpoints: beside the read model it feeds.
-    pub fn checkpoints(&self) -> Arc<dyn StreamCheckpoints> {
+    /// Where the projectors keep their positions: in the database of the read model they feed,
+    /// in tables of their own (a rebuild replaces the read model, not these).
+    pub fn checkpoints(&self) -> Arc<dyn ProjectionCheckpoints> {
         match self {
-            Self::Sqlite(database) => Arc::new(database.read_model()),
-            Self::Postgres(read_model) => Arc::new(read_model.clone()),
+            Self::Sqlite(database) => Arc::new(database.checkpoints()),
+            Self::Postgres(read_model) => Arc::new(read_model.checkpoints()),
         }
     }
 
@@ -335,6 +336,7 @@ fn embedded(
         EMBEDDED_PROJECTOR,
         event_store.clone(),
         Arc::new(database.read_model()),
+        Arc::new(database.checkpoints()),
         Arc::new(SystemClock),
         FeedProjectorConfig::default(),
         appended,

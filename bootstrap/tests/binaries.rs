@@ -262,6 +262,7 @@ async fn embedded_with_a_poison_row(
         "binaries-test",
         Arc::new(database.event_store()),
         Arc::new(database.read_model()) as Arc<dyn Projection>,
+        Arc::new(database.checkpoints()),
         Arc::new(SystemClock),
         FeedProjectorConfig::default(),
         Arc::new(tokio::sync::Notify::new()),

@@ -7,18 +7,8 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::PgConnection;
-use sqlx::{AssertSqlSafe, Connection};
+use ledger_postgres::testkit::{FreshDatabase, server_url};
 use support::{run, stop_with_sigterm};
-
-fn server_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "DATABASE_URL is not set: these tests need PostgreSQL; run ./scripts/test.sh, or \
-             `source scripts/postgres-local.sh && postgres_local_start` first"
-        )
-    })
-}
 
 /// `postgres://user@host:port/db` as `postgres://user:{password}@host:port/{database}`. The local
 /// server trusts loopback, so the password is ignored by it; it is there to be looked for in output.
@@ -31,17 +21,6 @@ fn url_for(database: &str, password: &str) -> String {
     let (user, host) = authority.split_once('@').expect("a user in DATABASE_URL");
     let user = user.split_once(':').map_or(user, |(user, _)| user);
     format!("{scheme}://{user}:{password}@{host}/{database}")
-}
-
-async fn admin_sql(sql: String) {
-    let mut admin = PgConnection::connect(&server_url())
-        .await
-        .expect("connect to the PostgreSQL server of DATABASE_URL");
-    sqlx::raw_sql(AssertSqlSafe(sql))
-        .execute(&mut admin)
-        .await
-        .expect("admin statement");
-    admin.close().await.expect("close the admin connection");
 }
 
 #[test]
@@ -75,9 +54,10 @@ async fn ledger_migrate_and_ledger_projector_run_the_postgres_read_model() {
         "AWS_ENDPOINT_URL is not set: these tests need DynamoDB Local; run ./scripts/test.sh"
     );
     let unique = uuid::Uuid::now_v7().simple().to_string();
-    let database = format!("ledger_binaries_{unique}");
+    // Empty: `ledger migrate` below is what creates the schema. Dropped when the guard goes.
+    let fresh = FreshDatabase::create().await;
+    let database = fresh.name.clone();
     let prefix = format!("pgbin_{unique}_");
-    admin_sql(format!("CREATE DATABASE {database}")).await;
     let url = url_for(&database, "not-for-logs");
     let vars = [
         ("LEDGER_EVENT_STORE", "dynamodb"),
@@ -157,5 +137,5 @@ async fn ledger_migrate_and_ledger_projector_run_the_postgres_read_model() {
     stop_with_sigterm(&mut projector);
     handle.stop(true).await;
     server.await.expect("server task").expect("server stopped");
-    admin_sql(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).await;
+    drop(fresh);
 }

@@ -6,75 +6,9 @@ use std::time::Duration;
 
 use ledger_bootstrap::startup::{ReadSide, stream_poller};
 use ledger_postgres::PostgresReadModel;
+use ledger_postgres::testkit::FreshDatabase;
 use ledger_tests::TestApp;
-use sqlx::postgres::PgConnection;
-use sqlx::{AssertSqlSafe, Connection};
 use tokio::sync::watch;
-
-/// The server's URL, or a panic that says how to get one: this suite never skips itself.
-fn server_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "DATABASE_URL is not set: the PostgreSQL topology tests need a server. Run them with \
-             ./scripts/test.sh, or `source scripts/postgres-local.sh && postgres_local_start` first"
-        )
-    })
-}
-
-/// `url` with its database replaced by `database` (the API takes a URL, not connect options).
-fn url_with_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let (scheme, rest) = base.split_once("://").expect("a URL with a scheme");
-    let authority = rest
-        .split_once('/')
-        .map_or(rest, |(authority, _)| authority);
-    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
-    format!("{scheme}://{authority}/{database}{query}")
-}
-
-/// A database of its own on the server, migrated as `ledger migrate` does, dropped by `drop`.
-struct FreshPostgres {
-    name: String,
-    url: String,
-}
-
-impl FreshPostgres {
-    async fn create() -> Self {
-        let server = server_url();
-        let name = format!("ledger_topology_{}", uuid::Uuid::now_v7().simple());
-        let mut admin = PgConnection::connect(&server)
-            .await
-            .expect("connect to the PostgreSQL server of DATABASE_URL");
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create a fresh database");
-        admin.close().await.expect("close the admin connection");
-        let url = url_with_database(&server, &name);
-        let read_model = PostgresReadModel::connect(&url)
-            .await
-            .expect("connect to the fresh database");
-        read_model.migrate().await.expect("migrate");
-        read_model.close().await;
-        Self { name, url }
-    }
-
-    async fn drop(self) {
-        let mut admin = PgConnection::connect(&server_url())
-            .await
-            .expect("connect to drop the database");
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&mut admin)
-        .await
-        .expect("drop the test database");
-        admin.close().await.expect("close the admin connection");
-    }
-}
 
 /// Asks `app` for `account_id` at `min_sequence` until it answers (each ask waits up to the short
 /// read wait of these instances), within a bound.
@@ -93,12 +27,14 @@ async fn converged_balance(app: &TestApp, account_id: &str, min_sequence: u64) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn api_instances_on_postgres_poll_nothing_and_converge_through_the_one_projector() {
-    let database = FreshPostgres::create().await;
+    // Migrated as `ledger migrate` does; dropped when the guard goes.
+    let database = FreshDatabase::migrated().await;
+    let database_url = database.url();
     let prefix = format!("pgtopo_{}_", uuid::Uuid::now_v7().simple());
     let vars = [
         ("LEDGER_DYNAMODB_TABLE_PREFIX", prefix.as_str()),
         ("LEDGER_READ_MODEL", "postgres"),
-        ("DATABASE_URL", database.url.as_str()),
+        ("DATABASE_URL", database_url.as_str()),
         ("LEDGER_READ_WAIT_TIMEOUT_MS", "300"),
     ];
     let writer = TestApp::spawn_dynamodb(&vars).await;
@@ -125,7 +61,7 @@ async fn api_instances_on_postgres_poll_nothing_and_converge_through_the_one_pro
 
     // The one consumer of the stream, as `ledger-projector` builds it.
     let read_side = ReadSide::Postgres(
-        PostgresReadModel::connect(&database.url)
+        PostgresReadModel::connect(&database_url)
             .await
             .expect("the projector's connection"),
     );
@@ -157,5 +93,5 @@ async fn api_instances_on_postgres_poll_nothing_and_converge_through_the_one_pro
     read_side.close().await.expect("close the projector's pool");
     writer.stop().await;
     reader.stop().await;
-    database.drop().await;
+    drop(database);
 }

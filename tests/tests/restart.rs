@@ -1,7 +1,7 @@
 //! Durability across restarts: a graceful stop keeps every event and the projector's checkpoint, and the
 //! restarted ledger neither loses nor re-applies anything.
 
-use ledger_application::ports::Projection;
+use ledger_application::ports::ProjectionCheckpoints;
 use ledger_tests::TestApp;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,8 +22,8 @@ async fn a_restarted_ledger_resumes_exactly_where_it_stopped() {
         .await
         .expect("reopen");
     let checkpoint = database
-        .read_model()
-        .checkpoint(ledger_bootstrap::startup::EMBEDDED_PROJECTOR)
+        .checkpoints()
+        .feed_checkpoint(ledger_bootstrap::startup::EMBEDDED_PROJECTOR)
         .await
         .expect("read checkpoint");
     assert_eq!(

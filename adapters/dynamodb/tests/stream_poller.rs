@@ -17,8 +17,8 @@ use aws_sdk_dynamodbstreams::operation::get_records::GetRecordsInput;
 use aws_sdk_dynamodbstreams::operation::get_shard_iterator::GetShardIteratorInput;
 use aws_smithy_runtime_api::box_error::BoxError;
 use ledger_application::ports::{
-    ApplyOutcome, DeadLetter, DeadLetterId, EventStore, Projection, ReadModelQuery,
-    ReadModelUpdate, ShardCheckpoint, StoreError, StoredDeadLetter, StreamCheckpoints, SystemClock,
+    ApplyOutcome, DeadLetter, DeadLetterId, EventStore, Projection, ProjectionCheckpoints,
+    ReadModelQuery, ReadModelUpdate, ShardCheckpoint, StoreError, StoredDeadLetter, SystemClock,
 };
 use ledger_application::testkit::fixtures::{
     account, at, balance, deposited_event, multi_append, opened_event, recorded, single_append,
@@ -29,7 +29,7 @@ use ledger_domain::AccountId;
 use ledger_dynamodb::config::aws_sdk_config;
 use ledger_dynamodb::streams::{PollReport, StreamPoller, StreamPollerConfig};
 use ledger_dynamodb::{DynamoEventStore, DynamoSettings, events_stream_arn};
-use ledger_sqlite::{SqliteDatabase, SqliteReadModel};
+use ledger_sqlite::{SqliteCheckpoints, SqliteDatabase, SqliteReadModel};
 use tokio::sync::watch;
 
 /// Rounds a test allows the poller to catch up with what was appended. DynamoDB Local shows records
@@ -95,6 +95,7 @@ struct World {
     requests: StreamsRequests,
     stream_arn: String,
     read_model: Arc<SqliteReadModel>,
+    checkpoints: Arc<SqliteCheckpoints>,
     _db: SqliteDatabase,
     _dir: tempfile::TempDir,
 }
@@ -124,6 +125,7 @@ impl World {
             requests,
             stream_arn,
             read_model: Arc::new(db.read_model()),
+            checkpoints: Arc::new(db.checkpoints()),
             _db: db,
             _dir: dir,
         }
@@ -135,13 +137,13 @@ impl World {
     }
 
     fn poller_with(&self, config: StreamPollerConfig) -> StreamPoller {
-        self.poller_over(self.read_model.clone(), self.read_model.clone(), config)
+        self.poller_over(self.read_model.clone(), self.checkpoints.clone(), config)
     }
 
     fn poller_over(
         &self,
         projection: Arc<dyn Projection>,
-        checkpoints: Arc<dyn StreamCheckpoints>,
+        checkpoints: Arc<dyn ProjectionCheckpoints>,
         config: StreamPollerConfig,
     ) -> StreamPoller {
         let projector = Projector::new(
@@ -448,14 +450,6 @@ impl Projection for FailingProjection {
         self.inner.apply(update).await
     }
 
-    async fn checkpoint(&self, reader: &str) -> Result<Option<u64>, StoreError> {
-        self.inner.checkpoint(reader).await
-    }
-
-    async fn save_checkpoint(&self, reader: &str, position: u64) -> Result<(), StoreError> {
-        self.inner.save_checkpoint(reader, position).await
-    }
-
     async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetterId, StoreError> {
         self.inner.record_dead_letter(letter).await
     }
@@ -489,12 +483,20 @@ impl Projection for FailingProjection {
 
 /// Checkpoints that record every save, to see what the poller claimed and when.
 struct RecordingCheckpoints {
-    inner: Arc<SqliteReadModel>,
+    inner: Arc<SqliteCheckpoints>,
     saved: Mutex<Vec<ShardCheckpoint>>,
 }
 
 #[async_trait]
-impl StreamCheckpoints for RecordingCheckpoints {
+impl ProjectionCheckpoints for RecordingCheckpoints {
+    async fn feed_checkpoint(&self, reader: &str) -> Result<Option<u64>, StoreError> {
+        self.inner.feed_checkpoint(reader).await
+    }
+
+    async fn save_feed_checkpoint(&self, reader: &str, position: u64) -> Result<(), StoreError> {
+        self.inner.save_feed_checkpoint(reader, position).await
+    }
+
     async fn shard_checkpoint(
         &self,
         stream: &str,
@@ -529,7 +531,7 @@ async fn a_projection_outage_mid_batch_saves_no_checkpoint_and_loses_nothing() {
         3,
     ));
     let checkpoints = Arc::new(RecordingCheckpoints {
-        inner: world.read_model.clone(),
+        inner: world.checkpoints.clone(),
         saved: Mutex::new(Vec::new()),
     });
     let poller = world.poller_over(
@@ -705,9 +707,9 @@ mod scripted {
     use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
     use aws_smithy_runtime_api::http::StatusCode;
     use ledger_application::codec;
-    use ledger_application::memory::InMemoryReadModel;
+    use ledger_application::memory::{InMemoryCheckpoints, InMemoryReadModel};
     use ledger_application::ports::{
-        Projection, ReadModelQuery, ShardCheckpoint, StreamCheckpoints, SystemClock,
+        Projection, ProjectionCheckpoints, ReadModelQuery, ShardCheckpoint, SystemClock,
     };
     use ledger_application::testkit::fixtures::{
         account, at, deposited_event, opened_event, recorded,
@@ -992,6 +994,7 @@ mod scripted {
     struct Setup {
         script: Script,
         read_model: Arc<InMemoryReadModel>,
+        checkpoints: Arc<InMemoryCheckpoints>,
     }
 
     impl Setup {
@@ -999,6 +1002,7 @@ mod scripted {
             Self {
                 script: Script::default(),
                 read_model: Arc::new(InMemoryReadModel::new()),
+                checkpoints: Arc::new(InMemoryCheckpoints::new()),
             }
         }
 
@@ -1015,7 +1019,7 @@ mod scripted {
             StreamPoller::new(
                 self.script.client(),
                 STREAM_ARN.to_owned(),
-                self.read_model.clone(),
+                self.checkpoints.clone(),
                 projector,
                 config,
             )
@@ -1030,7 +1034,7 @@ mod scripted {
         }
 
         async fn checkpoint(&self, shard_id: &str) -> Option<ShardCheckpoint> {
-            self.read_model
+            self.checkpoints
                 .shard_checkpoint(STREAM_ARN, shard_id)
                 .await
                 .expect("checkpoint")

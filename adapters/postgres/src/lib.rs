@@ -1,6 +1,7 @@
-//! The PostgreSQL read model ([`PostgresReadModel`]): the `Projection`, `ReadModelQuery`,
-//! `StreamCheckpoints` and `HealthCheck` ports on flat tables, shared by every API task and the
-//! projector of the AWS topology (design §5), with its schema embedded and applied by [`migrate`].
+//! The PostgreSQL read model ([`PostgresReadModel`]): the `Projection`, `ReadModelQuery` and
+//! `HealthCheck` ports on flat tables, shared by every API task and the projector of the AWS
+//! topology (design §5), and the projectors' positions beside it ([`PostgresCheckpoints`]), with
+//! the schema embedded and applied by [`migrate`].
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), ledger_application::ports::StoreError> {
@@ -18,9 +19,13 @@
 //! `last_sequence = sequence - 1`: PostgreSQL's row lock, not a read beforehand, decides which of two
 //! racing projectors applies an event; the other finds no matching row and is `Stale`.
 
+mod checkpoints;
 mod migrations;
 mod read_model;
 mod rows;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
+pub use checkpoints::PostgresCheckpoints;
 pub use migrations::{SCHEMA_VERSION, migrate};
 pub use read_model::{LAST_TRANSACTION_AT_OR_BEFORE, PostgresReadModel};

@@ -2,16 +2,14 @@
 //! type and exactness, microsecond instants, repeatable and concurrent migrations, the as-of
 //! look-up's plan, bounds beyond PostgreSQL's calendar, and the health check. A real server each time.
 
-mod support;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_application::ports::{
     ApplyOutcome, HealthCheck, Projection, ReadModelQuery, ReadModelUpdate,
 };
 use ledger_application::testkit::fixtures::{account, at, deposited_event, opened_event, recorded};
+use ledger_postgres::testkit::FreshDatabase;
 use ledger_postgres::{LAST_TRANSACTION_AT_OR_BEFORE, PostgresReadModel, SCHEMA_VERSION};
 use sqlx::{AssertSqlSafe, Row};
-use support::FreshDatabase;
 
 async fn apply_all(read_model: &PostgresReadModel, events: &[ledger_application::RecordedEvent]) {
     for event in events {

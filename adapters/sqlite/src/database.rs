@@ -12,6 +12,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Transaction};
 
+use crate::checkpoints::SqliteCheckpoints;
 use crate::event_store::SqliteEventStore;
 use crate::migrations;
 use crate::read_model::SqliteReadModel;
@@ -157,6 +158,11 @@ impl SqliteDatabase {
     /// A `SqliteReadModel` on this database (the same as `SqliteReadModel::new(self)`).
     pub fn read_model(&self) -> SqliteReadModel {
         SqliteReadModel::new(self)
+    }
+
+    /// The projectors' positions on this database (the same as `SqliteCheckpoints::new(self)`).
+    pub fn checkpoints(&self) -> SqliteCheckpoints {
+        SqliteCheckpoints::new(self)
     }
 
     /// The settings in force on the write connection, for `ledger verify` and for tests.

@@ -1,6 +1,6 @@
 //! Embedded SQLite adapters of the ledger's store ports: the event store and its feed
-//! ([`SqliteEventStore`]) and the read model ([`SqliteReadModel`]), all in one database file opened as a
-//! [`SqliteDatabase`].
+//! ([`SqliteEventStore`]), the read model ([`SqliteReadModel`]) and the projectors' positions
+//! ([`SqliteCheckpoints`]), all in one database file opened as a [`SqliteDatabase`].
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), ledger_application::ports::StoreError> {
@@ -21,6 +21,7 @@
 //! the busy timeout instead of deadlocking. Reads use a separate pool of read-only connections, which
 //! WAL mode lets run alongside the writer.
 
+mod checkpoints;
 pub mod constraint;
 mod database;
 mod event_store;
@@ -28,6 +29,7 @@ mod migrations;
 mod read_model;
 mod rows;
 
+pub use checkpoints::SqliteCheckpoints;
 pub use database::{SqliteDatabase, SqliteSettings};
 pub use event_store::SqliteEventStore;
 pub use migrations::SCHEMA_VERSION;

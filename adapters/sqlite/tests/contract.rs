@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use ledger_application::testkit::{EventFeedSubject, EventStoreSubject, ReadModelSubject};
+use ledger_application::testkit::{
+    CheckpointsSubject, EventFeedSubject, EventStoreSubject, ReadModelSubject,
+};
 use ledger_sqlite::SqliteDatabase;
 use tempfile::TempDir;
 
@@ -35,5 +37,14 @@ mod read_model {
     ledger_application::read_model_contract_tests!(|| async {
         let (dir, db) = fresh_database().await;
         ReadModelSubject::new(Arc::new(db.read_model()), (dir, db))
+    });
+}
+
+mod checkpoints {
+    use super::*;
+
+    ledger_application::projection_checkpoints_contract_tests!(|| async {
+        let (dir, db) = fresh_database().await;
+        CheckpointsSubject::new(Arc::new(db.checkpoints()), (dir, db))
     });
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ledger_application::ports::{
     AppendError, ApplyOutcome, EventFeed, EventStore, FeedEntry, HealthCheck, Projection,
-    ReadModelQuery, ReadModelUpdate, StoreError, SystemClock,
+    ProjectionCheckpoints, ReadModelQuery, ReadModelUpdate, StoreError, SystemClock,
 };
 use ledger_application::testkit::fixtures::{
     account, at, deposited_event, key, multi_append, opened_event, recorded, single_append,
@@ -116,7 +116,10 @@ async fn data_survives_closing_and_reopening() {
             .unwrap();
         assert_eq!(outcome, ApplyOutcome::Applied);
     }
-    db.read_model().save_checkpoint("feed", 2).await.unwrap();
+    db.checkpoints()
+        .save_feed_checkpoint("feed", 2)
+        .await
+        .unwrap();
     let feed_before = store.read_after(0, 10).await.unwrap();
     db.close().await.unwrap();
     let wal = dir.path().join("ledger.db-wal");
@@ -147,7 +150,10 @@ async fn data_survives_closing_and_reopening() {
         .unwrap();
     assert_eq!(view.balance.to_string(), "10.50");
     assert_eq!(view.last_sequence, 2);
-    assert_eq!(db.read_model().checkpoint("feed").await.unwrap(), Some(2));
+    assert_eq!(
+        db.checkpoints().feed_checkpoint("feed").await.unwrap(),
+        Some(2)
+    );
 
     // Positions go on from where they were; none is handed out twice.
     open_account(&db, "acc-2").await;
@@ -596,6 +602,7 @@ async fn a_poison_row_is_dead_lettered_while_other_accounts_keep_projecting() {
         "poison",
         Arc::new(store),
         Arc::clone(&read_model) as Arc<dyn Projection>,
+        Arc::new(db.checkpoints()),
         Arc::new(SystemClock),
         FeedProjectorConfig::default(),
         Arc::new(Notify::new()),
@@ -626,11 +633,15 @@ async fn a_poison_row_is_dead_lettered_while_other_accounts_keep_projecting() {
 
     // A restart redelivers everything after the checkpoint: still one letter each.
     assert_eq!(projector.catch_up().await.unwrap(), 0);
-    read_model.save_checkpoint("poison-again", 0).await.unwrap();
+    db.checkpoints()
+        .save_feed_checkpoint("poison-again", 0)
+        .await
+        .unwrap();
     let again = FeedProjector::new(
         "poison-again",
         Arc::new(db.event_store()),
         Arc::clone(&read_model) as Arc<dyn Projection>,
+        Arc::new(db.checkpoints()),
         Arc::new(SystemClock),
         FeedProjectorConfig::default(),
         Arc::new(Notify::new()),

@@ -10,8 +10,8 @@ use ledger_domain::{AccountId, AccountStatus, Balance};
 
 use crate::ports::{
     AccountView, ApplyOutcome, DailyBalanceView, DeadLetter, DeadLetterId, Projection,
-    ReadModelChange, ReadModelQuery, ReadModelUpdate, ShardCheckpoint, StoreError,
-    StoredDeadLetter, StreamCheckpoints, TransactionView,
+    ReadModelChange, ReadModelQuery, ReadModelUpdate, StoreError, StoredDeadLetter,
+    TransactionView,
 };
 
 #[derive(Debug, Default)]
@@ -19,8 +19,6 @@ struct Tables {
     accounts: HashMap<AccountId, AccountView>,
     transactions: HashMap<AccountId, BTreeMap<u64, TransactionView>>,
     daily_balances: HashMap<AccountId, BTreeMap<NaiveDate, DailyBalanceView>>,
-    checkpoints: HashMap<String, u64>,
-    shard_checkpoints: HashMap<(String, String), ShardCheckpoint>,
     /// In the order recorded; a letter's id is its index plus one.
     dead_letters: Vec<StoredDeadLetter>,
 }
@@ -135,17 +133,6 @@ impl Projection for InMemoryReadModel {
         account.last_sequence = update.sequence;
         account.updated_at = update.occurred_at;
         Ok(ApplyOutcome::Applied)
-    }
-
-    async fn checkpoint(&self, reader: &str) -> Result<Option<u64>, StoreError> {
-        Ok(self.lock().checkpoints.get(reader).copied())
-    }
-
-    async fn save_checkpoint(&self, reader: &str, position: u64) -> Result<(), StoreError> {
-        let mut tables = self.lock();
-        let stored = tables.checkpoints.entry(reader.to_owned()).or_insert(0);
-        *stored = (*stored).max(position);
-        Ok(())
     }
 
     async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetterId, StoreError> {
@@ -289,32 +276,5 @@ impl ReadModelQuery for InMemoryReadModel {
                     .map(|(_, day)| day.clone())
                     .collect()
             }))
-    }
-}
-
-#[async_trait]
-impl StreamCheckpoints for InMemoryReadModel {
-    async fn shard_checkpoint(
-        &self,
-        stream: &str,
-        shard_id: &str,
-    ) -> Result<Option<ShardCheckpoint>, StoreError> {
-        Ok(self
-            .lock()
-            .shard_checkpoints
-            .get(&(stream.to_owned(), shard_id.to_owned()))
-            .cloned())
-    }
-
-    async fn save_shard_checkpoint(
-        &self,
-        stream: &str,
-        shard_id: &str,
-        checkpoint: &ShardCheckpoint,
-    ) -> Result<(), StoreError> {
-        self.lock()
-            .shard_checkpoints
-            .insert((stream.to_owned(), shard_id.to_owned()), checkpoint.clone());
-        Ok(())
     }
 }

@@ -1,12 +1,14 @@
 //! The ports: what the application needs from the world, as traits. Adapters implement them; the
 //! contract suites in `testkit` say, by test, what every implementation MUST do.
 
+mod checkpoints;
 mod event_scan;
 mod event_store;
 mod read_model;
 mod snapshot;
 mod system;
 
+pub use checkpoints::{ProjectionCheckpoints, ShardCheckpoint};
 pub use event_scan::{AccountPage, EventStoreScan, ScanCursor};
 #[cfg(test)]
 pub use event_store::MockEventStore;
@@ -18,8 +20,7 @@ pub use event_store::{
 pub use read_model::MockProjection;
 pub use read_model::{
     AccountView, ApplyOutcome, DailyBalanceView, DeadLetter, DeadLetterId, Projection,
-    ReadModelChange, ReadModelQuery, ReadModelUpdate, ShardCheckpoint, StoredDeadLetter,
-    StreamCheckpoints, TransactionView,
+    ReadModelChange, ReadModelQuery, ReadModelUpdate, StoredDeadLetter, TransactionView,
 };
 #[cfg(test)]
 pub use snapshot::MockSnapshotStore;

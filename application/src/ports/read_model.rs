@@ -1,5 +1,6 @@
 //! The read-model ports: `Projection` (the projector's writes) and `ReadModelQuery` (the query side's
-//! reads), with the flat views they exchange. Views hold results, never history to add up.
+//! reads), with the flat views they exchange. Where the projector is in its source is not the read
+//! model's: see `checkpoints.rs`. Views hold results, never history to add up.
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -174,12 +175,6 @@ pub trait Projection: Send + Sync {
     /// and returns `Stale`. For `Opened`, "no account row yet" plays the part of `last_sequence == 0`.
     async fn apply(&self, update: &ReadModelUpdate) -> Result<ApplyOutcome, StoreError>;
 
-    /// The stored position of the named feed reader, if it ever saved one.
-    async fn checkpoint(&self, reader: &str) -> Result<Option<u64>, StoreError>;
-
-    /// Stores the position of the named feed reader. MUST never move it backwards.
-    async fn save_checkpoint(&self, reader: &str, position: u64) -> Result<(), StoreError>;
-
     /// Records a letter and returns its id. A letter with the same
     /// [`DeadLetter::deduplication_key`] as an open one keeps the open one (and its first reason); as
     /// a resolved one, it opens that one again with the new letter's fields, so that an event failing
@@ -207,36 +202,6 @@ pub trait Projection: Send + Sync {
         through_sequence: u64,
         at: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
-}
-
-/// How far a stream reader got in one shard of a change stream (DynamoDB Streams).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShardCheckpoint {
-    /// The sequence number of the last record projected, as the stream writes it (a decimal string
-    /// that may exceed 64 bits); `None` if the reader has only seen the shard.
-    pub sequence_number: Option<String>,
-    /// The shard is closed and every record of it was projected: its children may be read.
-    pub finished: bool,
-}
-
-/// Per-shard positions of a change-stream reader, stored next to the read model it feeds, so that
-/// a restart resumes where the projected data ends.
-#[async_trait]
-pub trait StreamCheckpoints: Send + Sync {
-    async fn shard_checkpoint(
-        &self,
-        stream: &str,
-        shard_id: &str,
-    ) -> Result<Option<ShardCheckpoint>, StoreError>;
-
-    /// Stores the position of one shard. The reader only ever saves positions it has projected up to,
-    /// in stream order; the store keeps what it is given.
-    async fn save_shard_checkpoint(
-        &self,
-        stream: &str,
-        shard_id: &str,
-        checkpoint: &ShardCheckpoint,
-    ) -> Result<(), StoreError>;
 }
 
 /// An account as the read model shows it.

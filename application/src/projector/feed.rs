@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use super::{ProjectionProgress, ProjectionRetry, Projector};
-use crate::ports::{Clock, EventFeed, FeedEntry, Projection, StoreError};
+use crate::ports::{Clock, EventFeed, FeedEntry, Projection, ProjectionCheckpoints, StoreError};
 
 /// Bounds of the feed-following loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,7 @@ struct Cursor {
 pub struct FeedProjector {
     name: String,
     feed: Arc<dyn EventFeed>,
-    projection: Arc<dyn Projection>,
+    checkpoints: Arc<dyn ProjectionCheckpoints>,
     projector: Projector,
     config: FeedProjectorConfig,
     wake: Arc<Notify>,
@@ -67,12 +67,14 @@ impl std::fmt::Debug for FeedProjector {
 }
 
 impl FeedProjector {
+    /// Projects `feed` into `projection`, keeping its position under `name` in `checkpoints`.
     /// `wake` is notified by whoever appends (see `SignallingEventStore`), so new events are projected
     /// at once instead of at the next idle poll.
     pub fn new(
         name: impl Into<String>,
         feed: Arc<dyn EventFeed>,
         projection: Arc<dyn Projection>,
+        checkpoints: Arc<dyn ProjectionCheckpoints>,
         clock: Arc<dyn Clock>,
         config: FeedProjectorConfig,
         wake: Arc<Notify>,
@@ -80,8 +82,8 @@ impl FeedProjector {
         Self {
             name: name.into(),
             feed,
-            projector: Projector::new(Arc::clone(&projection), clock, config.retry),
-            projection,
+            checkpoints,
+            projector: Projector::new(projection, clock, config.retry),
             config,
             wake,
         }
@@ -188,7 +190,11 @@ impl FeedProjector {
     }
 
     async fn load_cursor(&self) -> Result<Cursor, StoreError> {
-        let stored = self.projection.checkpoint(&self.name).await?.unwrap_or(0);
+        let stored = self
+            .checkpoints
+            .feed_checkpoint(&self.name)
+            .await?
+            .unwrap_or(0);
         Ok(Cursor {
             position: stored,
             saved: stored,
@@ -232,8 +238,8 @@ impl FeedProjector {
     /// Stores the cursor's position as the checkpoint, if it moved since the last save.
     async fn save(&self, cursor: &mut Cursor) -> Result<(), StoreError> {
         if cursor.position > cursor.saved {
-            self.projection
-                .save_checkpoint(&self.name, cursor.position)
+            self.checkpoints
+                .save_feed_checkpoint(&self.name, cursor.position)
                 .await?;
             cursor.saved = cursor.position;
         }

@@ -12,6 +12,7 @@
 //!
 //! Each case becomes its own `#[tokio::test]`, so a failure names the broken promise.
 
+pub mod checkpoints;
 pub mod event_feed;
 pub mod event_store;
 pub mod fixtures;
@@ -22,7 +23,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::ports::{
-    EventFeed, EventStore, Projection, ReadModelQuery, SnapshotStore, StreamCheckpoints,
+    EventFeed, EventStore, Projection, ProjectionCheckpoints, ReadModelQuery, SnapshotStore,
 };
 
 /// A fresh, empty event store, with whatever must outlive it (a temp dir, a table).
@@ -77,22 +78,41 @@ impl std::fmt::Debug for EventFeedSubject {
 pub struct ReadModelSubject {
     pub projection: Arc<dyn Projection>,
     pub query: Arc<dyn ReadModelQuery>,
-    pub checkpoints: Arc<dyn StreamCheckpoints>,
     _guard: Box<dyn Any + Send>,
 }
 
 impl ReadModelSubject {
-    /// One read model behind all three ports, with whatever must outlive it.
+    /// One read model behind both ports, with whatever must outlive it.
     pub fn new<R>(read_model: Arc<R>, guard: impl Any + Send) -> Self
     where
-        R: Projection + ReadModelQuery + StreamCheckpoints + 'static,
+        R: Projection + ReadModelQuery + 'static,
     {
         Self {
             projection: read_model.clone(),
-            query: read_model.clone(),
-            checkpoints: read_model,
+            query: read_model,
             _guard: Box::new(guard),
         }
+    }
+}
+
+/// A fresh, empty store of the projectors' positions.
+pub struct CheckpointsSubject {
+    pub checkpoints: Arc<dyn ProjectionCheckpoints>,
+    _guard: Box<dyn Any + Send>,
+}
+
+impl CheckpointsSubject {
+    pub fn new(checkpoints: Arc<dyn ProjectionCheckpoints>, guard: impl Any + Send) -> Self {
+        Self {
+            checkpoints,
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl std::fmt::Debug for CheckpointsSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointsSubject").finish_non_exhaustive()
     }
 }
 
@@ -188,12 +208,28 @@ macro_rules! read_model_contract_tests {
                 transactions_page_by_sequence,
                 balance_lookup_is_inclusive_of_its_instant,
                 daily_balances_filter_by_inclusive_date_range,
-                checkpoints_start_empty_and_never_move_backwards,
                 dead_letters_are_kept_once_per_event,
                 dead_letters_list_in_recorded_order_and_dedupe_unknown_events_by_raw_form,
                 resolving_dead_letters_unblocks_the_account,
                 racing_applies_of_one_update_apply_it_once,
                 a_movement_before_the_opening_is_corrupt_and_writes_nothing,
+            ]
+        );
+    };
+}
+
+/// Generates one `#[tokio::test]` per projection-checkpoints contract case. The argument is an
+/// expression that, called with no arguments, returns a future of a fresh [`CheckpointsSubject`].
+#[macro_export]
+macro_rules! projection_checkpoints_contract_tests {
+    ($new_subject:expr) => {
+        $crate::__contract_cases!(
+            $new_subject,
+            checkpoints,
+            [
+                feed_checkpoints_start_empty_and_never_move_backwards,
+                racing_feed_checkpoint_saves_keep_the_highest,
+                feed_and_shard_checkpoints_are_apart,
                 shard_checkpoints_are_kept_per_stream_and_shard,
             ]
         );

@@ -326,18 +326,6 @@ pub async fn daily_balances_filter_by_inclusive_date_range(subject: ReadModelSub
     assert!(dates(date(4), date(9), 10).await.is_empty());
 }
 
-pub async fn checkpoints_start_empty_and_never_move_backwards(subject: ReadModelSubject) {
-    let projection = &subject.projection;
-    assert_eq!(projection.checkpoint("feed").await.expect("read"), None);
-    projection.save_checkpoint("feed", 7).await.expect("save");
-    assert_eq!(projection.checkpoint("feed").await.expect("read"), Some(7));
-    projection.save_checkpoint("feed", 3).await.expect("save");
-    assert_eq!(projection.checkpoint("feed").await.expect("read"), Some(7));
-    projection.save_checkpoint("feed", 9).await.expect("save");
-    assert_eq!(projection.checkpoint("feed").await.expect("read"), Some(9));
-    assert_eq!(projection.checkpoint("other").await.expect("read"), None);
-}
-
 fn letter(account_id: &str, sequence: u64, reason: &str) -> DeadLetter {
     DeadLetter {
         account_id: Some(account(account_id)),
@@ -593,75 +581,4 @@ pub async fn a_movement_before_the_opening_is_corrupt_and_writes_nothing(
         .await
         .expect("read");
     assert!(days.is_empty());
-}
-
-pub async fn shard_checkpoints_are_kept_per_stream_and_shard(subject: ReadModelSubject) {
-    let checkpoints = &subject.checkpoints;
-    assert_eq!(
-        checkpoints
-            .shard_checkpoint("stream-a", "shard-1")
-            .await
-            .expect("read"),
-        None
-    );
-    // Stream sequence numbers are decimal strings longer than any 64-bit integer.
-    let far = crate::ports::ShardCheckpoint {
-        sequence_number: Some("4900000000000000000000000000000000000001".to_owned()),
-        finished: false,
-    };
-    checkpoints
-        .save_shard_checkpoint("stream-a", "shard-1", &far)
-        .await
-        .expect("save");
-    assert_eq!(
-        checkpoints
-            .shard_checkpoint("stream-a", "shard-1")
-            .await
-            .expect("read"),
-        Some(far.clone())
-    );
-    let done = crate::ports::ShardCheckpoint {
-        sequence_number: Some("4900000000000000000000000000000000000002".to_owned()),
-        finished: true,
-    };
-    checkpoints
-        .save_shard_checkpoint("stream-a", "shard-1", &done)
-        .await
-        .expect("save");
-    assert_eq!(
-        checkpoints
-            .shard_checkpoint("stream-a", "shard-1")
-            .await
-            .expect("read"),
-        Some(done)
-    );
-    assert_eq!(
-        checkpoints
-            .shard_checkpoint("stream-a", "shard-2")
-            .await
-            .expect("read"),
-        None
-    );
-    assert_eq!(
-        checkpoints
-            .shard_checkpoint("stream-b", "shard-1")
-            .await
-            .expect("read"),
-        None
-    );
-    let seen = crate::ports::ShardCheckpoint {
-        sequence_number: None,
-        finished: false,
-    };
-    checkpoints
-        .save_shard_checkpoint("stream-b", "shard-1", &seen)
-        .await
-        .expect("save");
-    assert_eq!(
-        checkpoints
-            .shard_checkpoint("stream-b", "shard-1")
-            .await
-            .expect("read"),
-        Some(seen)
-    );
 }

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ledger_application::ports::{
-    EventFeed, EventStore, FeedEvent, Projection, ReadModelChange, ReadModelQuery, ReadModelUpdate,
-    TransactionView,
+    EventFeed, EventStore, FeedEvent, Projection, ProjectionCheckpoints, ReadModelChange,
+    ReadModelQuery, ReadModelUpdate, TransactionView,
 };
 use ledger_application::{
     CommandOutcome, CommandRequest, EventId, IdempotencyKey, PostedEvent, RecordedEvent,
@@ -606,10 +606,10 @@ async fn check_projector(world: &World, event_count: usize, violations: &mut Vec
         ));
     }
     let checkpoint = world
-        .read_model
-        .checkpoint(PROJECTOR_NAME)
+        .checkpoints
+        .feed_checkpoint(PROJECTOR_NAME)
         .await
-        .expect("the in-memory read model never fails");
+        .expect("the in-memory checkpoints never fail");
     if event_count > 0 && checkpoint != Some(event_count as u64) {
         violations.push(Violation::new(
             "projector",

@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ledger_application::ports::{
     AppendError, ApplyOutcome, AtomicAppend, DeadLetter, DeadLetterId, EventFeed, EventStore,
-    FeedEvent, Projection, ReadModelUpdate, Snapshot, SnapshotStore, StoreError, StoredDeadLetter,
+    FeedEvent, Projection, ProjectionCheckpoints, ReadModelUpdate, ShardCheckpoint, Snapshot,
+    SnapshotStore, StoreError, StoredDeadLetter,
 };
 use ledger_application::{IdempotencyKey, IdempotencyRecord, RecordedEvent};
 use ledger_domain::AccountId;
@@ -160,6 +161,20 @@ impl<P: ?Sized> std::fmt::Debug for Faulty<P> {
 impl<P: ?Sized> Faulty<P> {
     pub fn new(inner: Arc<P>, faults: Arc<Faults>) -> Self {
         Self { inner, faults }
+    }
+
+    /// A read-model-side call (the projection, or the checkpoints beside it) failing before it
+    /// writes.
+    async fn before(&self, fault: &'static str) -> Result<(), StoreError> {
+        self.may_fail(fault, self.faults.plan.projection_failure_before_write)
+            .await
+    }
+
+    /// A read-model-side call failing after it wrote: a projector killed here has applied an
+    /// event but not stored its checkpoint, or stored a checkpoint it never heard back about.
+    async fn after(&self, fault: &'static str) -> Result<(), StoreError> {
+        self.may_fail(fault, self.faults.plan.projection_failure_after_write)
+            .await
     }
 
     /// A call that may be slow and may fail as unavailable (`fault`, at `per_mille`) before it
@@ -314,19 +329,6 @@ impl EventFeed for FaultyFeed {
 /// The read model as the projector sees it.
 pub type FaultyProjection = Faulty<dyn Projection>;
 
-impl FaultyProjection {
-    async fn before(&self, fault: &'static str) -> Result<(), StoreError> {
-        self.may_fail(fault, self.faults.plan.projection_failure_before_write)
-            .await
-    }
-
-    async fn after(&self, fault: &'static str) -> Result<(), StoreError> {
-        // A projector killed here has written but not stored its checkpoint.
-        self.may_fail(fault, self.faults.plan.projection_failure_after_write)
-            .await
-    }
-}
-
 #[async_trait]
 impl Projection for FaultyProjection {
     async fn last_sequence(&self, account_id: &AccountId) -> Result<u64, StoreError> {
@@ -339,17 +341,6 @@ impl Projection for FaultyProjection {
         let outcome = self.inner.apply(update).await?;
         self.after("projection_apply_failure_after_write").await?;
         Ok(outcome)
-    }
-
-    async fn checkpoint(&self, reader: &str) -> Result<Option<u64>, StoreError> {
-        self.before("checkpoint_read_failure").await?;
-        self.inner.checkpoint(reader).await
-    }
-
-    async fn save_checkpoint(&self, reader: &str, position: u64) -> Result<(), StoreError> {
-        self.before("checkpoint_save_failure_before_write").await?;
-        self.inner.save_checkpoint(reader, position).await?;
-        self.after("checkpoint_save_failure_after_write").await
     }
 
     async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetterId, StoreError> {
@@ -399,5 +390,43 @@ impl SnapshotStore for FaultySnapshots {
         self.may_fail("snapshot_save_failure", self.faults.plan.snapshot_failure)
             .await?;
         self.inner.save(snapshot).await
+    }
+}
+
+/// The projector's positions as the projector sees them: failing as the read model they live beside
+/// does (one plan of faults for both), so a save can fail before or after it is written.
+pub type FaultyCheckpoints = Faulty<dyn ProjectionCheckpoints>;
+
+#[async_trait]
+impl ProjectionCheckpoints for FaultyCheckpoints {
+    async fn feed_checkpoint(&self, reader: &str) -> Result<Option<u64>, StoreError> {
+        self.before("checkpoint_read_failure").await?;
+        self.inner.feed_checkpoint(reader).await
+    }
+
+    async fn save_feed_checkpoint(&self, reader: &str, position: u64) -> Result<(), StoreError> {
+        self.before("checkpoint_save_failure_before_write").await?;
+        self.inner.save_feed_checkpoint(reader, position).await?;
+        self.after("checkpoint_save_failure_after_write").await
+    }
+
+    // The simulation follows a feed, not a change stream: shard positions pass through untouched.
+    async fn shard_checkpoint(
+        &self,
+        stream: &str,
+        shard_id: &str,
+    ) -> Result<Option<ShardCheckpoint>, StoreError> {
+        self.inner.shard_checkpoint(stream, shard_id).await
+    }
+
+    async fn save_shard_checkpoint(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        checkpoint: &ShardCheckpoint,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .save_shard_checkpoint(stream, shard_id, checkpoint)
+            .await
     }
 }

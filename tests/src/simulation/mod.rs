@@ -20,7 +20,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ledger_application::ports::Projection;
+use ledger_application::ports::{Projection, ProjectionCheckpoints};
 
 use self::checks::Violation;
 use self::faults::FaultPlan;
@@ -402,10 +402,10 @@ async fn settle(world: &World) -> Result<(), String> {
 async fn caught_up(world: &World) -> bool {
     let events = checks::all_events(world).await;
     let checkpoint = world
-        .read_model
-        .checkpoint(world::PROJECTOR_NAME)
+        .checkpoints
+        .feed_checkpoint(world::PROJECTOR_NAME)
         .await
-        .expect("the in-memory read model never fails");
+        .expect("the in-memory checkpoints never fail");
     if !events.is_empty() && checkpoint != Some(events.len() as u64) {
         return false;
     }

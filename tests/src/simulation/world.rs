@@ -7,10 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ledger_application::memory::{InMemoryEventStore, InMemoryReadModel, InMemorySnapshotStore};
+use ledger_application::memory::{
+    InMemoryCheckpoints, InMemoryEventStore, InMemoryReadModel, InMemorySnapshotStore,
+};
 use ledger_application::ports::{
-    AccountView, Clock, EventFeed, EventStore, IdSource, Projection, ReadModelQuery, SnapshotStore,
-    StoreError, TransactionView,
+    AccountView, Clock, EventFeed, EventStore, IdSource, Projection, ProjectionCheckpoints,
+    ReadModelQuery, SnapshotStore, StoreError, TransactionView,
 };
 use ledger_application::{
     CommandContext, CommandError, CommandOutcome, CommandRequest, CommandService, FeedProjector,
@@ -22,7 +24,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, watch};
 
 use super::SimConfig;
-use super::faults::{Faults, FaultyEventStore, FaultyFeed, FaultyProjection, FaultySnapshots};
+use super::faults::{
+    Faults, FaultyCheckpoints, FaultyEventStore, FaultyFeed, FaultyProjection, FaultySnapshots,
+};
 use super::rng::SimRng;
 use super::system::{SeededIds, VirtualClock};
 
@@ -219,10 +223,13 @@ pub struct World {
     /// The store itself, without faults: what the checks read.
     pub raw_store: Arc<InMemoryEventStore>,
     pub read_model: Arc<InMemoryReadModel>,
+    /// The projector's positions, without faults: what the checks read.
+    pub checkpoints: Arc<InMemoryCheckpoints>,
     pub queries: QueryService,
     parts: ProcessParts,
     feed: Arc<dyn EventFeed>,
     projection: Arc<dyn Projection>,
+    faulty_checkpoints: Arc<dyn ProjectionCheckpoints>,
     processes: [Mutex<Arc<Process>>; 2],
     projector: Mutex<Option<tokio::task::JoinHandle<()>>>,
     projector_stop: watch::Sender<bool>,
@@ -276,6 +283,11 @@ impl World {
             Arc::clone(&read_model) as Arc<dyn Projection>,
             Arc::clone(&faults),
         ));
+        let checkpoints = Arc::new(InMemoryCheckpoints::new());
+        let faulty_checkpoints: Arc<dyn ProjectionCheckpoints> = Arc::new(FaultyCheckpoints::new(
+            Arc::clone(&checkpoints) as Arc<dyn ProjectionCheckpoints>,
+            Arc::clone(&faults),
+        ));
         let queries = QueryService::new(
             Arc::clone(&read_model) as Arc<dyn ReadModelQuery>,
             FreshnessWait {
@@ -308,10 +320,12 @@ impl World {
             faults,
             raw_store,
             read_model,
+            checkpoints,
             queries,
             parts,
             feed,
             projection,
+            faulty_checkpoints,
             processes,
             projector: Mutex::new(None),
             projector_stop,
@@ -404,6 +418,7 @@ impl World {
             PROJECTOR_NAME,
             Arc::clone(&self.feed),
             Arc::clone(&self.projection),
+            Arc::clone(&self.faulty_checkpoints),
             Arc::clone(&self.parts.clocks[0]),
             FeedProjectorConfig {
                 batch_size: 8,

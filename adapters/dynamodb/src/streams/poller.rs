@@ -15,7 +15,9 @@ use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::error::DisplayErrorContext;
 use aws_sdk_dynamodbstreams::operation::get_shard_iterator::GetShardIteratorError;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType, StreamViewType};
-use ledger_application::ports::{ShardCheckpoint, StoreError, StreamCheckpoints, UndecodableEvent};
+use ledger_application::ports::{
+    ProjectionCheckpoints, ShardCheckpoint, StoreError, UndecodableEvent,
+};
 use ledger_application::{Projected, ProjectionProgress, Projector};
 use tokio::sync::{Mutex, watch};
 
@@ -148,7 +150,7 @@ struct RoundState {
 pub struct StreamPoller {
     client: Client,
     stream_arn: String,
-    checkpoints: Arc<dyn StreamCheckpoints>,
+    checkpoints: Arc<dyn ProjectionCheckpoints>,
     projector: Projector,
     config: StreamPollerConfig,
     /// Rounds never overlap: two concurrent readers of one shard could save checkpoints out of order.
@@ -228,7 +230,7 @@ impl StreamPoller {
     pub fn new(
         client: Client,
         stream_arn: String,
-        checkpoints: Arc<dyn StreamCheckpoints>,
+        checkpoints: Arc<dyn ProjectionCheckpoints>,
         projector: Projector,
         config: StreamPollerConfig,
     ) -> Self {

@@ -15,7 +15,7 @@ use actix_web::test::{self, TestRequest};
 use actix_web::web::Bytes;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use ledger_application::memory::{InMemoryEventStore, InMemoryReadModel};
+use ledger_application::memory::{InMemoryCheckpoints, InMemoryEventStore, InMemoryReadModel};
 use ledger_application::ports::{
     AccountView, AppendError, AtomicAppend, DailyBalanceView, EventFeed, EventStore, HealthCheck,
     ReadModelQuery, StoreError, SystemClock, TransactionView, UuidV7Ids,
@@ -64,6 +64,7 @@ impl Ledger {
             "http-tests",
             Arc::clone(&store) as Arc<dyn EventFeed>,
             Arc::clone(&read_model) as _,
+            Arc::new(InMemoryCheckpoints::new()),
             Arc::new(SystemClock),
             FeedProjectorConfig::default(),
             Arc::new(Notify::new()),

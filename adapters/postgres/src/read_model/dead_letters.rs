@@ -2,14 +2,14 @@
 //! application's deduplication key), listed while open, resolved when their events are applied.
 
 use chrono::{DateTime, Utc};
-use ledger_application::EventId;
 use ledger_application::ports::{DeadLetter, DeadLetterId, StoreError, StoredDeadLetter};
+use ledger_application::read_model_rows::{DeadLetterRow, stored_dead_letter};
 use ledger_domain::AccountId;
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::PgPool;
 
-use crate::rows::{bound, column, limit, parsed_opt, storable, unsigned, unsigned_opt};
+use crate::rows::{Columns, bound, limit, unsigned};
 
-/// The columns `stored_letter` reads. A macro, so that `concat!` builds each query as one literal.
+/// The columns `stored_dead_letter` reads. A macro, so that `concat!` builds each query as one literal.
 macro_rules! letter_columns {
     () => {
         "letter_id, account_id, sequence, event_id, event_type, raw, reason, waiting_behind, \
@@ -22,15 +22,7 @@ macro_rules! letter_columns {
 /// id when it inserted or reopened; when it kept an open letter, that letter's id is read after it,
 /// in the same transaction (READ COMMITTED: the read sees the row the conflict was with).
 pub(super) async fn record(pool: &PgPool, letter: &DeadLetter) -> Result<DeadLetterId, StoreError> {
-    let key = letter.deduplication_key();
-    let sequence = letter
-        .sequence
-        .map(|sequence| storable(sequence, "sequence"))
-        .transpose()?;
-    let waiting_behind = letter
-        .waiting_behind
-        .map(|id| storable(id.get(), "dead letter id"))
-        .transpose()?;
+    let row = DeadLetterRow::of(letter)?;
     let mut transaction = pool.begin().await.map_err(StoreError::unavailable)?;
     let written = sqlx::query(
         "INSERT INTO dead_letters (deduplication_key, account_id, sequence, event_id, \
@@ -43,22 +35,22 @@ pub(super) async fn record(pool: &PgPool, letter: &DeadLetter) -> Result<DeadLet
          resolved_at = NULL WHERE dead_letters.resolved_at IS NOT NULL \
          RETURNING letter_id",
     )
-    .bind(&key)
-    .bind(letter.account_id.as_ref().map(AccountId::as_str))
-    .bind(sequence)
-    .bind(letter.event_id.map(|id| id.to_string()))
-    .bind(letter.event_type.as_deref())
-    .bind(&letter.raw)
-    .bind(&letter.reason)
-    .bind(waiting_behind)
-    .bind(letter.recorded_at)
+    .bind(&row.deduplication_key)
+    .bind(row.account_id)
+    .bind(row.sequence)
+    .bind(&row.event_id)
+    .bind(row.event_type)
+    .bind(row.raw)
+    .bind(row.reason)
+    .bind(row.waiting_behind)
+    .bind(row.recorded_at)
     .fetch_optional(&mut *transaction)
     .await
     .map_err(StoreError::unavailable)?;
-    let row = match written {
-        Some(row) => row,
+    let kept = match written {
+        Some(kept) => kept,
         None => sqlx::query("SELECT letter_id FROM dead_letters WHERE deduplication_key = $1")
-            .bind(&key)
+            .bind(&row.deduplication_key)
             .fetch_one(&mut *transaction)
             .await
             .map_err(StoreError::unavailable)?,
@@ -67,7 +59,7 @@ pub(super) async fn record(pool: &PgPool, letter: &DeadLetter) -> Result<DeadLet
         .commit()
         .await
         .map_err(StoreError::unavailable)?;
-    unsigned(&row, "letter_id").map(DeadLetterId::new)
+    unsigned(&kept, "letter_id").map(DeadLetterId::new)
 }
 
 pub(super) async fn open(
@@ -83,7 +75,9 @@ pub(super) async fn open(
     .fetch_all(pool)
     .await
     .map_err(StoreError::unavailable)?;
-    rows.iter().map(stored_letter).collect()
+    rows.iter()
+        .map(|row| stored_dead_letter(&Columns(row)))
+        .collect()
 }
 
 pub(super) async fn by_id(
@@ -99,7 +93,8 @@ pub(super) async fn by_id(
     .fetch_optional(pool)
     .await
     .map_err(StoreError::unavailable)?;
-    row.as_ref().map(stored_letter).transpose()
+    row.map(|row| stored_dead_letter(&Columns(&row)))
+        .transpose()
 }
 
 pub(super) async fn blocking(
@@ -116,7 +111,8 @@ pub(super) async fn blocking(
     .fetch_optional(pool)
     .await
     .map_err(StoreError::unavailable)?;
-    row.as_ref().map(stored_letter).transpose()
+    row.map(|row| stored_dead_letter(&Columns(&row)))
+        .transpose()
 }
 
 pub(super) async fn resolve(
@@ -136,23 +132,4 @@ pub(super) async fn resolve(
     .await
     .map_err(StoreError::unavailable)?;
     Ok(done.rows_affected())
-}
-
-fn stored_letter(row: &PgRow) -> Result<StoredDeadLetter, StoreError> {
-    Ok(StoredDeadLetter {
-        id: DeadLetterId::new(unsigned(row, "letter_id")?),
-        letter: DeadLetter {
-            account_id: parsed_opt(row, "account_id", AccountId::parse)?,
-            sequence: unsigned_opt(row, "sequence")?,
-            event_id: parsed_opt(row, "event_id", |text| {
-                EventId::parse(text).ok_or("not a UUID")
-            })?,
-            event_type: column(row, "event_type")?,
-            raw: column(row, "raw")?,
-            reason: column(row, "reason")?,
-            waiting_behind: unsigned_opt(row, "waiting_behind")?.map(DeadLetterId::new),
-            recorded_at: column(row, "recorded_at")?,
-        },
-        resolved_at: column(row, "resolved_at")?,
-    })
 }

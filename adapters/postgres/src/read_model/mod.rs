@@ -1,5 +1,5 @@
-//! `PostgresReadModel`: the `Projection` port (this file), `ReadModelQuery` (`query.rs`), dead letters
-//! (`dead_letters.rs`) and `StreamCheckpoints` (`stream_checkpoints.rs`) on PostgreSQL.
+//! `PostgresReadModel`: the `Projection` port (this file), `ReadModelQuery` (`query.rs`) and dead
+//! letters (`dead_letters.rs`) on PostgreSQL.
 //!
 //! Each apply is one transaction whose account update is conditional on `last_sequence = sequence - 1`.
 //! Under READ COMMITTED a second projector's UPDATE of the same row waits for the first to commit,
@@ -13,7 +13,6 @@
 
 mod dead_letters;
 mod query;
-mod stream_checkpoints;
 
 pub use query::LAST_TRANSACTION_AT_OR_BEFORE;
 
@@ -23,9 +22,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ledger_application::ports::{
     ApplyOutcome, DeadLetter, DeadLetterId, HealthCheck, Projection, ReadModelChange,
-    ReadModelUpdate, StoreError, StoredDeadLetter, TransactionView,
+    ReadModelUpdate, StoreError, StoredDeadLetter,
 };
-use ledger_domain::{AccountId, AccountStatus, Balance, Description, FreezeReason, TransferId};
+use ledger_application::read_model_rows::{
+    MovementRow, OpeningRow, movement_row_exists, no_account_row, opening_out_of_place,
+};
+use ledger_domain::{AccountId, FreezeReason};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use crate::rows::{storable, unsigned};
@@ -71,6 +73,11 @@ impl PostgresReadModel {
         &self.pool
     }
 
+    /// The projectors' positions, in this read model's database (and pool) but not part of it.
+    pub fn checkpoints(&self) -> crate::PostgresCheckpoints {
+        crate::PostgresCheckpoints::from_pool(self.pool.clone())
+    }
+
     /// Applies the embedded migrations the database lacks (see [`crate::migrate`]).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         crate::migrate(&self.pool).await
@@ -94,8 +101,7 @@ impl Projection for PostgresReadModel {
     }
 
     async fn apply(&self, update: &ReadModelUpdate) -> Result<ApplyOutcome, StoreError> {
-        // An opening is always the first event; at any other sequence it cannot be the next one.
-        if matches!(update.change, ReadModelChange::Opened { .. }) && update.sequence != 1 {
+        if opening_out_of_place(update) {
             return Ok(ApplyOutcome::Stale);
         }
         let mut transaction = self.pool.begin().await.map_err(StoreError::unavailable)?;
@@ -115,33 +121,6 @@ impl Projection for PostgresReadModel {
                 other
             }
         }
-    }
-
-    async fn checkpoint(&self, reader: &str) -> Result<Option<u64>, StoreError> {
-        let row = sqlx::query("SELECT position FROM projection_checkpoints WHERE reader = $1")
-            .bind(reader)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::unavailable)?;
-        row.map(|row| unsigned(&row, "position")).transpose()
-    }
-
-    async fn save_checkpoint(&self, reader: &str, position: u64) -> Result<(), StoreError> {
-        // GREATEST in the statement itself: two savers racing cannot move the checkpoint backwards.
-        // `updated_at` is when the reader last reported, moved or not: it shows the reader is alive.
-        sqlx::query(
-            "INSERT INTO projection_checkpoints (reader, position, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (reader) DO UPDATE SET \
-             position = GREATEST(projection_checkpoints.position, excluded.position), \
-             updated_at = excluded.updated_at",
-        )
-        .bind(reader)
-        .bind(storable(position, "checkpoint position")?)
-        .bind(Utc::now())
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::unavailable)?;
-        Ok(())
     }
 
     async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetterId, StoreError> {
@@ -188,30 +167,8 @@ async fn apply_in(
                 currency,
                 overdraft_limit,
             } => {
-                let inserted = sqlx::query(
-                    "INSERT INTO accounts (account_id, owner, kind, currency, status, balance, \
-                 overdraft_limit, frozen_reason, last_sequence, opened_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6::numeric, $7::numeric, NULL, $8, $9, $9) \
-                 ON CONFLICT (account_id) DO NOTHING",
-                )
-                .bind(account_id)
-                .bind(owner.as_str())
-                .bind(kind.as_str())
-                .bind(currency.code())
-                .bind(AccountStatus::Open.as_str())
-                .bind(Balance::zero(*currency).to_string())
-                .bind(overdraft_limit.to_string())
-                .bind(sequence)
-                .bind(update.occurred_at)
-                .execute(&mut *conn)
-                .await
-                .map_err(StoreError::unavailable)?;
-                // No row inserted: the account is already there, so this opening is not the next event.
-                return Ok(if inserted.rows_affected() == 1 {
-                    ApplyOutcome::Applied
-                } else {
-                    ApplyOutcome::Stale
-                });
+                let opening = OpeningRow::new(owner, *kind, currency, overdraft_limit);
+                return insert_opening(conn, update, &opening).await;
             }
             ReadModelChange::Moved(movement) => sqlx::query(
                 "UPDATE accounts SET balance = $1::numeric, last_sequence = $2, updated_at = $3 \
@@ -246,9 +203,41 @@ async fn apply_in(
         return not_next(conn, update).await;
     }
     if let ReadModelChange::Moved(movement) = &update.change {
-        insert_movement(conn, &update.account_id, movement).await?;
+        insert_movement(conn, &MovementRow::of(&update.account_id, movement)?).await?;
     }
     Ok(ApplyOutcome::Applied)
+}
+
+/// The account row of an opening: inserted unless the account is there already.
+async fn insert_opening(
+    conn: &mut PgConnection,
+    update: &ReadModelUpdate,
+    opening: &OpeningRow<'_>,
+) -> Result<ApplyOutcome, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO accounts (account_id, owner, kind, currency, status, balance, \
+         overdraft_limit, frozen_reason, last_sequence, opened_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6::numeric, $7::numeric, NULL, $8, $9, $9) \
+         ON CONFLICT (account_id) DO NOTHING",
+    )
+    .bind(update.account_id.as_str())
+    .bind(opening.owner)
+    .bind(opening.kind)
+    .bind(opening.currency)
+    .bind(opening.status)
+    .bind(&opening.balance)
+    .bind(&opening.overdraft_limit)
+    .bind(storable(update.sequence, "sequence")?)
+    .bind(update.occurred_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::unavailable)?;
+    // No row inserted: the account is already there, so this opening is not the next event.
+    Ok(if inserted.rows_affected() == 1 {
+        ApplyOutcome::Applied
+    } else {
+        ApplyOutcome::Stale
+    })
 }
 
 /// Why a conditional update matched no row. Usually another projector got there first (`Stale`). But
@@ -264,10 +253,7 @@ async fn not_next(
         .map_err(StoreError::unavailable)?
         .is_some();
     if !exists && update.sequence == 1 {
-        return Err(StoreError::corrupt(format!(
-            "account {}: event 1 is not an opening, so there is no account row to update",
-            update.account_id
-        )));
+        return Err(no_account_row(update));
     }
     Ok(ApplyOutcome::Stale)
 }
@@ -275,29 +261,22 @@ async fn not_next(
 /// The transaction row and the day's closing balance of a money movement.
 async fn insert_movement(
     conn: &mut PgConnection,
-    account_id: &AccountId,
-    movement: &TransactionView,
+    movement: &MovementRow<'_>,
 ) -> Result<(), StoreError> {
-    let sequence = storable(movement.sequence, "sequence")?;
     sqlx::query(
         "INSERT INTO account_transactions (account_id, sequence, event_id, entry_type, amount, \
          balance_after, transfer_id, counterparty_account_id, description, occurred_at) \
          VALUES ($1, $2, $3, $4, $5::numeric, $6::numeric, $7, $8, $9, $10)",
     )
-    .bind(account_id.as_str())
-    .bind(sequence)
-    .bind(movement.event_id.to_string())
-    .bind(movement.entry_type.as_str())
-    .bind(movement.amount.to_string())
-    .bind(movement.balance_after.to_string())
-    .bind(movement.transfer_id.as_ref().map(TransferId::as_str))
-    .bind(
-        movement
-            .counterparty_account_id
-            .as_ref()
-            .map(AccountId::as_str),
-    )
-    .bind(movement.description.as_ref().map(Description::as_str))
+    .bind(movement.account_id)
+    .bind(movement.sequence)
+    .bind(&movement.event_id)
+    .bind(movement.entry_type)
+    .bind(&movement.amount)
+    .bind(&movement.balance_after)
+    .bind(movement.transfer_id)
+    .bind(movement.counterparty_account_id)
+    .bind(movement.description)
     .bind(movement.occurred_at)
     .execute(&mut *conn)
     .await
@@ -306,26 +285,21 @@ async fn insert_movement(
             .as_database_error()
             .is_some_and(sqlx::error::DatabaseError::is_unique_violation)
         {
-            // The account was at `sequence - 1`, yet a movement at `sequence` is already listed.
-            StoreError::corrupt(format!(
-                "account {account_id}: a transaction row at sequence {sequence} already exists \
-                 beyond the account's last_sequence"
-            ))
+            movement_row_exists(movement.account_id, movement.sequence)
         } else {
             StoreError::unavailable(error)
         }
     })?;
 
-    // Movements apply in sequence order, so the latest one of a day is its closing balance.
     sqlx::query(
         "INSERT INTO daily_balances (account_id, day, closing_balance, last_sequence) \
          VALUES ($1, $2, $3::numeric, $4) ON CONFLICT (account_id, day) DO UPDATE SET \
          closing_balance = excluded.closing_balance, last_sequence = excluded.last_sequence",
     )
-    .bind(account_id.as_str())
-    .bind(movement.occurred_at.date_naive())
-    .bind(movement.balance_after.to_string())
-    .bind(sequence)
+    .bind(movement.account_id)
+    .bind(movement.day)
+    .bind(&movement.balance_after)
+    .bind(movement.sequence)
     .execute(&mut *conn)
     .await
     .map_err(StoreError::unavailable)?;

@@ -40,7 +40,7 @@ pub(super) fn bound(date: NaiveDate) -> String {
 }
 
 /// A stored day column back into a date.
-pub(super) fn parse(text: &str) -> Result<NaiveDate, chrono::ParseError> {
+pub(crate) fn parse(text: &str) -> Result<NaiveDate, chrono::ParseError> {
     NaiveDate::parse_from_str(text, DAY_FORMAT)
 }
 

@@ -2,16 +2,15 @@
 //! application's deduplication key), listed while open, resolved when their events are applied.
 
 use chrono::{DateTime, Utc};
-use ledger_application::EventId;
 use ledger_application::codec::format_timestamp;
 use ledger_application::ports::{DeadLetter, DeadLetterId, StoreError, StoredDeadLetter};
+use ledger_application::read_model_rows::{DeadLetterRow, stored_dead_letter};
 use ledger_domain::AccountId;
-use sqlx::sqlite::SqliteRow;
 
 use crate::database::{SqliteDatabase, roll_back};
-use crate::rows::{bound, column, limit, parsed_opt, storable, timestamp};
+use crate::rows::{Columns, bound, limit, unsigned};
 
-/// The columns `stored_letter` reads. A macro, so that `concat!` builds each query as one literal.
+/// The columns `stored_dead_letter` reads. A macro, so that `concat!` builds each query as one literal.
 macro_rules! letter_columns {
     () => {
         "letter_id, account_id, sequence, event_id, event_type, raw, reason, waiting_behind, \
@@ -26,15 +25,7 @@ pub(super) async fn record(
     db: &SqliteDatabase,
     letter: &DeadLetter,
 ) -> Result<DeadLetterId, StoreError> {
-    let key = letter.deduplication_key();
-    let sequence = letter
-        .sequence
-        .map(|sequence| storable(sequence, "sequence"))
-        .transpose()?;
-    let waiting_behind = letter
-        .waiting_behind
-        .map(|id| storable(id.get(), "dead letter id"))
-        .transpose()?;
+    let row = DeadLetterRow::of(letter)?;
     let mut transaction = db.begin_write().await?;
     let written = sqlx::query(
         "INSERT INTO rm_dead_letters (deduplication_key, account_id, sequence, event_id, \
@@ -46,27 +37,27 @@ pub(super) async fn record(
          waiting_behind = excluded.waiting_behind, recorded_at = excluded.recorded_at, \
          resolved_at = NULL WHERE resolved_at IS NOT NULL",
     )
-    .bind(&key)
-    .bind(letter.account_id.as_ref().map(AccountId::as_str))
-    .bind(sequence)
-    .bind(letter.event_id.map(|id| id.to_string()))
-    .bind(letter.event_type.as_deref())
-    .bind(&letter.raw)
-    .bind(&letter.reason)
-    .bind(waiting_behind)
-    .bind(format_timestamp(letter.recorded_at))
+    .bind(&row.deduplication_key)
+    .bind(row.account_id)
+    .bind(row.sequence)
+    .bind(&row.event_id)
+    .bind(row.event_type)
+    .bind(row.raw)
+    .bind(row.reason)
+    .bind(row.waiting_behind)
+    .bind(format_timestamp(row.recorded_at))
     .execute(&mut *transaction)
     .await;
     if let Err(error) = written {
         roll_back(transaction).await;
         return Err(StoreError::unavailable(error));
     }
-    let row = sqlx::query("SELECT letter_id FROM rm_dead_letters WHERE deduplication_key = ?1")
-        .bind(&key)
+    let kept = sqlx::query("SELECT letter_id FROM rm_dead_letters WHERE deduplication_key = ?1")
+        .bind(&row.deduplication_key)
         .fetch_one(&mut *transaction)
         .await;
-    let row = match row {
-        Ok(row) => row,
+    let kept = match kept {
+        Ok(kept) => kept,
         Err(error) => {
             roll_back(transaction).await;
             return Err(StoreError::unavailable(error));
@@ -76,7 +67,7 @@ pub(super) async fn record(
         .commit()
         .await
         .map_err(StoreError::unavailable)?;
-    letter_id(&row, "letter_id")
+    unsigned(&kept, "letter_id").map(DeadLetterId::new)
 }
 
 pub(super) async fn open(
@@ -92,7 +83,9 @@ pub(super) async fn open(
     .fetch_all(db.reader())
     .await
     .map_err(StoreError::unavailable)?;
-    rows.iter().map(stored_letter).collect()
+    rows.iter()
+        .map(|row| stored_dead_letter(&Columns(row)))
+        .collect()
 }
 
 pub(super) async fn by_id(
@@ -108,7 +101,8 @@ pub(super) async fn by_id(
     .fetch_optional(db.reader())
     .await
     .map_err(StoreError::unavailable)?;
-    row.as_ref().map(stored_letter).transpose()
+    row.map(|row| stored_dead_letter(&Columns(&row)))
+        .transpose()
 }
 
 pub(super) async fn blocking(
@@ -126,7 +120,8 @@ pub(super) async fn blocking(
     .fetch_optional(db.reader())
     .await
     .map_err(StoreError::unavailable)?;
-    row.as_ref().map(stored_letter).transpose()
+    row.map(|row| stored_dead_letter(&Columns(&row)))
+        .transpose()
 }
 
 pub(super) async fn resolve(
@@ -146,50 +141,4 @@ pub(super) async fn resolve(
     .await
     .map_err(StoreError::unavailable)?;
     Ok(done.rows_affected())
-}
-
-fn letter_id(row: &SqliteRow, name: &str) -> Result<DeadLetterId, StoreError> {
-    let value: i64 = column(row, name)?;
-    u64::try_from(value)
-        .map(DeadLetterId::new)
-        .map_err(|_| StoreError::corrupt(format!("column `{name}` = {value} is negative")))
-}
-
-fn stored_letter(row: &SqliteRow) -> Result<StoredDeadLetter, StoreError> {
-    let sequence: Option<i64> = column(row, "sequence")?;
-    let sequence = sequence
-        .map(|value| {
-            u64::try_from(value).map_err(|_| {
-                StoreError::corrupt(format!("column `sequence` = {value} is negative"))
-            })
-        })
-        .transpose()?;
-    let waiting_behind: Option<i64> = column(row, "waiting_behind")?;
-    let waiting_behind = waiting_behind
-        .map(|value| {
-            u64::try_from(value).map(DeadLetterId::new).map_err(|_| {
-                StoreError::corrupt(format!("column `waiting_behind` = {value} is negative"))
-            })
-        })
-        .transpose()?;
-    let resolved_at: Option<String> = column(row, "resolved_at")?;
-    Ok(StoredDeadLetter {
-        id: letter_id(row, "letter_id")?,
-        letter: DeadLetter {
-            account_id: parsed_opt(row, "account_id", AccountId::parse)?,
-            sequence,
-            event_id: parsed_opt(row, "event_id", |text| {
-                EventId::parse(text).ok_or("not a UUID")
-            })?,
-            event_type: column(row, "event_type")?,
-            raw: column(row, "raw")?,
-            reason: column(row, "reason")?,
-            waiting_behind,
-            recorded_at: timestamp(row, "recorded_at")?,
-        },
-        resolved_at: resolved_at
-            .as_deref()
-            .map(ledger_application::codec::parse_timestamp)
-            .transpose()?,
-    })
 }

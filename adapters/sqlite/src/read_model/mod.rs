@@ -8,16 +8,20 @@
 mod days;
 mod dead_letters;
 mod query;
-mod stream_checkpoints;
+
+pub(crate) use days::parse as parse_day;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ledger_application::codec::format_timestamp;
 use ledger_application::ports::{
     ApplyOutcome, DeadLetter, DeadLetterId, HealthCheck, Projection, ReadModelChange,
-    ReadModelUpdate, StoreError, StoredDeadLetter, TransactionView,
+    ReadModelUpdate, StoreError, StoredDeadLetter,
 };
-use ledger_domain::{AccountId, AccountStatus, Balance, Description, FreezeReason, TransferId};
+use ledger_application::read_model_rows::{
+    MovementRow, OpeningRow, movement_row_exists, no_account_row, opening_out_of_place,
+};
+use ledger_domain::{AccountId, FreezeReason};
 use sqlx::sqlite::SqliteConnection;
 
 use crate::constraint::classify;
@@ -49,8 +53,7 @@ impl Projection for SqliteReadModel {
     }
 
     async fn apply(&self, update: &ReadModelUpdate) -> Result<ApplyOutcome, StoreError> {
-        // An opening is always the first event; at any other sequence it cannot be the next one.
-        if matches!(update.change, ReadModelChange::Opened { .. }) && update.sequence != 1 {
+        if opening_out_of_place(update) {
             return Ok(ApplyOutcome::Stale);
         }
         let mut transaction = self.db.begin_write().await?;
@@ -68,32 +71,6 @@ impl Projection for SqliteReadModel {
                 other
             }
         }
-    }
-
-    async fn checkpoint(&self, reader: &str) -> Result<Option<u64>, StoreError> {
-        let row = sqlx::query("SELECT position FROM rm_checkpoints WHERE reader = ?1")
-            .bind(reader)
-            .fetch_optional(self.db.reader())
-            .await
-            .map_err(StoreError::unavailable)?;
-        row.map(|row| unsigned(&row, "position")).transpose()
-    }
-
-    async fn save_checkpoint(&self, reader: &str, position: u64) -> Result<(), StoreError> {
-        // `max` in the statement itself: two savers racing cannot move the checkpoint backwards.
-        // `updated_at` is when the reader last reported, moved or not: it shows the reader is alive.
-        sqlx::query(
-            "INSERT INTO rm_checkpoints (reader, position, updated_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (reader) DO UPDATE SET \
-             position = max(position, excluded.position), updated_at = excluded.updated_at",
-        )
-        .bind(reader)
-        .bind(storable(position, "checkpoint position")?)
-        .bind(format_timestamp(Utc::now()))
-        .execute(self.db.writer())
-        .await
-        .map_err(StoreError::unavailable)?;
-        Ok(())
     }
 
     async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetterId, StoreError> {
@@ -140,30 +117,8 @@ async fn apply_in(
             currency,
             overdraft_limit,
         } => {
-            let inserted = sqlx::query(
-                "INSERT INTO rm_accounts (account_id, owner, kind, currency, status, balance, \
-                 overdraft_limit, frozen_reason, last_sequence, opened_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?9) \
-                 ON CONFLICT (account_id) DO NOTHING",
-            )
-            .bind(account_id)
-            .bind(owner.as_str())
-            .bind(kind.as_str())
-            .bind(currency.code())
-            .bind(AccountStatus::Open.as_str())
-            .bind(Balance::zero(*currency).to_string())
-            .bind(overdraft_limit.to_string())
-            .bind(sequence)
-            .bind(&occurred_at)
-            .execute(&mut *conn)
-            .await
-            .map_err(StoreError::unavailable)?;
-            // No row inserted: the account is already there, so this opening is not the next event.
-            return Ok(if inserted.rows_affected() == 1 {
-                ApplyOutcome::Applied
-            } else {
-                ApplyOutcome::Stale
-            });
+            let opening = OpeningRow::new(owner, *kind, currency, overdraft_limit);
+            return insert_opening(conn, update, &opening).await;
         }
         ReadModelChange::Moved(movement) => {
             sqlx::query(
@@ -200,9 +155,41 @@ async fn apply_in(
         return not_next(conn, update).await;
     }
     if let ReadModelChange::Moved(movement) = &update.change {
-        insert_movement(conn, &update.account_id, movement).await?;
+        insert_movement(conn, &MovementRow::of(&update.account_id, movement)?).await?;
     }
     Ok(ApplyOutcome::Applied)
+}
+
+/// The account row of an opening: inserted unless the account is there already.
+async fn insert_opening(
+    conn: &mut SqliteConnection,
+    update: &ReadModelUpdate,
+    opening: &OpeningRow<'_>,
+) -> Result<ApplyOutcome, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO rm_accounts (account_id, owner, kind, currency, status, balance, \
+         overdraft_limit, frozen_reason, last_sequence, opened_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?9) \
+         ON CONFLICT (account_id) DO NOTHING",
+    )
+    .bind(update.account_id.as_str())
+    .bind(opening.owner)
+    .bind(opening.kind)
+    .bind(opening.currency)
+    .bind(opening.status)
+    .bind(&opening.balance)
+    .bind(&opening.overdraft_limit)
+    .bind(storable(update.sequence, "sequence")?)
+    .bind(format_timestamp(update.occurred_at))
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::unavailable)?;
+    // No row inserted: the account is already there, so this opening is not the next event.
+    Ok(if inserted.rows_affected() == 1 {
+        ApplyOutcome::Applied
+    } else {
+        ApplyOutcome::Stale
+    })
 }
 
 /// Why a conditional update matched no row. Usually another projector got there first (`Stale`). But
@@ -218,10 +205,7 @@ async fn not_next(
         .map_err(StoreError::unavailable)?
         .is_some();
     if !exists && update.sequence == 1 {
-        return Err(StoreError::corrupt(format!(
-            "account {}: event 1 is not an opening, so there is no account row to update",
-            update.account_id
-        )));
+        return Err(no_account_row(update));
     }
     Ok(ApplyOutcome::Stale)
 }
@@ -229,54 +213,42 @@ async fn not_next(
 /// The transaction row and the day's closing balance of a money movement.
 async fn insert_movement(
     conn: &mut SqliteConnection,
-    account_id: &AccountId,
-    movement: &TransactionView,
+    movement: &MovementRow<'_>,
 ) -> Result<(), StoreError> {
-    let sequence = storable(movement.sequence, "sequence")?;
     sqlx::query(
         "INSERT INTO rm_account_transactions (account_id, sequence, event_id, entry_type, amount, \
          balance_after, transfer_id, counterparty_account_id, description, occurred_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
-    .bind(account_id.as_str())
-    .bind(sequence)
-    .bind(movement.event_id.to_string())
-    .bind(movement.entry_type.as_str())
-    .bind(movement.amount.to_string())
-    .bind(movement.balance_after.to_string())
-    .bind(movement.transfer_id.as_ref().map(TransferId::as_str))
-    .bind(
-        movement
-            .counterparty_account_id
-            .as_ref()
-            .map(AccountId::as_str),
-    )
-    .bind(movement.description.as_ref().map(Description::as_str))
+    .bind(movement.account_id)
+    .bind(movement.sequence)
+    .bind(&movement.event_id)
+    .bind(movement.entry_type)
+    .bind(&movement.amount)
+    .bind(&movement.balance_after)
+    .bind(movement.transfer_id)
+    .bind(movement.counterparty_account_id)
+    .bind(movement.description)
     .bind(format_timestamp(movement.occurred_at))
     .execute(&mut *conn)
     .await
     .map_err(|error| {
         if classify(&error).is_some() {
-            // The account was at `sequence - 1`, yet a movement at `sequence` is already listed.
-            StoreError::corrupt(format!(
-                "account {account_id}: a transaction row at sequence {sequence} already exists \
-                 beyond the account's last_sequence"
-            ))
+            movement_row_exists(movement.account_id, movement.sequence)
         } else {
             StoreError::unavailable(error)
         }
     })?;
 
-    // Movements apply in sequence order, so the latest one of a day is its closing balance.
     sqlx::query(
         "INSERT INTO rm_daily_balances (account_id, day, closing_balance, last_sequence) \
          VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account_id, day) DO UPDATE SET \
          closing_balance = excluded.closing_balance, last_sequence = excluded.last_sequence",
     )
-    .bind(account_id.as_str())
-    .bind(days::stored(movement.occurred_at.date_naive())?)
-    .bind(movement.balance_after.to_string())
-    .bind(sequence)
+    .bind(movement.account_id)
+    .bind(days::stored(movement.day)?)
+    .bind(&movement.balance_after)
+    .bind(movement.sequence)
     .execute(&mut *conn)
     .await
     .map_err(StoreError::unavailable)?;

@@ -1,20 +1,16 @@
-//! The `ReadModelQuery` port of `SqliteReadModel`: single-statement reads on the read pool, rows parsed
-//! back through the domain's constructors. No query adds anything up: each returns stored rows.
+//! The `ReadModelQuery` port of `SqliteReadModel`: single-statement reads on the read pool, rows decoded
+//! by the application's shared `read_model_rows`. No query adds anything up: each returns stored rows.
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use ledger_application::EventId;
 use ledger_application::ports::{
     AccountView, DailyBalanceView, ReadModelQuery, StoreError, TransactionView,
 };
-use ledger_domain::{
-    AccountId, AccountKind, AccountStatus, Amount, Balance, Currency, Description, EntryType,
-    FreezeReason, OverdraftLimit, OwnerName, TransferId,
-};
-use sqlx::sqlite::SqliteRow;
+use ledger_application::read_model_rows::{account_view, daily_balance_view, transaction_view};
+use ledger_domain::AccountId;
 
 use super::{SqliteReadModel, days};
-use crate::rows::{bound, limit, parsed, parsed_opt, timestamp, unsigned};
+use crate::rows::{Columns, bound, limit};
 
 /// The columns `transaction_view` reads; a macro so that `concat!` builds each query as a literal.
 macro_rules! transaction_columns {
@@ -50,7 +46,7 @@ impl ReadModelQuery for SqliteReadModel {
         .fetch_optional(self.db.reader())
         .await
         .map_err(StoreError::unavailable)?;
-        row.as_ref().map(account_view).transpose()
+        row.map(|row| account_view(&Columns(&row))).transpose()
     }
 
     async fn transactions(
@@ -71,7 +67,9 @@ impl ReadModelQuery for SqliteReadModel {
         .fetch_all(self.db.reader())
         .await
         .map_err(StoreError::unavailable)?;
-        rows.iter().map(transaction_view).collect()
+        rows.iter()
+            .map(|row| transaction_view(&Columns(row)))
+            .collect()
     }
 
     async fn last_transaction_at_or_before(
@@ -88,7 +86,7 @@ impl ReadModelQuery for SqliteReadModel {
             .fetch_optional(self.db.reader())
             .await
             .map_err(StoreError::unavailable)?;
-        row.as_ref().map(transaction_view).transpose()
+        row.map(|row| transaction_view(&Columns(&row))).transpose()
     }
 
     async fn daily_balances(
@@ -113,49 +111,9 @@ impl ReadModelQuery for SqliteReadModel {
         .await
         .map_err(StoreError::unavailable)?;
         rows.iter()
-            .map(|row| {
-                Ok(DailyBalanceView {
-                    date: parsed(row, "day", days::parse)?,
-                    closing_balance: parsed(row, "closing_balance", Balance::parse)?,
-                    last_sequence: unsigned(row, "last_sequence")?,
-                })
-            })
+            .map(|row| daily_balance_view(&Columns(row)))
             .collect()
     }
-}
-
-fn account_view(row: &SqliteRow) -> Result<AccountView, StoreError> {
-    Ok(AccountView {
-        account_id: parsed(row, "account_id", AccountId::parse)?,
-        owner: parsed(row, "owner", OwnerName::parse)?,
-        kind: parsed(row, "kind", AccountKind::parse)?,
-        currency: parsed(row, "currency", Currency::parse)?,
-        status: parsed(row, "status", AccountStatus::parse)?,
-        balance: parsed(row, "balance", Balance::parse)?,
-        overdraft_limit: parsed(row, "overdraft_limit", OverdraftLimit::parse)?,
-        frozen_reason: parsed_opt(row, "frozen_reason", FreezeReason::parse)?,
-        last_sequence: unsigned(row, "last_sequence")?,
-        opened_at: timestamp(row, "opened_at")?,
-        updated_at: timestamp(row, "updated_at")?,
-    })
-}
-
-fn transaction_view(row: &SqliteRow) -> Result<TransactionView, StoreError> {
-    Ok(TransactionView {
-        sequence: unsigned(row, "sequence")?,
-        event_id: parsed(row, "event_id", |text| {
-            EventId::parse(text).ok_or("not a UUID")
-        })?,
-        entry_type: parsed(row, "entry_type", |text| {
-            EntryType::parse(text).ok_or("not an entry type")
-        })?,
-        amount: parsed(row, "amount", Amount::parse)?,
-        balance_after: parsed(row, "balance_after", Balance::parse)?,
-        transfer_id: parsed_opt(row, "transfer_id", TransferId::parse)?,
-        counterparty_account_id: parsed_opt(row, "counterparty_account_id", AccountId::parse)?,
-        description: parsed_opt(row, "description", Description::parse)?,
-        occurred_at: timestamp(row, "occurred_at")?,
-    })
 }
 
 #[cfg(test)]
