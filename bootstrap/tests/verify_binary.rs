@@ -1,5 +1,6 @@
-//! `ledger verify` as a process on an embedded SQLite ledger: it passes on a healthy ledger, and
-//! fails, naming the difference, once a read-model row is changed behind the projector's back.
+//! `ledger verify` as a process, on an embedded SQLite ledger and on DynamoDB Local with the
+//! PostgreSQL read model: it passes on a healthy ledger, and fails, naming the difference, once a
+//! read-model row is changed behind the projector's back.
 
 #[allow(dead_code, reason = "these tests only run binaries to completion")]
 mod support;
@@ -8,22 +9,22 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ledger_application::ports::{Projection, SystemClock, UuidV7Ids};
+use ledger_application::ports::{EventStore, Projection, SystemClock, UuidV7Ids};
 use ledger_application::{
     CommandContext, CommandRequest, CommandService, FeedProjector, FeedProjectorConfig,
-    IdempotencyKey, RetryPolicy,
+    IdempotencyKey, ProjectionRetry, Projector, RetryPolicy,
 };
 use ledger_domain::{AccountId, AccountKind, Amount, Currency, OwnerName};
 use support::run;
 
-/// Two accounts written through the command service, a deposit and a transfer between them, and
-/// everything projected by the embedded feed projector.
-async fn healthy_ledger(path: &Path) {
-    let database = ledger_sqlite::SqliteDatabase::open(path)
-        .await
-        .expect("open");
+/// The two accounts of [`write_history`].
+const ACCOUNTS: [&str; 2] = ["verify-a", "verify-b"];
+
+/// Two accounts written through the command service into `store`, a deposit and a transfer
+/// between them: five events.
+async fn write_history(store: Arc<dyn EventStore>) {
     let commands = CommandService::new(
-        Arc::new(database.event_store()),
+        store,
         Arc::new(SystemClock),
         Arc::new(UuidV7Ids),
         RetryPolicy::default(),
@@ -65,6 +66,14 @@ async fn healthy_ledger(path: &Path) {
         };
         commands.execute(&context, request).await.expect("accepted");
     }
+}
+
+/// [`write_history`] on an embedded database, everything projected by the embedded feed projector.
+async fn healthy_ledger(path: &Path) {
+    let database = ledger_sqlite::SqliteDatabase::open(path)
+        .await
+        .expect("open");
+    write_history(Arc::new(database.event_store())).await;
     let projector = FeedProjector::new(
         "verify-test",
         Arc::new(database.event_store()),
@@ -141,4 +150,101 @@ fn ledger_verify_that_cannot_reach_its_stores_says_so_apart_from_a_difference() 
         !said.contains("secret"),
         "the password is never printed: {said}"
     );
+}
+
+/// The AWS-shaped topology: events in DynamoDB Local, the read model in PostgreSQL (filled here by
+/// the application's projector, as `ledger-projector` would from the stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_verify_on_dynamodb_and_postgres_names_a_tampered_daily_balance() {
+    use sqlx::{AssertSqlSafe, Connection};
+
+    let server_url = std::env::var("DATABASE_URL").expect(
+        "DATABASE_URL is not set: this test needs PostgreSQL; run ./scripts/test.sh, or \
+         `source scripts/postgres-local.sh && postgres_local_start` first",
+    );
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+        "AWS_ENDPOINT_URL is not set: this test needs DynamoDB Local; run ./scripts/test.sh"
+    );
+    let unique = uuid::Uuid::now_v7().simple().to_string();
+    let database = format!("ledger_verify_{unique}");
+    let prefix = format!("verify_{unique}_");
+    let mut admin = sqlx::postgres::PgConnection::connect(&server_url)
+        .await
+        .expect("connect to DATABASE_URL");
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&mut admin)
+        .await
+        .expect("a database of its own");
+    let (base, _) = server_url
+        .rsplit_once('/')
+        .expect("a database in DATABASE_URL");
+    let url = format!("{base}/{database}");
+    let vars = [
+        ("LEDGER_EVENT_STORE", "dynamodb"),
+        ("LEDGER_READ_MODEL", "postgres"),
+        ("DATABASE_URL", url.as_str()),
+        ("LEDGER_DYNAMODB_TABLE_PREFIX", prefix.as_str()),
+    ];
+    for command in ["migrate", "create-tables"] {
+        let output = run(env!("CARGO_BIN_EXE_ledger"), &[command], &vars);
+        assert!(output.status.success(), "{command}: {output:?}");
+    }
+
+    let client = ledger_dynamodb::config::dynamodb_client().await;
+    let store = Arc::new(ledger_dynamodb::DynamoEventStore::new(
+        client,
+        ledger_dynamodb::DynamoSettings::with_tables(ledger_dynamodb::DynamoTables::with_prefix(
+            &prefix,
+        )),
+    ));
+    write_history(store.clone()).await;
+    let read_model = ledger_postgres::PostgresReadModel::connect(&url)
+        .await
+        .expect("connect to the read model");
+    let projector = Projector::new(
+        Arc::new(read_model.clone()),
+        Arc::new(SystemClock),
+        ProjectionRetry::default(),
+    );
+    for id in ACCOUNTS {
+        let account_id = AccountId::parse(id).expect("id");
+        for event in store.load(&account_id, 0).await.expect("load") {
+            projector.project(&event).await.expect("projected");
+        }
+    }
+
+    let healthy = run(env!("CARGO_BIN_EXE_ledger"), &["verify"], &vars);
+    let said = String::from_utf8_lossy(&healthy.stdout);
+    assert!(healthy.status.success(), "{healthy:?}");
+    assert!(said.contains("verified 2 account(s), 5 event(s)"), "{said}");
+
+    let mut connection = sqlx::postgres::PgConnection::connect(&url)
+        .await
+        .expect("a connection of its own");
+    sqlx::query("UPDATE daily_balances SET closing_balance = 1 WHERE account_id = 'verify-b'")
+        .execute(&mut connection)
+        .await
+        .expect("tamper with a closing balance");
+    connection.close().await.expect("close");
+
+    let damaged = run(env!("CARGO_BIN_EXE_ledger"), &["verify"], &vars);
+    let said = String::from_utf8_lossy(&damaged.stdout);
+    assert_eq!(damaged.status.code(), Some(1), "{damaged:?}");
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.len(), 2, "the difference, then the summary: {said}");
+    assert!(
+        lines[0].starts_with("verify-b closing balance of ")
+            && lines[0].ends_with(": store 30.00, read model 1"),
+        "{said}"
+    );
+
+    read_model.close().await;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "DROP DATABASE {database} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("drop the database");
+    admin.close().await.expect("close the admin connection");
 }
