@@ -86,6 +86,32 @@ async fn healthy_ledger(path: &Path) {
     database.close().await.expect("close");
 }
 
+/// `ledger verify` on the ledger of [`write_history`] finds it clean.
+fn verify_passes(vars: &[(&str, &str)]) {
+    let output = run(env!("CARGO_BIN_EXE_ledger"), &["verify"], vars);
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        said.contains("verified 2 account(s), 5 event(s)")
+            && said.contains("the read model agrees with the event store"),
+        "{said}"
+    );
+}
+
+/// `ledger verify` fails with exactly one difference, printed before the summary; returns its line.
+fn verify_finds_one_difference(vars: &[(&str, &str)]) -> String {
+    let output = run(env!("CARGO_BIN_EXE_ledger"), &["verify"], vars);
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.len(), 2, "the difference, then the summary: {said}");
+    assert!(
+        lines[1].ends_with(": 1 difference(s) in 1 account(s)"),
+        "{said}"
+    );
+    lines[0].to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ledger_verify_passes_on_a_healthy_ledger_and_names_a_tampered_row() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -94,14 +120,7 @@ async fn ledger_verify_passes_on_a_healthy_ledger_and_names_a_tampered_row() {
     healthy_ledger(&path).await;
     let vars = [("LEDGER_SQLITE_PATH", path_text.as_str())];
 
-    let healthy = run(env!("CARGO_BIN_EXE_ledger"), &["verify"], &vars);
-    let said = String::from_utf8_lossy(&healthy.stdout);
-    assert!(healthy.status.success(), "{healthy:?}");
-    assert!(
-        said.contains("verified 2 account(s), 5 event(s)")
-            && said.contains("the read model agrees with the event store"),
-        "{said}"
-    );
+    verify_passes(&vars);
 
     // Behind the projector's back, as a stray `sqlite3` session would.
     {
@@ -119,16 +138,9 @@ async fn ledger_verify_passes_on_a_healthy_ledger_and_names_a_tampered_row() {
         connection.close().await.expect("close");
     }
 
-    let damaged = run(env!("CARGO_BIN_EXE_ledger"), &["verify"], &vars);
-    let said = String::from_utf8_lossy(&damaged.stdout);
-    assert_eq!(damaged.status.code(), Some(1), "{damaged:?}");
-    let lines: Vec<&str> = said.lines().collect();
-    assert_eq!(lines.len(), 2, "the difference, then the summary: {said}");
-    assert_eq!(lines[0], "verify-a balance: store 70.00, read model 75.00");
-    assert!(
-        said.trim_end()
-            .ends_with(": 1 difference(s) in 1 account(s)"),
-        "{said}"
+    assert_eq!(
+        verify_finds_one_difference(&vars),
+        "verify-a balance: store 70.00, read model 75.00"
     );
 }
 
@@ -214,10 +226,7 @@ async fn ledger_verify_on_dynamodb_and_postgres_names_a_tampered_daily_balance()
         }
     }
 
-    let healthy = run(env!("CARGO_BIN_EXE_ledger"), &["verify"], &vars);
-    let said = String::from_utf8_lossy(&healthy.stdout);
-    assert!(healthy.status.success(), "{healthy:?}");
-    assert!(said.contains("verified 2 account(s), 5 event(s)"), "{said}");
+    verify_passes(&vars);
 
     let mut connection = sqlx::postgres::PgConnection::connect(&url)
         .await
@@ -228,15 +237,11 @@ async fn ledger_verify_on_dynamodb_and_postgres_names_a_tampered_daily_balance()
         .expect("tamper with a closing balance");
     connection.close().await.expect("close");
 
-    let damaged = run(env!("CARGO_BIN_EXE_ledger"), &["verify"], &vars);
-    let said = String::from_utf8_lossy(&damaged.stdout);
-    assert_eq!(damaged.status.code(), Some(1), "{damaged:?}");
-    let lines: Vec<&str> = said.lines().collect();
-    assert_eq!(lines.len(), 2, "the difference, then the summary: {said}");
+    let difference = verify_finds_one_difference(&vars);
     assert!(
-        lines[0].starts_with("verify-b closing balance of ")
-            && lines[0].ends_with(": store 30.00, read model 1"),
-        "{said}"
+        difference.starts_with("verify-b closing balance of ")
+            && difference.ends_with(": store 30.00, read model 1"),
+        "{difference}"
     );
 
     read_model.close().await;

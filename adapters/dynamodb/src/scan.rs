@@ -17,7 +17,7 @@ use ledger_domain::AccountId;
 use crate::event_store::{
     DynamoError, DynamoEventStore, check_contiguous, log_capacity, request_error,
 };
-use crate::items::{self, ACCOUNT_ID, Item, SEQUENCE, decode_event};
+use crate::items::{self, ACCOUNT_ID, Item, SEQUENCE};
 
 /// Between the sequence and the account id in a cursor's text. The sequence is digits only, so the
 /// first separator ends it, whatever characters an account id holds.
@@ -125,7 +125,6 @@ impl EventStoreScan for DynamoEventStore {
         after_sequence: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let table = &self.settings().tables.events;
         let mut events: Vec<RecordedEvent> = Vec::with_capacity(limit.min(1_024));
         let mut start_key = None;
         for _ in 0..self.settings().load_pages_max {
@@ -133,33 +132,20 @@ impl EventStoreScan for DynamoEventStore {
             if remaining == 0 {
                 break;
             }
-            let output = self
-                .client()
-                .query()
-                .table_name(table)
-                .key_condition_expression("#a = :a AND #s > :s")
-                .expression_attribute_names("#a", ACCOUNT_ID)
-                .expression_attribute_names("#s", SEQUENCE)
-                .expression_attribute_values(":a", items::string(account_id.as_str()))
-                .expression_attribute_values(":s", items::number(after_sequence))
-                .consistent_read(true)
-                .limit(dynamo_limit(remaining))
-                .set_exclusive_start_key(start_key.take())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(|e| request_error("Query", table, &e))?;
-            log_capacity("Query", output.consumed_capacity());
-            for item in output.items() {
-                events.push(decode_event(item)?);
+            let (page, last_key) = self
+                .query_page(
+                    account_id,
+                    after_sequence,
+                    Some(dynamo_limit(remaining)),
+                    start_key.take(),
+                )
+                .await?;
+            events.extend(page);
+            if last_key.is_none() {
+                check_contiguous(account_id, after_sequence, &events)?;
+                return Ok(events);
             }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start_key = Some(key),
-                _ => {
-                    check_contiguous(account_id, after_sequence, &events)?;
-                    return Ok(events);
-                }
-            }
+            start_key = last_key;
         }
         if events.len() < limit {
             return Err(StoreError::unavailable(DynamoError::LoadTooLong {
