@@ -16,6 +16,7 @@ pub mod read_model_rows;
 pub mod signal;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod verify;
 
 pub use command_service::{
     CommandContext, CommandError, CommandRequest, CommandService, RetryPolicy,
@@ -31,3 +32,4 @@ pub use projector::{
 };
 pub use query_service::{BalanceAsOf, FreshnessWait, QueryError, QueryService, TransactionPage};
 pub use signal::SignallingEventStore;
+pub use verify::{Difference, DifferenceKind, Verifier, VerifyConfig, VerifyError, VerifySummary};

@@ -1,5 +1,5 @@
-//! The port contract suites, run against the in-memory store, snapshot store, read model and
-//! checkpoints.
+//! The port contract suites, run against the in-memory store (with its feed and scan), snapshot store,
+//! read model and checkpoints.
 
 use std::sync::Arc;
 
@@ -7,7 +7,8 @@ use ledger_application::memory::{
     InMemoryCheckpoints, InMemoryEventStore, InMemoryReadModel, InMemorySnapshotStore,
 };
 use ledger_application::testkit::{
-    CheckpointsSubject, EventFeedSubject, EventStoreSubject, ReadModelSubject, SnapshotSubject,
+    CheckpointsSubject, EventFeedSubject, EventScanSubject, EventStoreSubject, ReadModelSubject,
+    SnapshotSubject,
 };
 
 ledger_application::event_store_contract_tests!(|| async {
@@ -19,6 +20,14 @@ mod event_feed {
 
     ledger_application::event_feed_contract_tests!(|| async {
         EventFeedSubject::new(Arc::new(InMemoryEventStore::new()), ())
+    });
+}
+
+mod event_scan {
+    use super::*;
+
+    ledger_application::event_scan_contract_tests!(|| async {
+        EventScanSubject::new(Arc::new(InMemoryEventStore::new()), ())
     });
 }
 

@@ -142,6 +142,48 @@ impl DynamoEventStore {
         &self.settings
     }
 
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// One strongly consistent Query page of `account_id`'s events after `after_sequence` (at most
+    /// `limit` items, or DynamoDB's 1 MB), decoded, with the key to continue from if more follow.
+    pub(crate) async fn query_page(
+        &self,
+        account_id: &AccountId,
+        after_sequence: u64,
+        limit: Option<i32>,
+        start_key: Option<items::Item>,
+    ) -> Result<(Vec<RecordedEvent>, Option<items::Item>), StoreError> {
+        let table = &self.settings.tables.events;
+        let output = self
+            .client
+            .query()
+            .table_name(table)
+            .key_condition_expression("#a = :a AND #s > :s")
+            .expression_attribute_names("#a", ACCOUNT_ID)
+            .expression_attribute_names("#s", SEQUENCE)
+            .expression_attribute_values(":a", AttributeValue::S(account_id.to_string()))
+            .expression_attribute_values(":s", items::number(after_sequence))
+            // Read-your-writes: an eventually consistent read could miss an acknowledged append,
+            // and the aggregate would decide on a stale version (caught, but as a conflict).
+            .consistent_read(true)
+            .set_limit(limit)
+            .set_exclusive_start_key(start_key)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| request_error("Query", table, &e))?;
+        log_capacity("Query", output.consumed_capacity());
+        let events = output
+            .items()
+            .iter()
+            .map(decode_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = output.last_evaluated_key.filter(|key| !key.is_empty());
+        Ok((events, next))
+    }
+
     /// The append's actions: the idempotency record first (so that index 0 of the cancellation
     /// reasons is always the key), then every event in stream and sequence order, then one
     /// predecessor check per stream that has one; with the role and the stream of each action.
@@ -419,7 +461,7 @@ fn backoff(attempt: u32) -> Duration {
 
 /// Sequences must run `after + 1, after + 2, ...` with no gap: a load hands the aggregate a history to
 /// fold, and a hole in it means an item went missing behind the application's back.
-fn check_contiguous(
+pub(crate) fn check_contiguous(
     account_id: &AccountId,
     after_sequence: u64,
     events: &[RecordedEvent],
@@ -444,47 +486,26 @@ impl EventStore for DynamoEventStore {
         account_id: &AccountId,
         after_sequence: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let table = &self.settings.tables.events;
         let page_size = self.settings.load_page_size.map(|size| size.max(1));
         let mut events = Vec::new();
         let mut start_key = None;
         for page in 1..=self.settings.load_pages_max {
-            let output = self
-                .client
-                .query()
-                .table_name(table)
-                .key_condition_expression("#a = :a AND #s > :s")
-                .expression_attribute_names("#a", ACCOUNT_ID)
-                .expression_attribute_names("#s", SEQUENCE)
-                .expression_attribute_values(":a", AttributeValue::S(account_id.to_string()))
-                .expression_attribute_values(":s", items::number(after_sequence))
-                // Read-your-writes: an eventually consistent read could miss an acknowledged append,
-                // and the aggregate would decide on a stale version (caught, but as a conflict).
-                .consistent_read(true)
-                .set_limit(page_size)
-                .set_exclusive_start_key(start_key.take())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(|e| request_error("Query", table, &e))?;
-            log_capacity("Query", output.consumed_capacity());
-            for item in output.items() {
-                events.push(decode_event(item)?);
+            let (page_events, last_key) = self
+                .query_page(account_id, after_sequence, page_size, start_key.take())
+                .await?;
+            events.extend(page_events);
+            if last_key.is_none() {
+                tracing::debug!(
+                    %account_id,
+                    after_sequence,
+                    pages = page,
+                    events = events.len(),
+                    "loaded"
+                );
+                check_contiguous(account_id, after_sequence, &events)?;
+                return Ok(events);
             }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start_key = Some(key),
-                _ => {
-                    tracing::debug!(
-                        %account_id,
-                        after_sequence,
-                        pages = page,
-                        events = events.len(),
-                        "loaded"
-                    );
-                    check_contiguous(account_id, after_sequence, &events)?;
-                    return Ok(events);
-                }
-            }
+            start_key = last_key;
         }
         Err(StoreError::unavailable(DynamoError::LoadTooLong {
             account_id: account_id.clone(),

@@ -1,19 +1,17 @@
 //! `ledger`: the admin tool. `ledger create-tables` provisions the DynamoDB tables (idempotently, for
 //! local use; production tables come from Pulumi); `ledger migrate` brings the read model's schema up
 //! to date (the SQLite file, or PostgreSQL at DATABASE_URL when LEDGER_READ_MODEL=postgres); `ledger dead-letters list` shows the projector's open dead letters and
-//! `ledger dead-letters retry ID` redrives one after a fix.
+//! `ledger dead-letters retry ID` redrives one after a fix; `ledger verify` compares the read model
+//! with the event store.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use ledger_application::ports::{DeadLetterId, EventStore, Projection, SystemClock};
+use ledger_application::ports::{DeadLetterId, Projection, SystemClock};
 use ledger_application::{ProjectionRetry, Projector};
-use ledger_bootstrap::config::EventStoreKind;
 use ledger_bootstrap::startup::{ReadSide, dynamo_tables};
-use ledger_bootstrap::{LedgerConfig, telemetry};
-use ledger_dynamodb::config::DynamoSettings;
-use ledger_dynamodb::event_store::DynamoEventStore;
+use ledger_bootstrap::{LedgerConfig, admin, telemetry};
 
 /// The most letters `dead-letters list` prints: an operator reads them; a flood says "rebuild".
 const LISTED_LETTERS_MAX: usize = 1_000;
@@ -32,7 +30,11 @@ commands:
   dead-letters retry ID
                   after a fix, re-read dead letter ID's account from the event store in use
                   (LEDGER_EVENT_STORE), apply its events in order from the read model's last one,
-                  and resolve the letters they cover (the ones that waited behind it too)";
+                  and resolve the letters they cover (the ones that waited behind it too)
+  verify          fold every account of the event store and compare it with the read model
+                  (balance, status, last_sequence, transaction count and sum, daily closing
+                  balances); prints each difference on its own line, then a summary; exits 0
+                  when they agree, 1 on any difference, 3 when it could not finish";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -60,6 +62,7 @@ async fn main() -> ExitCode {
                 .map_err(|e| e.to_string())
         }
         Some("migrate") => migrate(&config).await,
+        Some("verify") => return admin::verify::verify_command(&config).await,
         Some("dead-letters") => {
             let action = std::env::args().nth(2);
             let id = std::env::args().nth(3);
@@ -167,19 +170,7 @@ async fn list_dead_letters(config: &LedgerConfig) -> Result<String, String> {
 
 async fn retry_dead_letter(config: &LedgerConfig, id: DeadLetterId) -> Result<String, String> {
     let database = open_database(config).await?;
-    let events: Arc<dyn EventStore> = match (config.event_store, &database) {
-        (EventStoreKind::Sqlite, ReadSide::Sqlite(sqlite)) => Arc::new(sqlite.event_store()),
-        (EventStoreKind::Sqlite, ReadSide::Postgres(_)) => {
-            return Err("LEDGER_READ_MODEL=postgres needs LEDGER_EVENT_STORE=dynamodb".to_owned());
-        }
-        (EventStoreKind::Dynamodb, _) => {
-            let client = ledger_dynamodb::config::dynamodb_client().await;
-            Arc::new(DynamoEventStore::new(
-                client,
-                DynamoSettings::with_tables(dynamo_tables(&config.dynamodb)),
-            ))
-        }
-    };
+    let events = admin::event_source(config, &database).await?.store;
     let projection: Arc<dyn Projection> = database.projection();
     let projector = Projector::new(
         projection,
