@@ -2,9 +2,11 @@
 //! They back unit tests and run the same contract suites as the SQLite, DynamoDB and PostgreSQL adapters.
 
 mod event_store;
+mod lease;
 mod read_model;
 mod snapshots;
 
 pub use event_store::InMemoryEventStore;
+pub use lease::InMemoryProjectorLease;
 pub use read_model::InMemoryReadModel;
 pub use snapshots::InMemorySnapshotStore;

@@ -2,6 +2,7 @@
 //! contract suites in `testkit` say, by test, what every implementation MUST do.
 
 mod event_store;
+mod lease;
 mod read_model;
 mod snapshot;
 mod system;
@@ -12,6 +13,7 @@ pub use event_store::{
     AppendError, AtomicAppend, EventFeed, EventStore, FeedEntry, FeedEvent, InvalidAppend,
     MAX_ACTIONS_PER_APPEND, StoreError, StreamAppend, UndecodableEvent,
 };
+pub use lease::{CONFIRM_TIMEOUT, HeldLease, LeaseLost, ProjectorLease};
 #[cfg(test)]
 pub use read_model::MockProjection;
 pub use read_model::{
