@@ -1,6 +1,7 @@
 //! The PostgreSQL read model ([`PostgresReadModel`]): the `Projection`, `ReadModelQuery`,
 //! `StreamCheckpoints` and `HealthCheck` ports on flat tables, shared by every API task and the
-//! projector of the AWS topology (design §5), with its schema embedded and applied by [`migrate`].
+//! projector of the AWS topology (design §5), with its schema embedded and applied by [`migrate`];
+//! and [`PostgresProjectorLease`], the advisory lock that keeps one `ledger-projector` active.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), ledger_application::ports::StoreError> {
@@ -18,9 +19,11 @@
 //! `last_sequence = sequence - 1`: PostgreSQL's row lock, not a read beforehand, decides which of two
 //! racing projectors applies an event; the other finds no matching row and is `Stale`.
 
+mod lease;
 mod migrations;
 mod read_model;
 mod rows;
 
+pub use lease::PostgresProjectorLease;
 pub use migrations::{SCHEMA_VERSION, migrate};
 pub use read_model::{LAST_TRANSACTION_AT_OR_BEFORE, PostgresReadModel};

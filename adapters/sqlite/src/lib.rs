@@ -1,6 +1,7 @@
 //! Embedded SQLite adapters of the ledger's store ports: the event store and its feed
 //! ([`SqliteEventStore`]) and the read model ([`SqliteReadModel`]), all in one database file opened as a
-//! [`SqliteDatabase`].
+//! [`SqliteDatabase`]; and [`SqliteProjectorLease`], the file lock beside it that keeps one projector
+//! active.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), ledger_application::ports::StoreError> {
@@ -24,11 +25,13 @@
 pub mod constraint;
 mod database;
 mod event_store;
+mod lease;
 mod migrations;
 mod read_model;
 mod rows;
 
 pub use database::{SqliteDatabase, SqliteSettings};
 pub use event_store::SqliteEventStore;
+pub use lease::SqliteProjectorLease;
 pub use migrations::SCHEMA_VERSION;
 pub use read_model::SqliteReadModel;
