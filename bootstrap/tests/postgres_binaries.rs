@@ -183,6 +183,8 @@ async fn of_two_ledger_projectors_one_projects_and_the_other_takes_over_when_it_
     .expect("count rows");
     assert_eq!(rows, 6);
     drop(connection);
+    let (status, body) = api.get("/health/ready").await;
+    assert_eq!(status, 200, "no dead letter after the takeover: {body}");
 
     second.stop_with_sigterm();
     drop(api);

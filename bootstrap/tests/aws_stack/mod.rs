@@ -137,6 +137,9 @@ impl Stack {
             base_url: format!("http://127.0.0.1:{port}"),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                // Below actix's keep-alive (5 s), so the client never sends on a connection the
+                // server is closing.
+                .pool_idle_timeout(Duration::from_secs(2))
                 .build()
                 .expect("an HTTP client"),
         }
@@ -157,16 +160,34 @@ pub struct ApiProcess {
 impl ApiProcess {
     /// POSTs a command under a fresh idempotency key; the status and the JSON body.
     pub async fn command(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.command_with_key(path, &uuid::Uuid::now_v7().to_string(), body)
+            .await
+    }
+
+    /// POSTs a command under `key` (a retry passes the key of its first attempt).
+    pub async fn command_with_key(&self, path: &str, key: &str, body: &Value) -> (u16, Value) {
+        self.try_command_with_key(path, key, body)
+            .await
+            .unwrap_or_else(|error| panic!("POST {path} to {}: {error:?}", self.process.name))
+    }
+
+    /// POSTs a command under `key`; a transport error is returned, for the caller to retry under the
+    /// same key (the command may or may not have been executed: its key makes the retry safe).
+    pub async fn try_command_with_key(
+        &self,
+        path: &str,
+        key: &str,
+        body: &Value,
+    ) -> Result<(u16, Value), reqwest::Error> {
         let response = self
             .client
             .post(format!("{}{path}", self.base_url))
-            .header("Idempotency-Key", uuid::Uuid::now_v7().to_string())
+            .header("Idempotency-Key", key)
             .json(body)
             .send()
-            .await
-            .unwrap_or_else(|error| panic!("POST {path} to {}: {error}", self.process.name));
+            .await?;
         let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
     pub async fn open(&self, account_id: &str) {
@@ -190,6 +211,18 @@ impl ApiProcess {
             .await;
         assert_eq!(status, 200, "deposit into {account_id}: {body}");
         body["sequence"].as_u64().expect("a sequence")
+    }
+
+    /// The status of `GET path` and its JSON body.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base_url))
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("GET {path} from {}: {error}", self.process.name));
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// The account once the read model has applied `min_sequence`, asked again (each ask waits up
