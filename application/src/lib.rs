@@ -27,8 +27,9 @@ pub use idempotency::{
     RecordedOutcome, RequestFingerprint,
 };
 pub use projector::{
-    DeadLetterCheck, FeedProjector, FeedProjectorConfig, Handled, Projected, ProjectionLagCheck,
-    ProjectionProgress, ProjectionRetry, Projector, RedriveError, Redriven,
+    DeadLetterCheck, FeedProjector, FeedProjectorConfig, Handled, LeaseEnded, LeaseSchedule,
+    Projected, ProjectionLagCheck, ProjectionProgress, ProjectionRetry, Projector, RedriveError,
+    Redriven, acquire_lease, project_under_lease, project_while_held,
 };
 pub use query_service::{BalanceAsOf, FreshnessWait, QueryError, QueryService, TransactionPage};
 pub use signal::SignallingEventStore;

@@ -54,3 +54,34 @@ mod checkpoints {
         CheckpointsSubject::new(Arc::new(InMemoryCheckpoints::new()), ())
     });
 }
+
+mod projector_lease {
+    use std::sync::Arc;
+
+    use ledger_application::memory::InMemoryProjectorLease;
+    use ledger_application::ports::ProjectorLease;
+    use ledger_application::testkit::LeaseSubject;
+
+    /// Every contender is a clone of one lease; severing revokes it from its holder.
+    fn subject() -> LeaseSubject {
+        let lease = InMemoryProjectorLease::new();
+        let contended = lease.clone();
+        LeaseSubject::new(
+            Box::new(move || {
+                let lease: Arc<dyn ProjectorLease> = Arc::new(contended.clone());
+                Box::pin(async move { lease })
+            }),
+            Some(Box::new(move || {
+                lease.revoke();
+                Box::pin(async {})
+            })),
+            (),
+        )
+    }
+
+    ledger_application::projector_lease_contract_tests!(|| async { subject() });
+
+    mod severing {
+        ledger_application::projector_lease_severing_contract_tests!(|| async { super::subject() });
+    }
+}

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer};
 use ledger_application::ports::{
-    EventFeed, EventStore, HealthCheck, Projection, ProjectionCheckpoints, ReadModelQuery,
-    SystemClock, UuidV7Ids,
+    EventFeed, EventStore, HealthCheck, Projection, ProjectionCheckpoints, ProjectorLease,
+    ReadModelQuery, SystemClock, UuidV7Ids,
 };
 use ledger_application::{
     CommandService, DeadLetterCheck, FeedProjector, FeedProjectorConfig, FreshnessWait,
@@ -22,7 +22,7 @@ use ledger_dynamodb::streams::{StreamPoller, StreamPollerConfig};
 use ledger_dynamodb::tables::{create_tables, events_stream_arn};
 use ledger_http::HttpState;
 use ledger_postgres::PostgresReadModel;
-use ledger_sqlite::SqliteDatabase;
+use ledger_sqlite::{SqliteDatabase, SqliteProjectorLease};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
@@ -124,6 +124,17 @@ impl ReadSide {
         match self {
             Self::Sqlite(database) => Arc::new(database.checkpoints()),
             Self::Postgres(read_model) => Arc::new(read_model.checkpoints()),
+        }
+    }
+
+    /// The lease that keeps one `ledger-projector` of the stream of `events_table` active: an
+    /// advisory lock in PostgreSQL keyed by the table, or a file lock beside the SQLite file.
+    pub fn projector_lease(&self, events_table: &str) -> Arc<dyn ProjectorLease> {
+        match self {
+            Self::Sqlite(database) => Arc::new(SqliteProjectorLease::beside(database.path())),
+            Self::Postgres(read_model) => {
+                Arc::new(read_model.projector_lease(format!("ledger-projector:{events_table}")))
+            }
         }
     }
 

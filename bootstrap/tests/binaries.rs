@@ -1,6 +1,7 @@
 //! The deployable binaries as processes: the `ledger` admin tool against a real SQLite file and DynamoDB
 //! Local (dead letters listed and redriven included), and `ledger-projector` projecting the events
-//! stream into a read model until SIGTERM.
+//! stream into a read model until SIGTERM, one process at a time: a second stands by while the first
+//! holds the file lock beside the SQLite read model, and takes over when the first is killed.
 
 mod support;
 
@@ -8,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{run, stop_with_sigterm};
+use support::{LoggedProcess, run, stop_with_sigterm};
 
 fn require_dynamodb_local() {
     assert!(
@@ -148,6 +149,39 @@ async fn ledger_projector_follows_the_stream_into_its_read_model() {
     stop_with_sigterm(&mut projector);
     handle.stop(true).await;
     server.await.expect("server task").expect("server stopped");
+}
+
+/// The file lock beside the SQLite read model is the lease: the kernel releases it when its holder is
+/// killed, even by SIGKILL, and the standby takes over within seconds.
+#[test]
+fn a_second_ledger_projector_on_sqlite_stands_by_until_the_first_is_killed() {
+    require_dynamodb_local();
+    let prefix = unique_prefix("lease");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let read_model = dir.path().join("projector.db").display().to_string();
+    let vars = [
+        ("LEDGER_DYNAMODB_TABLE_PREFIX", prefix.as_str()),
+        ("LEDGER_SQLITE_PATH", read_model.as_str()),
+    ];
+    let created = run(env!("CARGO_BIN_EXE_ledger"), &["create-tables"], &vars);
+    assert!(created.status.success(), "{created:?}");
+    let projector = env!("CARGO_BIN_EXE_ledger-projector");
+    let mut first = LoggedProcess::spawn("first ledger-projector", projector, &vars);
+    first.wait_for_line("projector lease acquired", Duration::from_secs(30));
+    let mut second = LoggedProcess::spawn("second ledger-projector", projector, &vars);
+    second.wait_for_line("standing by", Duration::from_secs(30));
+    // Standing by means not projecting: it keeps asking, it does not take the lease.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        second.count("projector lease acquired"),
+        0,
+        "{}",
+        second.log()
+    );
+
+    first.kill_with_sigkill();
+    second.wait_for_line("projector lease acquired", Duration::from_secs(5));
+    second.stop_with_sigterm();
 }
 
 /// Opens `proj-1` and deposits 5.00 and 2.50 over HTTP, returning how many commands were accepted.

@@ -1,27 +1,17 @@
 //! The binaries with the PostgreSQL read model, as processes: `ledger-api` refuses it beside the
 //! SQLite event store, `ledger migrate` applies its schema (repeatably, never printing the URL's
-//! password), and `ledger-projector` projects the DynamoDB stream into it while the API polls nothing.
+//! password), `ledger-projector` projects the DynamoDB stream into it while the API polls nothing,
+//! and of two `ledger-projector` processes one projects while the other stands by, taking over
+//! within seconds of the first being killed.
 
+mod aws_stack;
 mod support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ledger_postgres::testkit::{FreshDatabase, server_url};
+use aws_stack::{FreshDatabase, Stack};
 use support::{run, stop_with_sigterm};
-
-/// `postgres://user@host:port/db` as `postgres://user:{password}@host:port/{database}`. The local
-/// server trusts loopback, so the password is ignored by it; it is there to be looked for in output.
-fn url_for(database: &str, password: &str) -> String {
-    let server = server_url();
-    let (scheme, rest) = server.split_once("://").expect("a URL with a scheme");
-    let authority = rest
-        .split_once('/')
-        .map_or(rest, |(authority, _)| authority);
-    let (user, host) = authority.split_once('@').expect("a user in DATABASE_URL");
-    let user = user.split_once(':').map_or(user, |(user, _)| user);
-    format!("{scheme}://{user}:{password}@{host}/{database}")
-}
 
 #[test]
 fn ledger_api_refuses_the_postgres_read_model_beside_the_sqlite_event_store() {
@@ -54,11 +44,10 @@ async fn ledger_migrate_and_ledger_projector_run_the_postgres_read_model() {
         "AWS_ENDPOINT_URL is not set: these tests need DynamoDB Local; run ./scripts/test.sh"
     );
     let unique = uuid::Uuid::now_v7().simple().to_string();
-    // Empty: `ledger migrate` below is what creates the schema. Dropped when the guard goes.
     let fresh = FreshDatabase::create().await;
     let database = fresh.name.clone();
     let prefix = format!("pgbin_{unique}_");
-    let url = url_for(&database, "not-for-logs");
+    let url = fresh.url.clone();
     let vars = [
         ("LEDGER_EVENT_STORE", "dynamodb"),
         ("LEDGER_READ_MODEL", "postgres"),
@@ -138,4 +127,66 @@ async fn ledger_migrate_and_ledger_projector_run_the_postgres_read_model() {
     handle.stop(true).await;
     server.await.expect("server task").expect("server stopped");
     drop(fresh);
+}
+
+/// How soon a standby must take over once the holder is gone: a standby polls every second.
+const TAKEOVER_WITHIN: Duration = Duration::from_secs(5);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_ledger_projectors_one_projects_and_the_other_takes_over_when_it_is_killed() {
+    let stack = Stack::create("lease").await;
+    let api = stack.spawn_api("ledger-api");
+    let mut first = stack.spawn_projector("first ledger-projector");
+    first.wait_for_line("projector lease acquired", Duration::from_secs(30));
+    let mut second = stack.spawn_projector("second ledger-projector");
+    second.wait_for_line("standing by", Duration::from_secs(30));
+
+    api.open("lease-1").await;
+    let mut last = 1;
+    for _ in 0..3 {
+        last = api.deposit("lease-1", "1.00").await;
+    }
+    let view = api
+        .account_at("lease-1", last, Duration::from_secs(30))
+        .await;
+    assert_eq!(view["balance"], "3.00", "{view}");
+    assert_eq!(
+        second.count("projector lease acquired"),
+        0,
+        "{}",
+        second.log()
+    );
+
+    // A crash: no release, no checkpoint stored. The server ends the session of the dead process,
+    // which frees the advisory lock; the standby's next poll takes it.
+    first.kill_with_sigkill();
+    let killed_at = Instant::now();
+    for _ in 0..3 {
+        last = api.deposit("lease-1", "1.00").await;
+    }
+    second.wait_for_line("projector lease acquired", TAKEOVER_WITHIN);
+    assert!(killed_at.elapsed() <= TAKEOVER_WITHIN + Duration::from_secs(1));
+    let view = api
+        .account_at("lease-1", last, Duration::from_secs(30))
+        .await;
+    assert_eq!(view["balance"], "6.00", "{view}");
+    assert_eq!(view["last_sequence"], last);
+
+    // The second read the stream again from the checkpoints the first stored before dying: whatever
+    // it was handed twice was skipped, one row per movement.
+    let mut connection = stack.database.connect().await;
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM account_transactions WHERE account_id = 'lease-1'",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .expect("count rows");
+    assert_eq!(rows, 6);
+    drop(connection);
+    let (status, body) = api.get("/health/ready").await;
+    assert_eq!(status, 200, "no dead letter after the takeover: {body}");
+
+    second.stop_with_sigterm();
+    drop(api);
+    drop(stack);
 }

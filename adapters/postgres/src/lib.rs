@@ -1,7 +1,8 @@
 //! The PostgreSQL read model ([`PostgresReadModel`]): the `Projection`, `ReadModelQuery` and
 //! `HealthCheck` ports on flat tables, shared by every API task and the projector of the AWS
 //! topology (design §5), and the projectors' positions beside it ([`PostgresCheckpoints`]), with
-//! the schema embedded and applied by [`migrate`].
+//! the schema embedded and applied by [`migrate`]; and [`PostgresProjectorLease`], the advisory lock
+//! that keeps one `ledger-projector` active.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), ledger_application::ports::StoreError> {
@@ -20,6 +21,7 @@
 //! racing projectors applies an event; the other finds no matching row and is `Stale`.
 
 mod checkpoints;
+mod lease;
 mod migrations;
 mod read_model;
 mod rows;
@@ -27,5 +29,6 @@ mod rows;
 pub mod testkit;
 
 pub use checkpoints::PostgresCheckpoints;
+pub use lease::PostgresProjectorLease;
 pub use migrations::{SCHEMA_VERSION, migrate};
 pub use read_model::{LAST_TRANSACTION_AT_OR_BEFORE, PostgresReadModel};

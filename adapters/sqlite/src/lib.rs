@@ -1,6 +1,7 @@
 //! Embedded SQLite adapters of the ledger's store ports: the event store and its feed
 //! ([`SqliteEventStore`]), the read model ([`SqliteReadModel`]) and the projectors' positions
-//! ([`SqliteCheckpoints`]), all in one database file opened as a [`SqliteDatabase`].
+//! ([`SqliteCheckpoints`]), all in one database file opened as a [`SqliteDatabase`]; and
+//! [`SqliteProjectorLease`], the file lock beside it that keeps one projector active.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), ledger_application::ports::StoreError> {
@@ -25,6 +26,7 @@ mod checkpoints;
 pub mod constraint;
 mod database;
 mod event_store;
+mod lease;
 mod migrations;
 mod read_model;
 mod rows;
@@ -32,5 +34,6 @@ mod rows;
 pub use checkpoints::SqliteCheckpoints;
 pub use database::{SqliteDatabase, SqliteSettings};
 pub use event_store::SqliteEventStore;
+pub use lease::SqliteProjectorLease;
 pub use migrations::SCHEMA_VERSION;
 pub use read_model::SqliteReadModel;

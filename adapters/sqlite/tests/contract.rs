@@ -57,3 +57,26 @@ mod checkpoints {
         CheckpointsSubject::new(Arc::new(db.checkpoints()), (dir, db))
     });
 }
+
+/// The file lock beside a database; it cannot be severed from a living holder (only its process's
+/// death releases it, tested with processes in `bootstrap/tests/binaries.rs`).
+mod projector_lease {
+    use std::sync::Arc;
+
+    use ledger_application::ports::ProjectorLease;
+    use ledger_application::testkit::LeaseSubject;
+    use ledger_sqlite::SqliteProjectorLease;
+
+    ledger_application::projector_lease_contract_tests!(|| async {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let lease = SqliteProjectorLease::beside(&dir.path().join("ledger.db"));
+        LeaseSubject::new(
+            Box::new(move || {
+                let lease: Arc<dyn ProjectorLease> = Arc::new(lease.clone());
+                Box::pin(async move { lease })
+            }),
+            None,
+            dir,
+        )
+    });
+}

@@ -4,6 +4,7 @@
 mod checkpoints;
 mod event_scan;
 mod event_store;
+mod lease;
 mod read_model;
 mod snapshot;
 mod system;
@@ -16,6 +17,7 @@ pub use event_store::{
     AppendError, AtomicAppend, EventFeed, EventStore, FeedEntry, FeedEvent, InvalidAppend,
     MAX_ACTIONS_PER_APPEND, StoreError, StreamAppend, UndecodableEvent,
 };
+pub use lease::{CONFIRM_TIMEOUT, HeldLease, LeaseLost, ProjectorLease};
 #[cfg(test)]
 pub use read_model::MockProjection;
 pub use read_model::{

@@ -4,11 +4,13 @@
 //! gap) and keeps the dead letters: a poison event (undecodable, or refused after bounded retries)
 //! is recorded with its raw form, and the later events of its account wait behind it, recorded as
 //! waiting, until an operator redrives it (`Projector::redrive`). `FeedProjector` drives it from an
-//! `EventFeed` with a stored checkpoint. `ProjectionProgress` and the two health checks report what
+//! `EventFeed` with a stored checkpoint; `project_under_lease` keeps one of several projector
+//! processes active and the others standing by. `ProjectionProgress` and the two health checks report what
 //! readiness needs: the projection lag and whether dead letters are open.
 
 mod feed;
 mod health;
+mod lease;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,9 @@ use ledger_domain::AccountId;
 
 pub use self::feed::{FeedProjector, FeedProjectorConfig};
 pub use self::health::{DeadLetterCheck, ProjectionLagCheck, ProjectionProgress};
+pub use self::lease::{
+    LeaseEnded, LeaseSchedule, acquire_lease, project_under_lease, project_while_held,
+};
 use crate::codec;
 use crate::envelope::RecordedEvent;
 use crate::ports::{

@@ -17,6 +17,7 @@ pub mod event_feed;
 pub mod event_scan;
 pub mod event_store;
 pub mod fixtures;
+pub mod lease;
 pub mod read_model;
 pub mod snapshots;
 
@@ -280,6 +281,68 @@ macro_rules! projection_checkpoints_contract_tests {
                 feed_and_shard_checkpoints_are_apart,
                 shard_checkpoints_are_kept_per_stream_and_shard,
             ]
+        );
+    };
+}
+
+/// Contenders for one fresh lease, and (where the lease lives on a connection that can be cut) a way to
+/// cut every holder's connection.
+pub struct LeaseSubject {
+    pub contender: lease::NewContender,
+    pub sever_holders: Option<lease::SeverHolders>,
+    _guard: Box<dyn Any + Send>,
+}
+
+impl LeaseSubject {
+    pub fn new(
+        contender: lease::NewContender,
+        sever_holders: Option<lease::SeverHolders>,
+        guard: impl Any + Send,
+    ) -> Self {
+        Self {
+            contender,
+            sever_holders,
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl std::fmt::Debug for LeaseSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseSubject")
+            .field("can_sever", &self.sever_holders.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Generates one `#[tokio::test]` per projector-lease contract case. The argument is an expression
+/// that, called with no arguments, returns a future of a fresh [`LeaseSubject`].
+#[macro_export]
+macro_rules! projector_lease_contract_tests {
+    ($new_subject:expr) => {
+        $crate::__contract_cases!(
+            $new_subject,
+            lease,
+            [
+                a_free_lease_is_acquired_and_confirmed,
+                a_held_lease_is_refused_to_every_other_contender,
+                racing_contenders_have_exactly_one_winner,
+                dropping_the_held_lease_releases_it,
+            ]
+        );
+    };
+}
+
+/// The case for leases on a connection that can be cut (the subject's `sever_holders` is `Some`):
+/// PostgreSQL's session lock and the in-memory lease; not the file lock, which only the holder's
+/// death releases (tested with processes in `bootstrap/tests`).
+#[macro_export]
+macro_rules! projector_lease_severing_contract_tests {
+    ($new_subject:expr) => {
+        $crate::__contract_cases!(
+            $new_subject,
+            lease,
+            [a_severed_holder_learns_it_lost_the_lease_and_another_takes_over]
         );
     };
 }

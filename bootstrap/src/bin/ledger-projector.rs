@@ -1,10 +1,13 @@
 //! `ledger-projector`: the DynamoDB Streams poller as its own process (local runs and ECS), feeding the
 //! read model in use (PostgreSQL at DATABASE_URL with LEDGER_READ_MODEL=postgres, the one consumer
 //! every API task reads from; else the SQLite file at LEDGER_SQLITE_PATH) from the events table's
-//! stream, its shard checkpoints beside it, until SIGINT or SIGTERM.
+//! stream, its shard checkpoints beside it, until SIGINT or SIGTERM. Only the holder of the
+//! projector lease polls; a second process stands by and takes over within seconds of the first
+//! dying.
 
 use std::process::ExitCode;
 
+use ledger_application::{LeaseSchedule, project_under_lease};
 use ledger_bootstrap::startup::{ReadSide, dynamo_tables, stream_poller, wait_for_shutdown_signal};
 use ledger_bootstrap::{LedgerConfig, telemetry};
 use tokio::sync::watch;
@@ -35,10 +38,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let lease = database.projector_lease(&tables.events);
     let (stop, stopped) = watch::channel(false);
-    let running = tokio::spawn(async move { poller.run(stopped).await });
+    // The poller runs only while this process holds the lease; it is told to stop at shutdown and
+    // at once if the lease is lost (another process may then be projecting).
+    let running = tokio::spawn(async move {
+        project_under_lease(lease.as_ref(), LeaseSchedule::default(), stopped, |stop| {
+            poller.run(stop)
+        })
+        .await;
+    });
     tracing::info!(table = %tables.events, read_model = %database.describe(&config),
-        "projecting the events stream");
+        "ledger-projector started; it projects the events stream while it holds the projector lease");
     wait_for_shutdown_signal().await;
     let _ = stop.send(true);
     if let Err(error) = running.await {

@@ -1,7 +1,9 @@
-//! What the binaries' tests share: running a binary to completion, and stopping a long-running one
-//! with SIGTERM.
+//! What the binaries' tests share: running a binary to completion, running a long-lived one with its
+//! log lines collected, and stopping one with SIGTERM (gracefully) or SIGKILL (a crash).
 
-use std::process::{Child, Command, Output};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Runs a binary of this package with `vars` added to the environment.
@@ -14,9 +16,9 @@ pub fn run(binary: &str, args: &[&str], vars: &[(&str, &str)]) -> Output {
         .expect("the binary runs")
 }
 
-/// SIGTERM: the projector finishes its round and exits successfully, within a bound.
-pub fn stop_with_sigterm(projector: &mut Child) {
-    let pid = projector.id().to_string();
+/// SIGTERM: the process finishes what it is doing and exits successfully, within a bound.
+pub fn stop_with_sigterm(process: &mut Child) {
+    let pid = process.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -26,14 +28,124 @@ pub fn stop_with_sigterm(projector: &mut Child) {
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(status) = projector.try_wait().expect("wait") {
+        if let Some(status) = process.try_wait().expect("wait") {
             break status;
         }
         assert!(
             Instant::now() < deadline,
-            "ledger-projector did not stop on SIGTERM"
+            "the process did not stop on SIGTERM"
         );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
+}
+
+/// A long-running binary whose output lines (stdout and stderr, at `RUST_LOG=info`) are collected as
+/// they come, so a test can wait for what it says. Killed with SIGKILL if the test drops it running.
+pub struct LoggedProcess {
+    pub name: String,
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl LoggedProcess {
+    pub fn spawn(name: &str, binary: &str, vars: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(binary)
+            .envs(vars.iter().copied())
+            .env("RUST_LOG", "info")
+            // Plain lines, so that a test can look for words in them.
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("{name} ({binary}) starts: {error}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        collect_lines(stdout, Arc::clone(&lines));
+        collect_lines(stderr, Arc::clone(&lines));
+        Self {
+            name: name.to_owned(),
+            child,
+            lines,
+        }
+    }
+
+    /// How many lines so far contain `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|line| line.contains(needle))
+            .count()
+    }
+
+    /// The first line containing `needle`, waited for up to `within`.
+    pub fn wait_for_line(&mut self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(line) = self
+                .lines
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .find(|line| line.contains(needle))
+            {
+                return line.clone();
+            }
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                panic!(
+                    "{} exited ({status}) before saying {needle:?}:\n{}",
+                    self.name,
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not say {needle:?} within {within:?}:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything it said so far, for failure messages.
+    pub fn log(&self) -> String {
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .join("\n")
+    }
+
+    /// SIGKILL, as a crash or an OOM kill: no chance to release anything or store a checkpoint.
+    pub fn kill_with_sigkill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
+    pub fn stop_with_sigterm(&mut self) {
+        stop_with_sigterm(&mut self.child);
+    }
+}
+
+impl Drop for LoggedProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn collect_lines(output: impl Read + Send + 'static, lines: Arc<Mutex<Vec<String>>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            lines
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(line);
+        }
+    });
 }

@@ -78,6 +78,12 @@ impl PostgresReadModel {
         crate::PostgresCheckpoints::from_pool(self.pool.clone())
     }
 
+    /// The projector lease `name` in this read model's database, on a connection of its own (not
+    /// one of this pool's).
+    pub fn projector_lease(&self, name: impl Into<String>) -> crate::PostgresProjectorLease {
+        crate::PostgresProjectorLease::new((*self.pool.connect_options()).clone(), name)
+    }
+
     /// Applies the embedded migrations the database lacks (see [`crate::migrate`]).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         crate::migrate(&self.pool).await

@@ -1,0 +1,98 @@
+//! The projector lease on PostgreSQL: a session-level advisory lock on one dedicated connection,
+//! held for the life of the lease (not a pooled connection, which would hand the session, and the
+//! lock with it, to whoever borrows it next).
+//!
+//! The server releases a session lock when its session ends, so the lease is released when the
+//! holder drops it (the connection closes), when the holder's process dies (the kernel closes the
+//! socket, also on SIGKILL) and when the server ends the session; in the last case the holder's next
+//! `confirm` fails and it stands down.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ledger_application::ports::{
+    CONFIRM_TIMEOUT, HeldLease, LeaseLost, ProjectorLease, StoreError,
+};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use tokio::sync::Mutex;
+
+/// How long an attempt may take to connect and ask for the lock.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The lease named `name` in one database. Every value is a contender; each attempt opens a
+/// connection of its own, kept only if it wins, so that no two holders ever share a session
+/// (advisory locks are re-entrant within one).
+#[derive(Debug, Clone)]
+pub struct PostgresProjectorLease {
+    options: PgConnectOptions,
+    name: String,
+}
+
+impl PostgresProjectorLease {
+    /// The lease `name` (e.g. `ledger-projector:` and the stream it reads) in the database of
+    /// `options`. The lock key is `hashtextextended(name, 0)`, the server's own stable hash.
+    pub fn new(options: PgConnectOptions, name: impl Into<String>) -> Self {
+        Self {
+            options,
+            name: name.into(),
+        }
+    }
+
+    async fn attempt(&self) -> Result<Option<Box<dyn HeldLease>>, sqlx::Error> {
+        let mut connection = PgConnection::connect_with(&self.options).await?;
+        let granted: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                .bind(&self.name)
+                .fetch_one(&mut connection)
+                .await?;
+        if granted {
+            Ok(Some(Box::new(PostgresHeldLease {
+                connection: Mutex::new(connection),
+            })))
+        } else {
+            // Not kept: a standby holds no session between its attempts.
+            connection.close().await?;
+            Ok(None)
+        }
+    }
+}
+
+#[async_trait]
+impl ProjectorLease for PostgresProjectorLease {
+    async fn try_acquire(&self) -> Result<Option<Box<dyn HeldLease>>, StoreError> {
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, self.attempt()).await {
+            Ok(attempted) => attempted.map_err(StoreError::unavailable),
+            Err(elapsed) => Err(StoreError::unavailable(elapsed)),
+        }
+    }
+}
+
+/// The lock, held on its own session. Dropping it closes the connection, which ends the session and
+/// releases the lock.
+struct PostgresHeldLease {
+    connection: Mutex<PgConnection>,
+}
+
+#[async_trait]
+impl HeldLease for PostgresHeldLease {
+    async fn confirm(&self) -> Result<(), LeaseLost> {
+        let confirmed = tokio::time::timeout(CONFIRM_TIMEOUT, async {
+            let mut connection = self.connection.lock().await;
+            // The session answering is not enough: the lock itself must still be there.
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+                 AND pid = pg_backend_pid() AND granted)",
+            )
+            .fetch_one(&mut *connection)
+            .await
+        })
+        .await;
+        match confirmed {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(LeaseLost::Released),
+            Ok(Err(error)) => Err(LeaseLost::ConnectionLost(Box::new(error))),
+            Err(_) => Err(LeaseLost::Unconfirmed(CONFIRM_TIMEOUT)),
+        }
+    }
+}
