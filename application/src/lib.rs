@@ -12,6 +12,7 @@ pub mod memory;
 pub mod ports;
 pub mod projector;
 pub mod query_service;
+pub mod rebuild;
 pub mod signal;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -29,4 +30,7 @@ pub use projector::{
     ProjectionProgress, ProjectionRetry, Projector, RedriveError, Redriven,
 };
 pub use query_service::{BalanceAsOf, FreshnessWait, QueryError, QueryService, TransactionPage};
+pub use rebuild::{
+    NoObserver, RebuildError, RebuildLimits, RebuildObserver, RebuildSummary, Rebuilder,
+};
 pub use signal::SignallingEventStore;

@@ -3,8 +3,10 @@
 
 mod event_store;
 mod read_model;
+mod rebuild;
 mod snapshots;
 
 pub use event_store::InMemoryEventStore;
 pub use read_model::InMemoryReadModel;
+pub use rebuild::InMemoryRebuild;
 pub use snapshots::InMemorySnapshotStore;

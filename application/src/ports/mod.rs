@@ -4,6 +4,7 @@
 mod event_scan;
 mod event_store;
 mod read_model;
+mod rebuild;
 mod snapshot;
 mod system;
 
@@ -21,6 +22,7 @@ pub use read_model::{
     ReadModelChange, ReadModelQuery, ReadModelUpdate, ShardCheckpoint, StoredDeadLetter,
     StreamCheckpoints, TransactionView,
 };
+pub use rebuild::{LiveSwap, ReadModelRebuild, RebuildProgress};
 #[cfg(test)]
 pub use snapshot::MockSnapshotStore;
 pub use snapshot::{Snapshot, SnapshotStore};

@@ -16,6 +16,7 @@ pub mod event_feed;
 pub mod event_store;
 pub mod fixtures;
 pub mod read_model;
+pub mod rebuild;
 pub mod snapshots;
 
 use std::any::Any;
