@@ -26,9 +26,11 @@ mod database;
 mod event_store;
 mod migrations;
 mod read_model;
+mod rebuild;
 mod rows;
 
 pub use database::{SqliteDatabase, SqliteSettings};
 pub use event_store::SqliteEventStore;
 pub use migrations::SCHEMA_VERSION;
 pub use read_model::SqliteReadModel;
+pub use rebuild::SqliteRebuild;
