@@ -20,7 +20,9 @@
 
 mod migrations;
 mod read_model;
+mod rebuild;
 mod rows;
 
 pub use migrations::{SCHEMA_VERSION, migrate};
 pub use read_model::{LAST_TRANSACTION_AT_OR_BEFORE, PostgresReadModel};
+pub use rebuild::{FRESH_SCHEMA, PostgresRebuild};
