@@ -16,6 +16,7 @@ pub mod rebuild;
 pub mod signal;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod verify;
 
 pub use command_service::{
     CommandContext, CommandError, CommandRequest, CommandService, RetryPolicy,
@@ -34,3 +35,4 @@ pub use rebuild::{
     NoObserver, RebuildError, RebuildLimits, RebuildObserver, RebuildSummary, Rebuilder,
 };
 pub use signal::SignallingEventStore;
+pub use verify::{Difference, DifferenceKind, Verifier, VerifyConfig, VerifyError, VerifySummary};

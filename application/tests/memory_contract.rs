@@ -1,10 +1,11 @@
-//! The port contract suites, run against the in-memory store, snapshot store and read model.
+//! The port contract suites, run against the in-memory store (with its feed and scan), snapshot store
+//! and read model.
 
 use std::sync::Arc;
 
 use ledger_application::memory::{InMemoryEventStore, InMemoryReadModel, InMemorySnapshotStore};
 use ledger_application::testkit::{
-    EventFeedSubject, EventStoreSubject, ReadModelSubject, SnapshotSubject,
+    EventFeedSubject, EventScanSubject, EventStoreSubject, ReadModelSubject, SnapshotSubject,
 };
 
 ledger_application::event_store_contract_tests!(|| async {
@@ -16,6 +17,14 @@ mod event_feed {
 
     ledger_application::event_feed_contract_tests!(|| async {
         EventFeedSubject::new(Arc::new(InMemoryEventStore::new()), ())
+    });
+}
+
+mod event_scan {
+    use super::*;
+
+    ledger_application::event_scan_contract_tests!(|| async {
+        EventScanSubject::new(Arc::new(InMemoryEventStore::new()), ())
     });
 }
 

@@ -1,6 +1,7 @@
 //! Wiring of the deployable ledger: typed configuration, telemetry and start-up. No business logic:
 //! everything here only chooses adapters and hands them to the application's services.
 
+pub mod admin;
 pub mod config;
 pub mod startup;
 pub mod telemetry;

@@ -142,6 +142,10 @@ impl DynamoEventStore {
         &self.settings
     }
 
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The append's actions: the idempotency record first (so that index 0 of the cancellation
     /// reasons is always the key), then every event in stream and sequence order, then one
     /// predecessor check per stream that has one; with the role and the stream of each action.
@@ -419,7 +423,7 @@ fn backoff(attempt: u32) -> Duration {
 
 /// Sequences must run `after + 1, after + 2, ...` with no gap: a load hands the aggregate a history to
 /// fold, and a hole in it means an item went missing behind the application's back.
-fn check_contiguous(
+pub(crate) fn check_contiguous(
     account_id: &AccountId,
     after_sequence: u64,
     events: &[RecordedEvent],

@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use ledger_application::testkit::{EventStoreSubject, SnapshotSubject};
+use ledger_application::testkit::{EventScanSubject, EventStoreSubject, SnapshotSubject};
 use ledger_dynamodb::{DynamoEventStore, DynamoSettings, DynamoSnapshotStore};
 
 /// Fresh tables with production's settings but for their names, and the guard that drops them.
@@ -21,6 +21,15 @@ ledger_application::event_store_contract_tests!(|| async {
     let (client, settings, guard) = fresh_settings().await;
     EventStoreSubject::new(Arc::new(DynamoEventStore::new(client, settings)), guard)
 });
+
+mod event_scan {
+    use super::*;
+
+    ledger_application::event_scan_contract_tests!(|| async {
+        let (client, settings, guard) = fresh_settings().await;
+        EventScanSubject::new(Arc::new(DynamoEventStore::new(client, settings)), guard)
+    });
+}
 
 mod snapshots {
     use super::*;

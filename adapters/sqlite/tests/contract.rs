@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use ledger_application::testkit::{EventFeedSubject, EventStoreSubject, ReadModelSubject};
+use ledger_application::testkit::{
+    EventFeedSubject, EventScanSubject, EventStoreSubject, ReadModelSubject,
+};
 use ledger_sqlite::SqliteDatabase;
 use tempfile::TempDir;
 
@@ -26,6 +28,15 @@ mod event_feed {
     ledger_application::event_feed_contract_tests!(|| async {
         let (dir, db) = fresh_database().await;
         EventFeedSubject::new(Arc::new(db.event_store()), (dir, db))
+    });
+}
+
+mod event_scan {
+    use super::*;
+
+    ledger_application::event_scan_contract_tests!(|| async {
+        let (dir, db) = fresh_database().await;
+        EventScanSubject::new(Arc::new(db.event_store()), (dir, db))
     });
 }
 

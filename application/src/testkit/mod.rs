@@ -13,6 +13,7 @@
 //! Each case becomes its own `#[tokio::test]`, so a failure names the broken promise.
 
 pub mod event_feed;
+pub mod event_scan;
 pub mod event_store;
 pub mod fixtures;
 pub mod read_model;
@@ -23,7 +24,8 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::ports::{
-    EventFeed, EventStore, Projection, ReadModelQuery, SnapshotStore, StreamCheckpoints,
+    EventFeed, EventStore, EventStoreScan, Projection, ReadModelQuery, SnapshotStore,
+    StreamCheckpoints,
 };
 
 /// A fresh, empty event store, with whatever must outlive it (a temp dir, a table).
@@ -71,6 +73,33 @@ impl EventFeedSubject {
 impl std::fmt::Debug for EventFeedSubject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventFeedSubject").finish_non_exhaustive()
+    }
+}
+
+/// A fresh, empty event store and the scan over the same events.
+pub struct EventScanSubject {
+    pub store: Arc<dyn EventStore>,
+    pub scan: Arc<dyn EventStoreScan>,
+    _guard: Box<dyn Any + Send>,
+}
+
+impl EventScanSubject {
+    /// One store behind both ports, with whatever must outlive it.
+    pub fn new<S>(store: Arc<S>, guard: impl Any + Send) -> Self
+    where
+        S: EventStore + EventStoreScan + 'static,
+    {
+        Self {
+            store: store.clone(),
+            scan: store,
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl std::fmt::Debug for EventScanSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventScanSubject").finish_non_exhaustive()
     }
 }
 
@@ -166,6 +195,25 @@ macro_rules! event_feed_contract_tests {
                 feed_lists_every_event_in_commit_order,
                 feed_skips_refused_appends_and_never_reuses_positions,
                 feed_never_shows_a_refused_transfer,
+            ]
+        );
+    };
+}
+
+/// Generates one `#[tokio::test]` per event-scan contract case. The argument is an expression that,
+/// called with no arguments, returns a future of a fresh [`EventScanSubject`].
+#[macro_export]
+macro_rules! event_scan_contract_tests {
+    ($new_subject:expr) => {
+        $crate::__contract_cases!(
+            $new_subject,
+            event_scan,
+            [
+                an_empty_store_has_no_account,
+                every_account_comes_exactly_once_across_small_pages,
+                accounts_with_many_events_come_once,
+                a_cursor_resumes_a_walk_from_its_text,
+                events_pages_are_bounded_ordered_and_whole,
             ]
         );
     };

@@ -7,13 +7,10 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use ledger_application::ports::{DeadLetterId, EventStore, Projection, SystemClock};
+use ledger_application::ports::{DeadLetterId, Projection, SystemClock};
 use ledger_application::{ProjectionRetry, Projector};
-use ledger_bootstrap::config::EventStoreKind;
 use ledger_bootstrap::startup::{ReadSide, dynamo_tables};
-use ledger_bootstrap::{LedgerConfig, telemetry};
-use ledger_dynamodb::config::DynamoSettings;
-use ledger_dynamodb::event_store::DynamoEventStore;
+use ledger_bootstrap::{LedgerConfig, admin, telemetry};
 
 /// The most letters `dead-letters list` prints: an operator reads them; a flood says "rebuild".
 const LISTED_LETTERS_MAX: usize = 1_000;
@@ -167,19 +164,7 @@ async fn list_dead_letters(config: &LedgerConfig) -> Result<String, String> {
 
 async fn retry_dead_letter(config: &LedgerConfig, id: DeadLetterId) -> Result<String, String> {
     let database = open_database(config).await?;
-    let events: Arc<dyn EventStore> = match (config.event_store, &database) {
-        (EventStoreKind::Sqlite, ReadSide::Sqlite(sqlite)) => Arc::new(sqlite.event_store()),
-        (EventStoreKind::Sqlite, ReadSide::Postgres(_)) => {
-            return Err("LEDGER_READ_MODEL=postgres needs LEDGER_EVENT_STORE=dynamodb".to_owned());
-        }
-        (EventStoreKind::Dynamodb, _) => {
-            let client = ledger_dynamodb::config::dynamodb_client().await;
-            Arc::new(DynamoEventStore::new(
-                client,
-                DynamoSettings::with_tables(dynamo_tables(&config.dynamodb)),
-            ))
-        }
-    };
+    let events = admin::event_source(config, &database).await?.store;
     let projection: Arc<dyn Projection> = database.projection();
     let projector = Projector::new(
         projection,
