@@ -385,3 +385,62 @@ async fn the_live_projector_keeps_projecting_across_the_swap_without_a_gap_or_a_
     );
     assert_eq!(summary.accounts, ACCOUNTS as u64);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_the_fresh_model_refuses_leaves_the_page_to_the_projector_and_becomes_a_dead_letter()
+ {
+    let world = world().await;
+    let rebuild = Arc::new(
+        SqliteRebuild::open(&world.db)
+            .await
+            .expect("open the fresh model"),
+    );
+    // A stray row where the refused account's third event goes: the page's one transaction is
+    // refused as a whole, and event by event the third one is dead-lettered.
+    let options =
+        sqlx::sqlite::SqliteConnectOptions::new().filename(rebuild.fresh_database().path());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+        .await
+        .expect("a connection to the fresh file");
+    sqlx::query(
+        "INSERT INTO rm_account_transactions (account_id, sequence, event_id, entry_type, amount, \
+         balance_after, occurred_at) VALUES (?1, 3, 'stray', 'DEPOSIT', '1.00', '1.00', 'x')",
+    )
+    .bind(&world.accounts[3])
+    .execute(&mut conn)
+    .await
+    .expect("a stray row");
+    <sqlx::SqliteConnection as sqlx::Connection>::close(conn)
+        .await
+        .expect("close");
+
+    let summary = Rebuilder::new(
+        world.store.clone(),
+        rebuild,
+        Arc::new(SystemClock),
+        small_pages(),
+    )
+    .run(&NoObserver)
+    .await
+    .expect("rebuild");
+
+    assert_eq!(summary.dead_letters, 1);
+    let refused = account(&world.accounts[3]);
+    let live = world.db.read_model();
+    assert_eq!(live.last_sequence(&refused).await.unwrap(), 2);
+    let letters = live.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].letter.sequence, Some(3));
+    let others: Vec<String> = world
+        .accounts
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| *index != 3)
+        .map(|(_, id)| id.clone())
+        .collect();
+    assert_eq!(
+        model_content(&live, &others).await,
+        reference(world.store.as_ref(), &others).await,
+        "the other accounts are whole"
+    );
+}

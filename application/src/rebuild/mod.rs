@@ -18,8 +18,10 @@ use std::time::Duration;
 
 use ledger_domain::AccountId;
 
+use crate::envelope::RecordedEvent;
 use crate::ports::{
-    Clock, EventStoreScan, ReadModelRebuild, RebuildProgress, StoreError, UndecodableEvent,
+    Clock, EventStoreScan, ReadModelRebuild, ReadModelUpdate, RebuildProgress, StoreError,
+    UndecodableEvent,
 };
 use crate::projector::{Projected, ProjectionRetry, Projector};
 
@@ -337,6 +339,14 @@ impl Rebuilder {
                 Err(unavailable) => return Err(RebuildError::EventStore(unavailable)),
             };
             let complete = page.len() < page_limit;
+            if self.applied_as_batch(&page, last_sequence).await? {
+                applied += page.len() as u64;
+                last_sequence = page.last().map_or(last_sequence, |e| e.sequence);
+                if complete {
+                    break;
+                }
+                continue;
+            }
             let mut stopped = false;
             for event in &page {
                 match self
@@ -366,6 +376,29 @@ impl Rebuilder {
             applied,
             last_sequence,
         })
+    }
+
+    /// The fast path: the whole page in one transaction of the fresh model, if it continues the
+    /// account without a hole and the adapter has one. `false` when nothing was written: the
+    /// caller goes event by event (a corrupt refusal lands there as a dead letter).
+    async fn applied_as_batch(
+        &self,
+        page: &[RecordedEvent],
+        last_sequence: u64,
+    ) -> Result<bool, RebuildError> {
+        let consecutive = page
+            .iter()
+            .zip(last_sequence + 1..)
+            .all(|(event, expected)| event.sequence == expected);
+        if page.len() < 2 || !consecutive {
+            return Ok(false);
+        }
+        let updates: Vec<ReadModelUpdate> = page.iter().map(ReadModelUpdate::from_event).collect();
+        match self.rebuild.apply_fresh_batch(&updates).await {
+            Ok(applied) => Ok(applied),
+            Err(StoreError::Corrupt { .. }) => Ok(false),
+            Err(unavailable) => Err(RebuildError::FreshModel(unavailable)),
+        }
     }
 
     async fn dead_letter_undecodable(
