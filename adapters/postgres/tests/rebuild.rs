@@ -7,26 +7,18 @@ mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use async_trait::async_trait;
 use ledger_application::memory::{InMemoryEventStore, InMemoryReadModel};
-use ledger_application::ports::{
-    AccountPage, EventStore, EventStoreScan, LiveSwap, Projection, ReadModelQuery,
-    ReadModelRebuild, RebuildProgress, ScanCursor, StoreError, SystemClock,
-};
+use ledger_application::ports::{EventStore, Projection, ReadModelRebuild, SystemClock};
 use ledger_application::testkit::fixtures::account;
 use ledger_application::testkit::rebuild::{
-    AccountContent, append_deposits, model_content, project_accounts, seed_history,
+    AccountContent, LookingAtTheSwap, ScanBreakingOff,
+    live_projector_keeps_projecting_across_a_rebuild, model_content, project_accounts,
+    seed_history,
 };
-use ledger_application::{
-    FeedProjector, FeedProjectorConfig, NoObserver, RebuildError, RebuildLimits, Rebuilder,
-    RecordedEvent,
-};
-use ledger_domain::AccountId;
+use ledger_application::{NoObserver, RebuildError, RebuildLimits, Rebuilder};
 use ledger_postgres::{FRESH_SCHEMA, PostgresReadModel, PostgresRebuild};
 use support::FreshDatabase;
-use tokio::sync::{Notify, watch};
 
 const ACCOUNTS: usize = 6;
 const DEPOSITS: u64 = 4;
@@ -87,53 +79,6 @@ async fn corrupt_the_live_model(live: &PostgresReadModel, accounts: &[String]) {
         .expect("corrupt a day");
 }
 
-/// The PostgreSQL rebuild, looking at both models when the swap begins.
-struct LookingAtTheSwap {
-    inner: PostgresRebuild,
-    live: PostgresReadModel,
-    account_id: AccountId,
-    seen: AtomicBool,
-}
-
-#[async_trait]
-impl ReadModelRebuild for LookingAtTheSwap {
-    fn fresh(&self) -> Arc<dyn Projection> {
-        self.inner.fresh()
-    }
-
-    async fn progress(&self) -> Result<Option<RebuildProgress>, StoreError> {
-        self.inner.progress().await
-    }
-
-    async fn save_progress(&self, progress: &RebuildProgress) -> Result<(), StoreError> {
-        self.inner.save_progress(progress).await
-    }
-
-    async fn accounts_behind_live(
-        &self,
-        after: Option<&AccountId>,
-        limit: usize,
-    ) -> Result<Vec<AccountId>, StoreError> {
-        self.inner.accounts_behind_live(after, limit).await
-    }
-
-    async fn begin_swap(&self) -> Result<Box<dyn LiveSwap>, StoreError> {
-        let live = self.live.account(&self.account_id).await?;
-        assert_eq!(
-            live.expect("the live account").balance.to_string(),
-            "999.00",
-            "before the swap, queries answer from the live model"
-        );
-        let fresh = self.inner.fresh_model().account(&self.account_id).await?;
-        assert_eq!(
-            fresh.expect("the fresh account").balance.to_string(),
-            "4.00"
-        );
-        self.seen.store(true, Ordering::SeqCst);
-        self.inner.begin_swap().await
-    }
-}
-
 async fn schema_exists(live: &PostgresReadModel, schema: &str) -> bool {
     sqlx::query_scalar::<_, bool>(
         "SELECT EXISTS (SELECT 1 FROM information_schema.schemata WHERE schema_name = $1)",
@@ -149,12 +94,16 @@ async fn the_fresh_schema_is_invisible_until_the_swap_and_repairs_a_corrupted_li
     let world = world().await;
     world.live.save_checkpoint("feed", 7).await.unwrap();
     corrupt_the_live_model(&world.live, &world.accounts).await;
+    let fresh = PostgresRebuild::open(&world.live)
+        .await
+        .expect("open the fresh model");
     let rebuild = Arc::new(LookingAtTheSwap {
-        inner: PostgresRebuild::open(&world.live)
-            .await
-            .expect("open the fresh model"),
-        live: world.live.clone(),
+        fresh: Arc::new(fresh.fresh_model().clone()),
+        inner: Arc::new(fresh),
+        live: Arc::new(world.live.clone()),
         account_id: account(&world.accounts[0]),
+        live_balance: "999.00".to_owned(),
+        fresh_balance: "4.00".to_owned(),
         seen: AtomicBool::new(false),
     });
 
@@ -184,47 +133,13 @@ async fn the_fresh_schema_is_invisible_until_the_swap_and_repairs_a_corrupted_li
     assert!(!schema_exists(&world.live, FRESH_SCHEMA).await);
 }
 
-/// The in-memory store's scan, failing after its first page of accounts.
-struct BreaksOff {
-    store: Arc<InMemoryEventStore>,
-    broken: AtomicBool,
-}
-
-#[async_trait]
-impl EventStoreScan for BreaksOff {
-    async fn accounts_page(
-        &self,
-        cursor: Option<&ScanCursor>,
-        limit: usize,
-    ) -> Result<AccountPage, StoreError> {
-        if self.broken.swap(true, Ordering::SeqCst) {
-            return Err(StoreError::unavailable("the scan broke off"));
-        }
-        self.store.accounts_page(cursor, limit).await
-    }
-
-    async fn events_page(
-        &self,
-        account_id: &AccountId,
-        after_sequence: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.store
-            .events_page(account_id, after_sequence, limit)
-            .await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_interrupted_rebuild_resumes_from_its_schema_without_duplicate_rows() {
     let world = world().await;
     let first = PostgresRebuild::open(&world.live)
         .await
         .expect("open the fresh model");
-    let scan = Arc::new(BreaksOff {
-        store: world.store.clone(),
-        broken: AtomicBool::new(false),
-    });
+    let scan = Arc::new(ScanBreakingOff::new(world.store.clone(), 1));
     let interrupted = Rebuilder::new(
         scan,
         Arc::new(first.clone()),
@@ -274,81 +189,16 @@ async fn an_interrupted_rebuild_resumes_from_its_schema_without_duplicate_rows()
 #[tokio::test(flavor = "multi_thread")]
 async fn the_live_projector_keeps_projecting_across_the_swap_without_a_gap_or_a_dead_letter() {
     let world = world().await;
-    let projection: Arc<dyn Projection> = Arc::new(world.live.clone());
-    let projector = Arc::new(FeedProjector::new(
-        "embedded",
-        world.store.clone(),
-        projection.clone(),
-        Arc::new(SystemClock),
-        FeedProjectorConfig::default(),
-        Arc::new(Notify::new()),
-    ));
-    projector
-        .catch_up()
+    let rebuild = PostgresRebuild::open(&world.live)
         .await
-        .expect("the projector's first catch-up");
-    let (stop_projector, stopped) = watch::channel(false);
-    let running = tokio::spawn({
-        let projector = projector.clone();
-        async move { projector.run(stopped).await }
-    });
-    let writing = Arc::new(AtomicBool::new(true));
-    let writer = tokio::spawn({
-        let store = world.store.clone();
-        let accounts = world.accounts.clone();
-        let writing = writing.clone();
-        async move {
-            let mut sequences = vec![DEPOSITS + 1; accounts.len()];
-            let mut written = 0_u64;
-            // Bounded: at most 40 rounds, well inside the fixtures' calendar.
-            for round in 0..40 {
-                if !writing.load(Ordering::SeqCst) && round > 2 {
-                    break;
-                }
-                for (index, id) in accounts.iter().enumerate() {
-                    append_deposits(store.as_ref(), id, sequences[index], 1).await;
-                    sequences[index] += 1;
-                    written += 1;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            written
-        }
-    });
-
-    let rebuild = Arc::new(
-        PostgresRebuild::open(&world.live)
-            .await
-            .expect("open the fresh model"),
-    );
-    let summary = Rebuilder::new(
+        .expect("open the fresh model");
+    live_projector_keeps_projecting_across_a_rebuild(
         world.store.clone(),
-        rebuild,
-        Arc::new(SystemClock),
+        Arc::new(world.live.clone()),
+        Arc::new(rebuild),
+        &world.accounts,
+        DEPOSITS + 1,
         small_pages(),
     )
-    .run(&NoObserver)
-    .await
-    .expect("rebuild");
-    writing.store(false, Ordering::SeqCst);
-    assert!(writer.await.expect("the writer") > 0);
-
-    let expected = reference(world.store.as_ref(), &world.accounts).await;
-    let mut content = Vec::new();
-    // Bounded wait for the live projector to apply what was written last.
-    for _ in 0..200 {
-        content = model_content(&world.live, &world.accounts).await;
-        if content == expected {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    stop_projector.send(true).expect("stop the projector");
-    running.await.expect("the projector stops");
-    assert_eq!(
-        content, expected,
-        "no gap: every event applied once, in order"
-    );
-    assert!(projection.dead_letters(10).await.unwrap().is_empty());
-    assert_eq!(summary.accounts, ACCOUNTS as u64);
+    .await;
 }

@@ -10,7 +10,9 @@ use crate::envelope::RecordedEvent;
 use crate::memory::{InMemoryEventStore, InMemoryReadModel, InMemoryRebuild};
 use crate::ports::{AccountPage, Projection, ReadModelQuery, ScanCursor, SystemClock};
 use crate::testkit::fixtures::account;
-use crate::testkit::rebuild::{append_deposits, model_content, project_accounts, seed_history};
+use crate::testkit::rebuild::{
+    ScanBreakingOff, append_deposits, model_content, project_accounts, seed_history,
+};
 
 const ACCOUNTS: usize = 7;
 const DEPOSITS: u64 = 5;
@@ -85,48 +87,11 @@ async fn a_rebuild_keeps_the_projector_checkpoints_of_the_live_model() {
     assert_eq!(world.live.checkpoint("feed").await.unwrap(), Some(42));
 }
 
-/// The scan of the in-memory store, failing every call to `accounts_page` after the first
-/// `pages_before_failure`.
-struct FailingScan {
-    store: Arc<InMemoryEventStore>,
-    pages_before_failure: usize,
-    pages: AtomicUsize,
-}
-
-#[async_trait]
-impl EventStoreScan for FailingScan {
-    async fn accounts_page(
-        &self,
-        cursor: Option<&ScanCursor>,
-        limit: usize,
-    ) -> Result<AccountPage, StoreError> {
-        if self.pages.fetch_add(1, Ordering::SeqCst) >= self.pages_before_failure {
-            return Err(StoreError::unavailable("the scan broke off"));
-        }
-        self.store.accounts_page(cursor, limit).await
-    }
-
-    async fn events_page(
-        &self,
-        account_id: &AccountId,
-        after_sequence: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.store
-            .events_page(account_id, after_sequence, limit)
-            .await
-    }
-}
-
 #[tokio::test]
 async fn an_interrupted_rebuild_changes_nothing_and_a_rerun_resumes_without_duplicates() {
     let world = world().await;
     let rebuild = Arc::new(InMemoryRebuild::new(world.live.clone()));
-    let failing = Arc::new(FailingScan {
-        store: world.store.clone(),
-        pages_before_failure: 2,
-        pages: AtomicUsize::new(0),
-    });
+    let failing = Arc::new(ScanBreakingOff::new(world.store.clone(), 2));
 
     let interrupted = rebuilder(failing, rebuild.clone()).run(&NoObserver).await;
 

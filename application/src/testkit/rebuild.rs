@@ -1,14 +1,25 @@
 //! Helpers for the rebuild's tests on every adapter: a history of accounts in an event store, the
-//! live projection of it, and the read model's whole content, to compare one model with another.
+//! live projection of it, the read model's whole content (to compare one model with another), a
+//! scan that breaks off, a rebuild that looks at both models when its swap begins, and the race of
+//! a rebuild with a live projector.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ledger_domain::AccountId;
+use tokio::sync::{Notify, watch};
 
 use crate::envelope::RecordedEvent;
+use crate::memory::InMemoryReadModel;
 use crate::ports::{
-    AccountView, DailyBalanceView, EventStore, Projection, ReadModelQuery, SystemClock,
-    TransactionView,
+    AccountPage, AccountView, DailyBalanceView, EventFeed, EventStore, EventStoreScan, LiveSwap,
+    Projection, ReadModelQuery, ReadModelRebuild, ReadModelUpdate, RebuildProgress, ScanCursor,
+    StoreError, SystemClock, TransactionView,
 };
-use crate::projector::{ProjectionRetry, Projector};
+use crate::projector::{FeedProjector, FeedProjectorConfig, ProjectionRetry, Projector};
+use crate::rebuild::{NoObserver, RebuildLimits, Rebuilder};
 use crate::testkit::fixtures::{
     account, at, deposited_event, opened_event, recorded, single_append,
 };
@@ -110,4 +121,218 @@ pub async fn model_content(query: &dyn ReadModelQuery, accounts: &[String]) -> V
         });
     }
     content
+}
+
+/// The scan of `inner`, failing with an outage every call to `accounts_page` after the first
+/// `pages_before_failure`: a rebuild interrupted part-way.
+pub struct ScanBreakingOff {
+    inner: Arc<dyn EventStoreScan>,
+    pages_before_failure: usize,
+    pages: AtomicUsize,
+}
+
+impl ScanBreakingOff {
+    pub fn new(inner: Arc<dyn EventStoreScan>, pages_before_failure: usize) -> Self {
+        Self {
+            inner,
+            pages_before_failure,
+            pages: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl std::fmt::Debug for ScanBreakingOff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanBreakingOff")
+            .field("pages_before_failure", &self.pages_before_failure)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl EventStoreScan for ScanBreakingOff {
+    async fn accounts_page(
+        &self,
+        cursor: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<AccountPage, StoreError> {
+        if self.pages.fetch_add(1, Ordering::SeqCst) >= self.pages_before_failure {
+            return Err(StoreError::unavailable("the scan broke off"));
+        }
+        self.inner.accounts_page(cursor, limit).await
+    }
+
+    async fn events_page(
+        &self,
+        account_id: &AccountId,
+        after_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner
+            .events_page(account_id, after_sequence, limit)
+            .await
+    }
+}
+
+/// A rebuild that looks at both models when its swap begins: the live one must still answer
+/// `live_balance` for `account_id` (queries see the old model), the fresh one `fresh_balance`.
+pub struct LookingAtTheSwap {
+    pub inner: Arc<dyn ReadModelRebuild>,
+    pub live: Arc<dyn ReadModelQuery>,
+    pub fresh: Arc<dyn ReadModelQuery>,
+    pub account_id: AccountId,
+    pub live_balance: String,
+    pub fresh_balance: String,
+    /// Set once the swap began and both answers were as expected.
+    pub seen: AtomicBool,
+}
+
+impl std::fmt::Debug for LookingAtTheSwap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LookingAtTheSwap")
+            .field("account_id", &self.account_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl ReadModelRebuild for LookingAtTheSwap {
+    fn fresh(&self) -> Arc<dyn Projection> {
+        self.inner.fresh()
+    }
+
+    async fn progress(&self) -> Result<Option<RebuildProgress>, StoreError> {
+        self.inner.progress().await
+    }
+
+    async fn save_progress(&self, progress: &RebuildProgress) -> Result<(), StoreError> {
+        self.inner.save_progress(progress).await
+    }
+
+    async fn accounts_behind_live(
+        &self,
+        after: Option<&AccountId>,
+        limit: usize,
+    ) -> Result<Vec<AccountId>, StoreError> {
+        self.inner.accounts_behind_live(after, limit).await
+    }
+
+    async fn apply_fresh_batch(&self, updates: &[ReadModelUpdate]) -> Result<bool, StoreError> {
+        self.inner.apply_fresh_batch(updates).await
+    }
+
+    async fn begin_swap(&self) -> Result<Box<dyn LiveSwap>, StoreError> {
+        let live = self.live.account(&self.account_id).await?;
+        assert_eq!(
+            live.expect("the live account").balance.to_string(),
+            self.live_balance,
+            "before the swap, queries answer from the live model"
+        );
+        let fresh = self.fresh.account(&self.account_id).await?;
+        assert_eq!(
+            fresh.expect("the fresh account").balance.to_string(),
+            self.fresh_balance
+        );
+        self.seen.store(true, Ordering::SeqCst);
+        self.inner.begin_swap().await
+    }
+}
+
+/// Deposits on `accounts` (each at `seeded_sequence` events to begin with), round-robin, until
+/// `writing` turns false (at least three rounds, at most 40): how many in all.
+pub async fn keep_depositing(
+    store: Arc<dyn EventStore>,
+    accounts: Vec<String>,
+    seeded_sequence: u64,
+    writing: Arc<AtomicBool>,
+) -> u64 {
+    let mut sequences = vec![seeded_sequence; accounts.len()];
+    let mut written = 0_u64;
+    for round in 0..40 {
+        if !writing.load(Ordering::SeqCst) && round > 2 {
+            break;
+        }
+        for (index, id) in accounts.iter().enumerate() {
+            append_deposits(store.as_ref(), id, sequences[index], 1).await;
+            sequences[index] += 1;
+            written += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    written
+}
+
+/// The race of a rebuild with the live projector: a `FeedProjector` follows `store` into `live`
+/// while commands keep coming and `rebuild` runs and swaps; afterwards the live model equals the
+/// projection of the whole store (no gap, nothing twice) and holds no dead letter. `accounts` were
+/// seeded with `seeded_sequence` events each and projected into `live`.
+pub async fn live_projector_keeps_projecting_across_a_rebuild<S, L>(
+    store: Arc<S>,
+    live: Arc<L>,
+    rebuild: Arc<dyn ReadModelRebuild>,
+    accounts: &[String],
+    seeded_sequence: u64,
+    limits: RebuildLimits,
+) where
+    S: EventStore + EventFeed + EventStoreScan + 'static,
+    L: Projection + ReadModelQuery + 'static,
+{
+    let projector = Arc::new(FeedProjector::new(
+        "embedded",
+        store.clone(),
+        live.clone(),
+        Arc::new(SystemClock),
+        FeedProjectorConfig::default(),
+        Arc::new(Notify::new()),
+    ));
+    projector
+        .catch_up()
+        .await
+        .expect("the projector's first catch-up");
+    let (stop_projector, stopped) = watch::channel(false);
+    let running = tokio::spawn({
+        let projector = projector.clone();
+        async move { projector.run(stopped).await }
+    });
+    let writing = Arc::new(AtomicBool::new(true));
+    let writer = tokio::spawn(keep_depositing(
+        store.clone(),
+        accounts.to_vec(),
+        seeded_sequence,
+        writing.clone(),
+    ));
+
+    let summary = Rebuilder::new(store.clone(), rebuild, Arc::new(SystemClock), limits)
+        .run(&NoObserver)
+        .await
+        .expect("rebuild");
+    writing.store(false, Ordering::SeqCst);
+    assert!(writer.await.expect("the writer") > 0);
+    assert_eq!(summary.accounts, accounts.len() as u64);
+
+    let reference = Arc::new(InMemoryReadModel::new());
+    project_accounts(store.as_ref(), reference.clone(), accounts).await;
+    let expected = model_content(reference.as_ref(), accounts).await;
+    let mut content = Vec::new();
+    // Bounded wait for the live projector to apply what was written last.
+    for _ in 0..200 {
+        content = model_content(live.as_ref(), accounts).await;
+        if content == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    stop_projector.send(true).expect("stop the projector");
+    running.await.expect("the projector stops");
+    assert_eq!(
+        content, expected,
+        "no gap: every event applied once, in order"
+    );
+    assert!(
+        live.dead_letters(10)
+            .await
+            .expect("dead letters")
+            .is_empty(),
+        "no dead letter across the swap"
+    );
 }
