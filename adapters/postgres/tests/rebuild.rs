@@ -6,15 +6,12 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use ledger_application::memory::{InMemoryEventStore, InMemoryReadModel};
-use ledger_application::ports::{EventStore, Projection, ReadModelRebuild, SystemClock};
-use ledger_application::testkit::fixtures::account;
+use ledger_application::ports::{EventStore, ReadModelRebuild, SystemClock};
 use ledger_application::testkit::rebuild::{
-    AccountContent, LookingAtTheSwap, ScanBreakingOff,
-    live_projector_keeps_projecting_across_a_rebuild, model_content, project_accounts,
-    seed_history,
+    AccountContent, ScanBreakingOff, live_projector_keeps_projecting_across_a_rebuild,
+    model_content, project_accounts, rebuild_repairs_a_corrupted_live_model, seed_history,
 };
 use ledger_application::{NoObserver, RebuildError, RebuildLimits, Rebuilder};
 use ledger_postgres::{FRESH_SCHEMA, PostgresReadModel, PostgresRebuild};
@@ -92,44 +89,20 @@ async fn schema_exists(live: &PostgresReadModel, schema: &str) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_fresh_schema_is_invisible_until_the_swap_and_repairs_a_corrupted_live_model() {
     let world = world().await;
-    world.live.save_checkpoint("feed", 7).await.unwrap();
     corrupt_the_live_model(&world.live, &world.accounts).await;
-    let fresh = PostgresRebuild::open(&world.live)
+    let rebuild = PostgresRebuild::open(&world.live)
         .await
         .expect("open the fresh model");
-    let rebuild = Arc::new(LookingAtTheSwap {
-        fresh: Arc::new(fresh.fresh_model().clone()),
-        inner: Arc::new(fresh),
-        live: Arc::new(world.live.clone()),
-        account_id: account(&world.accounts[0]),
-        live_balance: "999.00".to_owned(),
-        fresh_balance: "4.00".to_owned(),
-        seen: AtomicBool::new(false),
-    });
-
-    let summary = Rebuilder::new(
+    rebuild_repairs_a_corrupted_live_model(
         world.store.clone(),
-        rebuild.clone(),
-        Arc::new(SystemClock),
+        Arc::new(world.live.clone()),
+        Arc::new(rebuild.clone()),
+        Arc::new(rebuild.fresh_model().clone()),
+        &world.accounts,
+        "999.00",
         small_pages(),
     )
-    .run(&NoObserver)
-    .await
-    .expect("rebuild");
-
-    assert!(rebuild.seen.load(Ordering::SeqCst));
-    assert_eq!(summary.accounts, ACCOUNTS as u64);
-    assert_eq!(summary.events, ACCOUNTS as u64 * (DEPOSITS + 1));
-    assert_eq!(
-        model_content(&world.live, &world.accounts).await,
-        reference(world.store.as_ref(), &world.accounts).await,
-        "after the swap, queries (on the same pool) answer from the rebuilt model"
-    );
-    assert_eq!(
-        world.live.checkpoint("feed").await.unwrap(),
-        Some(7),
-        "the projector's checkpoint is not part of the swap"
-    );
+    .await;
     assert!(!schema_exists(&world.live, FRESH_SCHEMA).await);
 }
 

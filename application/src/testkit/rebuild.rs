@@ -336,3 +336,61 @@ pub async fn live_projector_keeps_projecting_across_a_rebuild<S, L>(
         "no dead letter across the swap"
     );
 }
+
+/// A rebuild of a live model whose first account's balance was corrupted to `corrupted_balance`
+/// (and whatever else the caller broke): until the swap queries answer from the live model, after it
+/// from the whole rebuilt one, equal to the projection of the store; the feed checkpoint stays.
+pub async fn rebuild_repairs_a_corrupted_live_model<S, L>(
+    store: Arc<S>,
+    live: Arc<L>,
+    rebuild: Arc<dyn ReadModelRebuild>,
+    fresh: Arc<dyn ReadModelQuery>,
+    accounts: &[String],
+    corrupted_balance: &str,
+    limits: RebuildLimits,
+) where
+    S: EventStore + EventStoreScan + 'static,
+    L: Projection + ReadModelQuery + 'static,
+{
+    live.save_checkpoint("feed", 7).await.expect("a checkpoint");
+    let reference = Arc::new(InMemoryReadModel::new());
+    project_accounts(store.as_ref(), reference.clone(), accounts).await;
+    let expected = model_content(reference.as_ref(), accounts).await;
+    let first = expected[0].account.as_ref().expect("the first account");
+    let looking = Arc::new(LookingAtTheSwap {
+        inner: rebuild,
+        live: live.clone(),
+        fresh,
+        account_id: first.account_id.clone(),
+        live_balance: corrupted_balance.to_owned(),
+        fresh_balance: first.balance.to_string(),
+        seen: AtomicBool::new(false),
+    });
+
+    let summary = Rebuilder::new(store, looking.clone(), Arc::new(SystemClock), limits)
+        .run(&NoObserver)
+        .await
+        .expect("rebuild");
+
+    assert!(
+        looking.seen.load(Ordering::SeqCst),
+        "the swap was looked at"
+    );
+    assert_eq!(summary.accounts, accounts.len() as u64);
+    let events: u64 = expected
+        .iter()
+        .filter_map(|content| content.account.as_ref())
+        .map(|view| view.last_sequence)
+        .sum();
+    assert_eq!(summary.events, events);
+    assert_eq!(
+        model_content(live.as_ref(), accounts).await,
+        expected,
+        "after the swap, queries answer from the rebuilt model"
+    );
+    assert_eq!(
+        live.checkpoint("feed").await.expect("checkpoint"),
+        Some(7),
+        "the projector's checkpoint is not part of the swap"
+    );
+}
