@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 
 use ledger_application::memory::{InMemoryEventStore, InMemoryReadModel};
-use ledger_application::ports::{EventStore, ReadModelRebuild, SystemClock};
+use ledger_application::ports::{EventStore, Projection, ReadModelRebuild, SystemClock};
 use ledger_application::testkit::rebuild::{
     AccountContent, ScanBreakingOff, live_projector_keeps_projecting_across_a_rebuild,
     model_content, project_accounts, rebuild_repairs_a_corrupted_live_model, seed_history,
@@ -174,4 +174,72 @@ async fn the_live_projector_keeps_projecting_across_the_swap_without_a_gap_or_a_
         small_pages(),
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_the_fresh_schema_refuses_becomes_a_dead_letter_with_an_id_never_given_before() {
+    let world = world().await;
+    let old_letter = world
+        .live
+        .record_dead_letter(&ledger_application::ports::DeadLetter {
+            account_id: None,
+            sequence: None,
+            event_id: None,
+            event_type: None,
+            raw: "{\"shard\":\"lost\"}".to_owned(),
+            reason: "stream records trimmed".to_owned(),
+            waiting_behind: None,
+            recorded_at: chrono::Utc::now(),
+        })
+        .await
+        .expect("a letter in the live model");
+    let rebuild = Arc::new(
+        PostgresRebuild::open(&world.live)
+            .await
+            .expect("open the fresh model"),
+    );
+    // A stray row where the refused account's third event goes: the page's one transaction is
+    // refused as a whole, and event by event the third one is dead-lettered.
+    sqlx::query(
+        "INSERT INTO account_transactions (account_id, sequence, event_id, entry_type, amount, \
+         balance_after, occurred_at) VALUES ($1, 3, 'stray', 'DEPOSIT', 1.00, 1.00, now())",
+    )
+    .bind(&world.accounts[3])
+    .execute(rebuild.fresh_model().pool())
+    .await
+    .expect("a stray row in the fresh schema");
+
+    let summary = Rebuilder::new(
+        world.store.clone(),
+        rebuild,
+        Arc::new(SystemClock),
+        small_pages(),
+    )
+    .run(&NoObserver)
+    .await
+    .expect("rebuild");
+
+    assert_eq!(summary.dead_letters, 1);
+    let letters = world.live.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1, "the old letter went with the old model");
+    assert_eq!(letters[0].letter.sequence, Some(3));
+    assert!(
+        letters[0].id > old_letter,
+        "{} reuses an old id",
+        letters[0].id
+    );
+    let next = world
+        .live
+        .record_dead_letter(&ledger_application::ports::DeadLetter {
+            account_id: None,
+            sequence: None,
+            raw: "{\"shard\":\"next\"}".to_owned(),
+            ..letters[0].letter.clone()
+        })
+        .await
+        .expect("a letter after the swap");
+    assert!(
+        next > letters[0].id,
+        "the identity goes on after the copied letters"
+    );
 }

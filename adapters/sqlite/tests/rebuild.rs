@@ -182,6 +182,23 @@ async fn an_interrupted_rebuild_resumes_from_its_file_without_duplicate_rows() {
 async fn an_event_the_fresh_model_refuses_leaves_the_page_to_the_projector_and_becomes_a_dead_letter()
  {
     let world = world().await;
+    // A letter the live model once gave an id to (a trimmed stream, say): the rebuild drops it,
+    // and its id is never given to another letter.
+    let old_letter = world
+        .db
+        .read_model()
+        .record_dead_letter(&ledger_application::ports::DeadLetter {
+            account_id: None,
+            sequence: None,
+            event_id: None,
+            event_type: None,
+            raw: "{\"shard\":\"lost\"}".to_owned(),
+            reason: "stream records trimmed".to_owned(),
+            waiting_behind: None,
+            recorded_at: chrono::Utc::now(),
+        })
+        .await
+        .expect("a letter in the live model");
     let rebuild = Arc::new(
         SqliteRebuild::open(&world.db)
             .await
@@ -223,6 +240,11 @@ async fn an_event_the_fresh_model_refuses_leaves_the_page_to_the_projector_and_b
     let letters = live.dead_letters(10).await.unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].letter.sequence, Some(3));
+    assert!(
+        letters[0].id > old_letter,
+        "{} reuses an id the live model gave",
+        letters[0].id
+    );
     let others: Vec<String> = world
         .accounts
         .iter()
