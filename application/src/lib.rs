@@ -13,6 +13,7 @@ pub mod ports;
 pub mod projector;
 pub mod query_service;
 pub mod read_model_rows;
+pub mod rebuild;
 pub mod signal;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -32,5 +33,8 @@ pub use projector::{
     Redriven, acquire_lease, project_under_lease, project_while_held,
 };
 pub use query_service::{BalanceAsOf, FreshnessWait, QueryError, QueryService, TransactionPage};
+pub use rebuild::{
+    NoObserver, RebuildError, RebuildLimits, RebuildObserver, RebuildSummary, Rebuilder,
+};
 pub use signal::SignallingEventStore;
 pub use verify::{Difference, DifferenceKind, Verifier, VerifyConfig, VerifyError, VerifySummary};

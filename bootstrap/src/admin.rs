@@ -1,6 +1,7 @@
 //! Wiring shared by the `ledger` admin commands: the configured event store, with the consistent
 //! scan over it, beside the configured read model; and the commands built on them.
 
+pub mod rebuild;
 pub mod verify;
 
 use std::sync::Arc;

@@ -23,6 +23,7 @@ use ledger_domain::{Account, AccountId};
 use rust_decimal::Decimal;
 use serde_json::json;
 use sqlx::Row;
+use support::run;
 
 const ACCOUNTS: [&str; 8] = [
     "aws-1", "aws-2", "aws-3", "aws-4", "aws-5", "aws-6", "aws-7", "aws-8",
@@ -220,12 +221,23 @@ async fn fold_from_the_event_store(stack: &Stack) -> Vec<Account> {
     folded
 }
 
-/// The read model checked against the folded store after the projector's crash and restart. This is
-/// the step where `ledger verify` (folding every account from the event store and comparing) runs
-/// once it exists: `run(env!("CARGO_BIN_EXE_ledger"), &["verify"], &stack.vars())` must succeed.
-/// Until then, and as a check of that check, the SQL itself: no movement recorded twice, one row per
-/// movement event, balances as folded, money conserved.
+/// The read model checked against the folded store after the projector's crash and restart: `ledger
+/// verify` as an operator runs it (every account folded from the event store by the consistent scan
+/// and compared) must pass; and, as a check of that check, the SQL itself: no movement recorded
+/// twice, one row per movement event, balances as folded, money conserved.
 async fn verify_read_model_against_the_event_store(stack: &Stack, folded: &[Account]) {
+    let verified = run(env!("CARGO_BIN_EXE_ledger"), &["verify"], &stack.vars());
+    let said = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        verified.status.success(),
+        "ledger verify after the projector's SIGKILL and restart: {said}\n{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(
+        said.contains(&format!("verified {} account(s)", ACCOUNTS.len()))
+            && said.contains("the read model agrees with the event store"),
+        "{said}"
+    );
     let mut connection = stack.database.connect().await;
     let duplicates = sqlx::query(
         "SELECT account_id, sequence, count(*) FROM account_transactions \

@@ -2,7 +2,6 @@
 //! PostgreSQL read model: it passes on a healthy ledger, and fails, naming the difference, once a
 //! read-model row is changed behind the projector's back.
 
-#[allow(dead_code, reason = "these tests only run binaries to completion")]
 mod support;
 
 use std::path::Path;

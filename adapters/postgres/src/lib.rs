@@ -24,6 +24,7 @@ mod checkpoints;
 mod lease;
 mod migrations;
 mod read_model;
+mod rebuild;
 mod rows;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -32,3 +33,4 @@ pub use checkpoints::PostgresCheckpoints;
 pub use lease::PostgresProjectorLease;
 pub use migrations::{SCHEMA_VERSION, migrate};
 pub use read_model::{LAST_TRANSACTION_AT_OR_BEFORE, PostgresReadModel};
+pub use rebuild::{FRESH_SCHEMA, PostgresRebuild};

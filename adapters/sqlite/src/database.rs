@@ -84,6 +84,18 @@ impl SqliteDatabase {
     /// Opens (creating it and its directory if missing) the database at `path`, switches it to WAL
     /// with fully synchronous commits, and applies the migrations it lacks. Opening again is harmless.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteSynchronous::Full).await
+    }
+
+    /// Opens like [`SqliteDatabase::open`], but commits without waiting for the disk
+    /// (`synchronous = NORMAL`): for a scratch database that is rebuilt rather than recovered, such
+    /// as the fresh model of a rebuild. Still consistent after a crash: the WAL keeps commits in
+    /// order, so a power loss only forgets the latest ones.
+    pub async fn open_scratch(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteSynchronous::Normal).await
+    }
+
+    async fn open_with(path: &Path, synchronous: SqliteSynchronous) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             // Blocking, but once at start-up and on a local path: not worth a runtime dependency.
             std::fs::create_dir_all(parent).map_err(|source| {
@@ -105,7 +117,7 @@ impl SqliteDatabase {
         let base = SqliteConnectOptions::new()
             .filename(path)
             .foreign_keys(true)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(synchronous)
             .busy_timeout(BUSY_TIMEOUT);
 
         let write = SqlitePoolOptions::new()
@@ -236,6 +248,22 @@ impl SqliteDatabase {
 
     pub(crate) fn reader(&self) -> &SqlitePool {
         &self.read
+    }
+
+    /// A connection of its own to this database, outside both pools, with the same busy timeout:
+    /// for work that must hold a transaction across other connections' work (the rebuild's swap).
+    pub(crate) async fn dedicated_connection(
+        &self,
+        read_only: bool,
+    ) -> Result<SqliteConnection, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(&self.path)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .read_only(read_only);
+        <SqliteConnection as sqlx::Connection>::connect_with(&options)
+            .await
+            .map_err(StoreError::unavailable)
     }
 }
 

@@ -29,6 +29,7 @@ mod event_store;
 mod lease;
 mod migrations;
 mod read_model;
+mod rebuild;
 mod rows;
 
 pub use checkpoints::SqliteCheckpoints;
@@ -37,3 +38,4 @@ pub use event_store::SqliteEventStore;
 pub use lease::SqliteProjectorLease;
 pub use migrations::SCHEMA_VERSION;
 pub use read_model::SqliteReadModel;
+pub use rebuild::SqliteRebuild;

@@ -5,10 +5,12 @@ mod checkpoints;
 mod event_store;
 mod lease;
 mod read_model;
+mod rebuild;
 mod snapshots;
 
 pub use checkpoints::InMemoryCheckpoints;
 pub use event_store::InMemoryEventStore;
 pub use lease::InMemoryProjectorLease;
 pub use read_model::InMemoryReadModel;
+pub use rebuild::InMemoryRebuild;
 pub use snapshots::InMemorySnapshotStore;

@@ -278,3 +278,36 @@ impl ReadModelQuery for InMemoryReadModel {
             }))
     }
 }
+
+/// What the in-memory rebuild (`memory::rebuild`) needs of the tables: positions to compare, and
+/// the swap itself under one lock.
+impl InMemoryReadModel {
+    /// Each account's `last_sequence`, and the (account, sequence) of every open dead letter that
+    /// names both.
+    pub(crate) fn positions(&self) -> (BTreeMap<AccountId, u64>, Vec<(AccountId, u64)>) {
+        let tables = self.lock();
+        let accounts = tables
+            .accounts
+            .iter()
+            .map(|(id, account)| (id.clone(), account.last_sequence))
+            .collect();
+        let letters = tables
+            .dead_letters
+            .iter()
+            .filter(|stored| stored.resolved_at.is_none())
+            .filter_map(|stored| Some((stored.letter.account_id.clone()?, stored.letter.sequence?)))
+            .collect();
+        (accounts, letters)
+    }
+
+    /// Replaces the model's tables (not the checkpoints: they are the projector's position) with
+    /// copies of `fresh`'s, at once.
+    pub(crate) fn replace_model_with(&self, fresh: &InMemoryReadModel) {
+        let fresh = fresh.lock();
+        let mut live = self.lock();
+        live.accounts.clone_from(&fresh.accounts);
+        live.transactions.clone_from(&fresh.transactions);
+        live.daily_balances.clone_from(&fresh.daily_balances);
+        live.dead_letters.clone_from(&fresh.dead_letters);
+    }
+}

@@ -6,6 +6,7 @@ mod event_scan;
 mod event_store;
 mod lease;
 mod read_model;
+mod rebuild;
 mod snapshot;
 mod system;
 
@@ -24,6 +25,7 @@ pub use read_model::{
     AccountView, ApplyOutcome, DailyBalanceView, DeadLetter, DeadLetterId, Projection,
     ReadModelChange, ReadModelQuery, ReadModelUpdate, StoredDeadLetter, TransactionView,
 };
+pub use rebuild::{LiveSwap, ReadModelRebuild, RebuildProgress};
 #[cfg(test)]
 pub use snapshot::MockSnapshotStore;
 pub use snapshot::{Snapshot, SnapshotStore};

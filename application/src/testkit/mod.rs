@@ -19,6 +19,7 @@ pub mod event_store;
 pub mod fixtures;
 pub mod lease;
 pub mod read_model;
+pub mod rebuild;
 pub mod snapshots;
 
 use std::any::Any;

@@ -1,8 +1,9 @@
 //! `ledger`: the admin tool. `ledger create-tables` provisions the DynamoDB tables (idempotently, for
 //! local use; production tables come from Pulumi); `ledger migrate` brings the read model's schema up
-//! to date (the SQLite file, or PostgreSQL at DATABASE_URL when LEDGER_READ_MODEL=postgres); `ledger dead-letters list` shows the projector's open dead letters and
-//! `ledger dead-letters retry ID` redrives one after a fix; `ledger verify` compares the read model
-//! with the event store.
+//! to date (the SQLite file, or PostgreSQL at DATABASE_URL when LEDGER_READ_MODEL=postgres); `ledger
+//! rebuild` replaces the read model with one replayed from the event store; `ledger verify` compares
+//! the read model with the event store; `ledger dead-letters list` shows the projector's open dead
+//! letters and `ledger dead-letters retry ID` redrives one after a fix.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -24,6 +25,10 @@ commands:
                   region from the standard AWS_* variables
   migrate         create or upgrade the read model: the SQLite database at LEDGER_SQLITE_PATH,
                   or, with LEDGER_READ_MODEL=postgres, the PostgreSQL database at DATABASE_URL
+  rebuild [--restart]
+                  replay the whole event store in use into a fresh read model and swap it in for
+                  the live one only once complete (queries never see a half-built model); resumes
+                  after an interruption; `ledger rebuild --help` says more
   dead-letters list
                   the open dead letters of the read model in use, oldest first:
                   id, account, sequence, state (dead, or waiting behind another), reason, raw form
@@ -63,6 +68,10 @@ async fn main() -> ExitCode {
         }
         Some("migrate") => migrate(&config).await,
         Some("verify") => return admin::verify::verify_command(&config).await,
+        Some("rebuild") => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            admin::rebuild::run(&config, &args).await
+        }
         Some("dead-letters") => {
             let action = std::env::args().nth(2);
             let id = std::env::args().nth(3);

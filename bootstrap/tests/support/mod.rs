@@ -1,5 +1,9 @@
 //! What the binaries' tests share: running a binary to completion, running a long-lived one with its
 //! log lines collected, and stopping one with SIGTERM (gracefully) or SIGKILL (a crash).
+#![allow(
+    dead_code,
+    reason = "every test crate of the binaries compiles this module and uses a part of it"
+)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Output, Stdio};

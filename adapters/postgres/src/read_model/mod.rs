@@ -159,7 +159,7 @@ impl Projection for PostgresReadModel {
 }
 
 /// The writes of one update, inside the caller's transaction.
-async fn apply_in(
+pub(crate) async fn apply_in(
     conn: &mut PgConnection,
     update: &ReadModelUpdate,
 ) -> Result<ApplyOutcome, StoreError> {

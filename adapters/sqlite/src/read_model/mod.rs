@@ -103,7 +103,7 @@ impl Projection for SqliteReadModel {
 }
 
 /// The writes of one update, inside the caller's transaction.
-async fn apply_in(
+pub(crate) async fn apply_in(
     conn: &mut SqliteConnection,
     update: &ReadModelUpdate,
 ) -> Result<ApplyOutcome, StoreError> {
