@@ -138,6 +138,17 @@ impl ReadSide {
         }
     }
 
+    /// The lease that lets one `ledger rebuild` at a time work on this read model: two would write
+    /// one fresh model and race to swap it in.
+    pub fn rebuild_lease(&self) -> Arc<dyn ProjectorLease> {
+        match self {
+            Self::Sqlite(database) => {
+                Arc::new(SqliteProjectorLease::beside_for(database.path(), "rebuild"))
+            }
+            Self::Postgres(read_model) => Arc::new(read_model.projector_lease("ledger-rebuild")),
+        }
+    }
+
     pub fn health_check(&self) -> Arc<dyn HealthCheck> {
         match self {
             Self::Sqlite(database) => Arc::new(database.read_model()),

@@ -1,7 +1,8 @@
 //! `ledger rebuild` as a process on an embedded SQLite file: it replaces a corrupted read model with
 //! one replayed from the events, keeps the projector's checkpoint, leaves no fresh file behind, says
 //! what it did, and explains itself with `--help`; and it runs beside a serving `ledger-api`, whose
-//! commands and projector go on across the swap without a gap or a dead letter.
+//! commands and projector go on across the swap without a gap or a dead letter; and a second
+//! rebuild refuses to start while one runs.
 
 mod support;
 
@@ -12,9 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ledger_application::memory::InMemoryReadModel;
-use ledger_application::ports::{Projection, ProjectionCheckpoints};
+use ledger_application::ports::{Projection, ProjectionCheckpoints, ProjectorLease};
+use ledger_bootstrap::admin::rebuild::ANOTHER_REBUILD_RUNS;
 use ledger_application::testkit::rebuild::{model_content, project_accounts, seed_history};
-use ledger_sqlite::{SqliteDatabase, SqliteRebuild};
+use ledger_sqlite::{SqliteDatabase, SqliteProjectorLease, SqliteRebuild};
 use support::{run, stop_with_sigterm};
 
 const ACCOUNTS: usize = 5;
@@ -69,6 +71,44 @@ async fn corrupted_embedded_file(path: &Path) -> Vec<String> {
         .await
         .expect("close");
     accounts
+}
+
+/// Two rebuilds would write one fresh model and race to swap it in: while another holds the rebuild
+/// lease (here the test, holding the same file lock a running `ledger rebuild` holds), `ledger
+/// rebuild` refuses, writes nothing and says why; once it is released, the rebuild runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ledger_rebuild_refuses_while_one_runs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ledger.db");
+    corrupted_embedded_file(&path).await;
+    let path_text = path.display().to_string();
+    let lease = SqliteProjectorLease::beside_for(&path, "rebuild");
+    let held = lease
+        .try_acquire()
+        .await
+        .expect("the lock file")
+        .expect("the rebuild lease is free");
+
+    let refused = run(
+        env!("CARGO_BIN_EXE_ledger"),
+        &["rebuild"],
+        &[("LEDGER_SQLITE_PATH", &path_text)],
+    );
+    assert!(!refused.status.success(), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains(ANOTHER_REBUILD_RUNS), "{said}");
+    assert!(
+        !SqliteRebuild::fresh_path(&path).exists(),
+        "a refused rebuild writes no fresh model"
+    );
+
+    drop(held);
+    let rebuilt = run(
+        env!("CARGO_BIN_EXE_ledger"),
+        &["rebuild"],
+        &[("LEDGER_SQLITE_PATH", &path_text)],
+    );
+    assert!(rebuilt.status.success(), "{rebuilt:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

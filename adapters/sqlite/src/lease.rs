@@ -21,8 +21,14 @@ impl SqliteProjectorLease {
     /// file is never removed: removing it would let a contender lock a new file while the holder
     /// still holds the old one.
     pub fn beside(database_path: &Path) -> Self {
+        Self::beside_for(database_path, "projector")
+    }
+
+    /// Another exclusive lease on the same database, for `purpose` (`rebuild`: one `ledger rebuild`
+    /// at a time), kept in `<database>.<purpose>.lock`.
+    pub fn beside_for(database_path: &Path, purpose: &str) -> Self {
         let mut name = database_path.as_os_str().to_owned();
-        name.push(".projector.lock");
+        name.push(format!(".{purpose}.lock"));
         Self {
             lock_path: PathBuf::from(name),
         }

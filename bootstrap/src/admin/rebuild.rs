@@ -23,9 +23,13 @@ beside the live one (SQLite: the file LEDGER_SQLITE_PATH.rebuild; PostgreSQL: th
 ledger_rebuild), then replaces the live model with it in one transaction. Queries answer from the
 old model until then and from the whole new one after; the projector's checkpoints are kept, and a
 projector running meanwhile goes on without a gap. Interrupted, it resumes from its last page of
-accounts when run again.
+accounts when run again. One rebuild at a time: a second one refuses to start.
 
   --restart   throw away what an interrupted rebuild left and start from the first account";
+
+/// Said when another `ledger rebuild` holds the rebuild lease of this read model.
+pub const ANOTHER_REBUILD_RUNS: &str = "another `ledger rebuild` is running on this read model: \
+     let it finish (or stop it; it resumes when run again), then run this one";
 
 /// Whether the command asked for help, a rebuild from scratch, or a rebuild that resumes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +55,12 @@ pub async fn run(config: &LedgerConfig, args: &[String]) -> Result<String, Strin
         return Ok(USAGE.to_owned());
     }
     let read_side = ReadSide::open(config).await.map_err(|e| e.to_string())?;
-    let rebuilt = rebuild_on(config, &read_side, mode).await;
+    let rebuilt = match read_side.rebuild_lease().try_acquire().await {
+        // Held until the rebuild ends: dropping it lets the next one in.
+        Ok(Some(_held)) => rebuild_on(config, &read_side, mode).await,
+        Ok(None) => Err(ANOTHER_REBUILD_RUNS.to_owned()),
+        Err(error) => Err(format!("cannot take the rebuild lease: {error}")),
+    };
     let closed = read_side.close().await.map_err(|e| e.to_string());
     let message = rebuilt?;
     closed?;
