@@ -8,8 +8,10 @@ concurrency="${1:-32}"
 seconds="${2:-10}"
 port="${LEDGER_BENCH_PORT:-18080}"
 dir="$(mktemp -d)"
-cargo build --release --locked -p ledger-bootstrap --bin ledger-api
-cargo build --release --locked -p ledger-tests --example load
+# One build of every binary the measurements run, in one cargo invocation: the same packages and
+# targets each time, so that cargo unifies the same features and the scripts share one release build.
+cargo build --release --locked -p ledger-bootstrap --bin ledger-api --bin ledger-projector --bin ledger \
+  -p ledger-tests --example load --example seed
 target="${CARGO_TARGET_DIR:-target}"
 LEDGER_HTTP_ADDR="127.0.0.1:${port}" LEDGER_SQLITE_PATH="${dir}/bench.db" RUST_LOG=warn \
   "${target}/release/ledger-api" &

@@ -12,8 +12,10 @@ seconds="${2:-60}"
 port="${LEDGER_BENCH_PORT:-18081}"
 target="${CARGO_TARGET_DIR:-target}"
 
-cargo build --release --locked -p ledger-bootstrap --bin ledger-api --bin ledger-projector --bin ledger
-cargo build --release --locked -p ledger-tests --example load
+# One build of every binary the measurements run, in one cargo invocation: the same packages and
+# targets each time, so that cargo unifies the same features and the scripts share one release build.
+cargo build --release --locked -p ledger-bootstrap --bin ledger-api --bin ledger-projector --bin ledger \
+  -p ledger-tests --example load --example seed
 
 # shellcheck source=scripts/dynamodb-local.sh
 source scripts/dynamodb-local.sh

@@ -35,8 +35,9 @@ case "$profile" in
   *) fail "LEDGER_BENCH_PROFILE is release or debug, not '${profile}'" ;;
 esac
 
-cargo build "${profile_flag[@]}" --locked -p ledger-bootstrap --bin ledger
-cargo build "${profile_flag[@]}" --locked -p ledger-tests --example seed
+# The same packages and targets as scripts/projection-lag.sh and scripts/bench.sh: one feature set, one build.
+cargo build "${profile_flag[@]}" --locked -p ledger-bootstrap --bin ledger-api --bin ledger-projector \
+  --bin ledger -p ledger-tests --example load --example seed
 target="${CARGO_TARGET_DIR:-target}/${profile}"
 
 dir="$(mktemp -d)"
