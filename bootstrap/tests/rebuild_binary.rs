@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use ledger_application::memory::InMemoryReadModel;
 use ledger_application::ports::{Projection, ProjectionCheckpoints, ProjectorLease};
-use ledger_bootstrap::admin::rebuild::ANOTHER_REBUILD_RUNS;
 use ledger_application::testkit::rebuild::{model_content, project_accounts, seed_history};
+use ledger_bootstrap::admin::rebuild::ANOTHER_REBUILD_RUNS;
 use ledger_sqlite::{SqliteDatabase, SqliteProjectorLease, SqliteRebuild};
 use support::{run, stop_with_sigterm};
 
