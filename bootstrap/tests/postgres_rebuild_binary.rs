@@ -3,6 +3,7 @@
 //! `ledger-projector`. A lost movement row is back, commands sent meanwhile all reach the new
 //! model through the projector, no dead letter appears, and the fresh schema is gone afterwards.
 
+mod aws_stack;
 mod support;
 
 use std::process::{Command, Stdio};
@@ -10,28 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use aws_stack::Stack;
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};
 use support::{run, stop_with_sigterm};
 
 const ACCOUNTS: usize = 3;
 const SEED_DEPOSITS: u64 = 3;
-
-fn server_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "DATABASE_URL is not set: these tests need PostgreSQL; run ./scripts/test.sh, or \
-             `source scripts/postgres-local.sh && postgres_local_start` first"
-        )
-    })
-}
-
-/// The server's URL with another database.
-fn url_for(database: &str) -> String {
-    let server = server_url();
-    let (base, _) = server.rsplit_once('/').expect("a URL with a database");
-    format!("{base}/{database}")
-}
 
 async fn sql_on(url: &str, sql: String) {
     let mut conn = PgConnection::connect(url).await.expect("connect");
@@ -176,25 +162,11 @@ async fn rebuild_process(vars: &[(&str, &str)]) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ledger_rebuild_replays_dynamodb_into_postgres_beside_a_running_projector() {
-    assert!(
-        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
-        "AWS_ENDPOINT_URL is not set: these tests need DynamoDB Local; run ./scripts/test.sh"
-    );
-    let unique = uuid::Uuid::now_v7().simple().to_string();
-    let database = format!("ledger_rebuild_{unique}");
-    let prefix = format!("pgrebuild_{unique}_");
-    sql_on(&server_url(), format!("CREATE DATABASE {database}")).await;
-    let url = url_for(&database);
-    let vars = [
-        ("LEDGER_EVENT_STORE", "dynamodb"),
-        ("LEDGER_READ_MODEL", "postgres"),
-        ("DATABASE_URL", url.as_str()),
-        ("LEDGER_DYNAMODB_TABLE_PREFIX", prefix.as_str()),
-    ];
-    for command in ["migrate", "create-tables"] {
-        let output = run(env!("CARGO_BIN_EXE_ledger"), &[command], &vars);
-        assert!(output.status.success(), "{output:?}");
-    }
+    // A fresh database and tables of its own, migrated and created by `ledger` as an operator would.
+    let stack = Stack::create("pgrebuild").await;
+    let vars = stack.vars();
+    let url = stack.database.url.clone();
+    let unique = stack.table_prefix.clone();
     let config = ledger_bootstrap::LedgerConfig::from_lookup(|name| match name {
         "LEDGER_HTTP_ADDR" => Some("127.0.0.1:0".to_owned()),
         "LEDGER_HTTP_WORKERS" => Some("1".to_owned()),
@@ -272,9 +244,5 @@ async fn ledger_rebuild_replays_dynamodb_into_postgres_beside_a_running_projecto
     stop_with_sigterm(&mut projector);
     handle.stop(true).await;
     server.await.expect("server task").expect("server stopped");
-    sql_on(
-        &server_url(),
-        format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
-    )
-    .await;
+    drop(stack);
 }

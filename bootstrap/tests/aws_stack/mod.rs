@@ -2,6 +2,10 @@
 //! and `ledger-projector` processes): a fresh PostgreSQL database of their own on the server of
 //! `DATABASE_URL` (which `scripts/test.sh` starts), tables of their own in DynamoDB Local, the
 //! variables the binaries take for both, and `ledger-api` processes driven over HTTP.
+#![allow(
+    dead_code,
+    reason = "every test crate of the AWS-shaped stack compiles this module and uses a part of it"
+)]
 
 use std::time::{Duration, Instant};
 
@@ -29,10 +33,6 @@ fn url_for(database: &str, password: &str) -> String {
 /// migrate`), with the URL the binaries are given: it carries a password, to be looked for in output.
 pub struct FreshDatabase {
     database: ledger_postgres::testkit::FreshDatabase,
-    #[allow(
-        dead_code,
-        reason = "read by postgres_binaries, not by every test crate sharing this module"
-    )]
     pub name: String,
     /// Its URL with a password the server ignores, to be looked for in output.
     pub url: String,
