@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
-# Throughput of ledger-api under concurrent load: builds release binaries, starts the service on a
-# throwaway database, drives it with the load example and prints the figures. A measurement, not a test.
-#   ./scripts/bench.sh [concurrency] [seconds]
+# The ledger's benchmark: builds the release binaries and runs `ledger-bench` with every workload
+# (A-F, in-process and over HTTP against `ledger-api`, each on a throwaway SQLite file), printing one
+# table per workload. SQLite only: no service to start. A measurement, not a test; run it on a quiet
+# machine. Arguments go to ledger-bench, e.g.
+#   ./scripts/bench.sh                                  # everything, 10 s a run
+#   ./scripts/bench.sh --workloads A,F --mode http --seconds 20 --json figures.json
+#   ./scripts/bench.sh --help
+# LEDGER_BENCH_PROFILE=debug skips the release build (to try the script; its figures mean nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-concurrency="${1:-32}"
-seconds="${2:-10}"
-port="${LEDGER_BENCH_PORT:-18080}"
-dir="$(mktemp -d)"
+
+profile="${LEDGER_BENCH_PROFILE:-release}"
+case "$profile" in
+  release) profile_flag=(--release) ;;
+  debug) profile_flag=() ;;
+  *) echo "bench: LEDGER_BENCH_PROFILE is release or debug, not '${profile}'" >&2; exit 2 ;;
+esac
+
 # One build of every binary the measurements run, in one cargo invocation: the same packages and
 # targets each time, so that cargo unifies the same features and the scripts share one release build.
-cargo build --release --locked -p ledger-bootstrap --bin ledger-api --bin ledger-projector --bin ledger \
-  -p ledger-tests --example load --example seed
-target="${CARGO_TARGET_DIR:-target}"
-LEDGER_HTTP_ADDR="127.0.0.1:${port}" LEDGER_SQLITE_PATH="${dir}/bench.db" RUST_LOG=warn \
-  "${target}/release/ledger-api" &
-pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:${port}/health/ready" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-"${target}/release/examples/load" "http://127.0.0.1:${port}" "$concurrency" "$seconds"
+# ledger-bench finds ledger-api and ledger beside itself.
+cargo build "${profile_flag[@]}" --locked -p ledger-bootstrap --bin ledger-api --bin ledger-projector \
+  --bin ledger -p ledger-tests --example load --example seed -p ledger-bench --bin ledger-bench
+target="${CARGO_TARGET_DIR:-target}/${profile}"
+
+RUST_LOG="${RUST_LOG:-warn}" "${target}/ledger-bench" --workloads A,B,C,D,E,F "$@"

@@ -15,7 +15,7 @@ target="${CARGO_TARGET_DIR:-target}"
 # One build of every binary the measurements run, in one cargo invocation: the same packages and
 # targets each time, so that cargo unifies the same features and the scripts share one release build.
 cargo build --release --locked -p ledger-bootstrap --bin ledger-api --bin ledger-projector --bin ledger \
-  -p ledger-tests --example load --example seed
+  -p ledger-tests --example load --example seed -p ledger-bench --bin ledger-bench
 
 # shellcheck source=scripts/dynamodb-local.sh
 source scripts/dynamodb-local.sh

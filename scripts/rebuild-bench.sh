@@ -37,7 +37,7 @@ esac
 
 # The same packages and targets as scripts/projection-lag.sh and scripts/bench.sh: one feature set, one build.
 cargo build "${profile_flag[@]}" --locked -p ledger-bootstrap --bin ledger-api --bin ledger-projector \
-  --bin ledger -p ledger-tests --example load --example seed
+  --bin ledger -p ledger-tests --example load --example seed -p ledger-bench --bin ledger-bench
 target="${CARGO_TARGET_DIR:-target}/${profile}"
 
 dir="$(mktemp -d)"
