@@ -494,10 +494,12 @@ impl HttpLedger {
                 return Ok(());
             }
             let answer: Value = read.json().await.unwrap_or(Value::Null);
-            // 503 read_model_behind: the server waited its bounded wait; ask again.
+            // 503 read_model_behind: the server waited its bounded wait; ask again (after a
+            // pause, in case another 503 answered at once).
             if status.as_u16() != 503 || Instant::now() >= deadline {
                 return Err(problem_kind(status.as_u16(), &answer));
             }
+            tokio::time::sleep(PROJECTED_POLL).await;
         }
     }
 

@@ -196,10 +196,7 @@ impl Bench {
     pub async fn history_cost(&self, modes: &[Mode]) -> Table {
         let mut table = Table::new(
             "C: sequential deposits on an account with a long history (one client)",
-            &[
-                "mode", "events", "cold ms", "ok/s", "ok", "failed", "p50 ms", "p99 ms",
-                "p99.9 ms", "max ms", "failures",
-            ],
+            &[&["mode", "events", "cold ms", "ok/s"][..], SUMMARY_COLUMNS].concat(),
         );
         for &mode in modes {
             match self.history_cost_run(mode, &mut table).await {
@@ -377,21 +374,11 @@ impl Bench {
         let mut table = Table::new(
             "F: projection lag under paced deposits (open loop), 1,000 accounts",
             &[
-                "mode",
-                "rate/s",
-                "ok/s",
-                "ok",
-                "failed",
-                "p50 ms",
-                "p99 ms",
-                "p99.9 ms",
-                "max ms",
-                "failures",
-                "lag samples",
-                "lag p50 ms",
-                "lag p99 ms",
-                "lag max ms",
-            ],
+                &["mode", "rate/s", "ok/s"][..],
+                SUMMARY_COLUMNS,
+                &["lag samples", "lag p50 ms", "lag p99 ms", "lag max ms"],
+            ]
+            .concat(),
         );
         for &mode in modes {
             match self.projection_lag_run(mode, &mut table).await {
@@ -701,20 +688,18 @@ fn closed_loop_table(title: &str) -> Table {
     Table::new(
         title,
         &[
-            "mode",
-            "clients",
-            "ok/s",
-            "ok",
-            "failed",
-            "p50 ms",
-            "p99 ms",
-            "p99.9 ms",
-            "max ms",
-            "failures",
-            "lag p50/p99/max ms",
-        ],
+            &["mode", "clients", "ok/s"][..],
+            SUMMARY_COLUMNS,
+            &["lag p50/p99/max ms"],
+        ]
+        .concat(),
     )
 }
+
+/// The columns of [`summary_cells`].
+const SUMMARY_COLUMNS: &[&str] = &[
+    "ok", "failed", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "failures",
+];
 
 /// ok, failed, p50, p99, p99.9, max, failures by kind.
 fn summary_cells(summary: &Summary) -> Vec<String> {
