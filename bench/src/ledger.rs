@@ -32,6 +32,8 @@ use crate::lag::{LagSamples, TimedProjection};
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest `ledger-api` may take to answer `/health/ready` after it was started.
 const READY_WITHIN: Duration = Duration::from_mins(1);
+/// How long an idle pooled connection is kept for reuse.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause between two looks at the read model while waiting for a sequence to be projected.
 const PROJECTED_POLL: Duration = Duration::from_millis(5);
 
@@ -393,6 +395,10 @@ impl HttpLedger {
         let mut process = ApiProcess { child, log };
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
+            // Below actix-web's keep-alive (5 s): a connection idle through a drain is dropped here
+            // first, not reused after the server closed it (a `transport` failure of the bench's
+            // own making).
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .timeout(COMMAND_TIMEOUT)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
@@ -511,8 +517,12 @@ impl HttpLedger {
 fn transport_kind(error: &reqwest::Error) -> FailureKind {
     if error.is_timeout() {
         "timeout".to_owned()
+    } else if error.is_connect() {
+        "transport: connect".to_owned()
+    } else if error.is_body() || error.is_decode() {
+        "transport: body".to_owned()
     } else {
-        "transport".to_owned()
+        "transport: request".to_owned()
     }
 }
 

@@ -2,6 +2,7 @@
 //! Each run gets a fresh ledger on a fresh SQLite file in a throwaway directory of its own.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,8 +30,12 @@ const OPERATIONS_PER_CLIENT_MAX: u64 = 100_000_000;
 /// Commands of the paced sender (F) in flight at once; one more is counted as not sent, so that a
 /// ledger that cannot keep up shows as failures instead of a sender quietly slowing down.
 const IN_FLIGHT_MAX: usize = 4_096;
-/// About this many commands a second of F over HTTP are followed by a `min_sequence` read.
-const LAG_PROBES_PER_SECOND: u64 = 50;
+/// About this many commands a second of F over HTTP are followed by a `min_sequence` read...
+const LAG_PROBES_PER_SECOND: u64 = 20;
+/// ...at most this many at once: the server answers a waiting read by polling its read model, so
+/// probes without a bound would load the very projector they measure. A probe due while this many
+/// wait is skipped (the table shows how many samples were taken).
+const LAG_PROBES_IN_FLIGHT_MAX: usize = 16;
 /// Longest one lag probe waits for its sequence.
 const LAG_PROBE_WITHIN: Duration = Duration::from_secs(30);
 /// The rate F uses when it has no figure from A and no `--lag-rate`: a calibration run measures one.
@@ -553,6 +558,9 @@ async fn paced(
     let recorder = Arc::new(Mutex::new(Recorder::default()));
     let probed = Arc::new(Mutex::new(Vec::new()));
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT_MAX));
+    let probes_in_flight = Arc::new(Semaphore::new(LAG_PROBES_IN_FLIGHT_MAX));
+    // The rate counts until the last command answered, not until the last probe did.
+    let last_answer_us = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut sent = 0_u64;
     while sent < total {
@@ -566,23 +574,31 @@ async fn paced(
                 lock(&recorder).failed(format!("not sent: {IN_FLIGHT_MAX} in flight"));
                 continue;
             };
-            let (ledger, keys, recorder, probed) = (
+            let (ledger, keys, recorder, probed, probes_in_flight, last_answer_us) = (
                 Arc::clone(ledger),
                 Arc::clone(keys),
                 Arc::clone(&recorder),
                 Arc::clone(&probed),
+                Arc::clone(&probes_in_flight),
+                Arc::clone(&last_answer_us),
             );
             let operation = traffic.next();
             tokio::spawn(async move {
-                let _permit = permit;
                 let answered = ledger.execute(&operation, &keys.fresh()).await;
+                last_answer_us.fetch_max(micros(started.elapsed()), Ordering::Relaxed);
+                drop(permit);
                 match answered {
                     Ok(Posted {
                         account_id,
                         sequence,
                     }) => {
                         lock(&recorder).ok(scheduled.elapsed());
-                        if probe_this {
+                        let probe_permit = if probe_this {
+                            probes_in_flight.try_acquire_owned().ok()
+                        } else {
+                            None
+                        };
+                        if let Some(_probe_permit) = probe_permit {
                             let asked = Instant::now();
                             match ledger
                                 .projected(&account_id, sequence, LAG_PROBE_WITHIN)
@@ -599,14 +615,17 @@ async fn paced(
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    // Every command sent is answered (or timed out) before the figures are read.
-    let all = u32::try_from(IN_FLIGHT_MAX).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(
-        crate::ledger::COMMAND_TIMEOUT + LAG_PROBE_WITHIN,
-        in_flight.acquire_many(all),
-    )
+    // Every command sent is answered (or timed out), and every probe too, before the figures are
+    // read.
+    let all = |permits: usize| u32::try_from(permits).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(crate::ledger::COMMAND_TIMEOUT + LAG_PROBE_WITHIN, async {
+        let _commands = in_flight.acquire_many(all(IN_FLIGHT_MAX)).await;
+        let _probes = probes_in_flight
+            .acquire_many(all(LAG_PROBES_IN_FLIGHT_MAX))
+            .await;
+    })
     .await;
-    let elapsed = started.elapsed();
+    let elapsed = Duration::from_micros(last_answer_us.load(Ordering::Relaxed));
     let recorder = std::mem::take(&mut *lock(&recorder));
     let probed_lags_us = std::mem::take(&mut *lock(&probed));
     Paced {
