@@ -8,8 +8,6 @@ use chrono::Utc;
 use ledger_application::codec::format_timestamp;
 use ledger_application::ports::{ProjectionCheckpoints, ShardCheckpoint, StoreError};
 
-use rusqlite::params;
-
 use crate::database::SqliteDatabase;
 use crate::rows::{column, storable, unsigned};
 
@@ -44,21 +42,15 @@ impl ProjectionCheckpoints for SqliteCheckpoints {
         // On the writer, in the group commit of the projector's writes: a second connection
         // writing here would wait on SQLite's busy handler for the writer's lock.
         self.db
-            .write_store(move |connection| {
-                connection
-                    .prepare_cached(
-                        "INSERT INTO rm_checkpoints (reader, position, updated_at) \
+            .write_statement(
+                "INSERT INTO rm_checkpoints (reader, position, updated_at) \
                          VALUES (?1, ?2, ?3) ON CONFLICT (reader) DO UPDATE SET \
                          position = max(position, excluded.position), \
                          updated_at = excluded.updated_at",
-                    )
-                    .and_then(|mut statement| {
-                        statement.execute(params![reader, position, updated_at])
-                    })
-                    .map(drop)
-                    .map_err(StoreError::unavailable)
-            })
+                (reader, position, updated_at),
+            )
             .await
+            .map(drop)
     }
 
     async fn shard_checkpoint(
@@ -96,27 +88,15 @@ impl ProjectionCheckpoints for SqliteCheckpoints {
         let finished = i64::from(checkpoint.finished);
         let updated_at = format_timestamp(Utc::now());
         self.db
-            .write_store(move |connection| {
-                connection
-                    .prepare_cached(
-                        "INSERT INTO rm_stream_checkpoints \
+            .write_statement(
+                "INSERT INTO rm_stream_checkpoints \
                          (stream, shard_id, sequence_number, finished, updated_at) \
                          VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (stream, shard_id) DO UPDATE SET \
                          sequence_number = excluded.sequence_number, \
                          finished = excluded.finished, updated_at = excluded.updated_at",
-                    )
-                    .and_then(|mut statement| {
-                        statement.execute(params![
-                            stream,
-                            shard_id,
-                            sequence_number,
-                            finished,
-                            updated_at
-                        ])
-                    })
-                    .map(drop)
-                    .map_err(StoreError::unavailable)
-            })
+                (stream, shard_id, sequence_number, finished, updated_at),
+            )
             .await
+            .map(drop)
     }
 }

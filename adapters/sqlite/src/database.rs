@@ -230,6 +230,22 @@ impl SqliteDatabase {
         .await
     }
 
+    /// One statement as a writer job (see [`SqliteDatabase::write_store`]): the number of rows it
+    /// changed. `params` is owned (a tuple of values), since the job runs on the writer's thread.
+    pub(crate) async fn write_statement<P>(
+        &self,
+        sql: &'static str,
+        params: P,
+    ) -> Result<usize, StoreError>
+    where
+        P: rusqlite::Params + Send + 'static,
+    {
+        self.write_store(move |connection| {
+            crate::writer::execute_cached(connection, sql, params).map_err(StoreError::unavailable)
+        })
+        .await
+    }
+
     /// What the writer has committed since the database was opened: transactions and the jobs in
     /// them. For tests and the benchmark; the counts are not persisted.
     pub fn write_stats(&self) -> WriteStats {

@@ -21,7 +21,7 @@ use sqlx::sqlite::SqliteRow;
 use crate::constraint::{Violation, classify_rusqlite};
 use crate::database::SqliteDatabase;
 use crate::rows::{bound, column, limit, storable, unsigned};
-use crate::writer::WriteFailure;
+use crate::writer::{WriteFailure, execute_cached};
 
 /// The columns `decode_row` reads, in every query that returns events. A macro, so that `concat!`
 /// builds each query as one `&'static str`.
@@ -125,53 +125,49 @@ fn insert_append(
     encoded: &[EncodedEvent],
 ) -> Result<(), AppendError> {
     let record = append.idempotency();
-    connection
-        .prepare_cached(
-            "INSERT INTO idempotency (client_request_id, fingerprint, outcome, recorded_at) \
+    execute_cached(
+        connection,
+        "INSERT INTO idempotency (client_request_id, fingerprint, outcome, recorded_at) \
              VALUES (?1, ?2, ?3, ?4)",
-        )
-        .and_then(|mut statement| {
-            statement.execute(params![
-                record.key.as_str(),
-                record.fingerprint.as_str(),
-                outcome,
-                format_timestamp(record.recorded_at),
-            ])
-        })
-        .map_err(|error| match classify_rusqlite(&error) {
-            Some(Violation::IdempotencyKey) => AppendError::DuplicateRequest {
-                key: record.key.clone(),
-            },
-            _ => StoreError::unavailable(error).into(),
-        })?;
+        params![
+            record.key.as_str(),
+            record.fingerprint.as_str(),
+            outcome,
+            format_timestamp(record.recorded_at),
+        ],
+    )
+    .map_err(|error| match classify_rusqlite(&error) {
+        Some(Violation::IdempotencyKey) => AppendError::DuplicateRequest {
+            key: record.key.clone(),
+        },
+        _ => StoreError::unavailable(error).into(),
+    })?;
 
     for (event, encoded) in append.events().zip(encoded) {
         let sequence = storable(encoded.sequence, "sequence")?;
-        connection
-            .prepare_cached(
-                "INSERT INTO events (account_id, sequence, event_id, event_type, schema_version, \
+        execute_cached(
+            connection,
+            "INSERT INTO events (account_id, sequence, event_id, event_type, schema_version, \
                  payload, metadata, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    encoded.account_id,
-                    sequence,
-                    encoded.event_id,
-                    encoded.event_type,
-                    i64::from(encoded.schema_version),
-                    encoded.payload,
-                    encoded.metadata,
-                    encoded.recorded_at,
-                ])
-            })
-            .map_err(|error| match classify_rusqlite(&error) {
-                Some(Violation::StreamSequence) => AppendError::Conflict {
-                    account_id: event.account_id.clone(),
-                },
-                // A reused event id is an id source's fault, not this request's: a retry draws new
-                // ids.
-                _ => StoreError::unavailable(error).into(),
-            })?;
+            params![
+                encoded.account_id,
+                sequence,
+                encoded.event_id,
+                encoded.event_type,
+                i64::from(encoded.schema_version),
+                encoded.payload,
+                encoded.metadata,
+                encoded.recorded_at,
+            ],
+        )
+        .map_err(|error| match classify_rusqlite(&error) {
+            Some(Violation::StreamSequence) => AppendError::Conflict {
+                account_id: event.account_id.clone(),
+            },
+            // A reused event id is an id source's fault, not this request's: a retry draws new
+            // ids.
+            _ => StoreError::unavailable(error).into(),
+        })?;
     }
 
     for stream in append.predecessor_checks() {

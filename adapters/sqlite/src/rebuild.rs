@@ -194,28 +194,17 @@ impl ReadModelRebuild for SqliteRebuild {
         let accounts_done = storable(progress.accounts_done, "accounts done")?;
         let events_done = storable(progress.events_done, "events done")?;
         self.fresh
-            .write_store(move |connection| {
-                connection
-                    .prepare_cached(
-                        "INSERT INTO rebuild_progress \
+            .write_statement(
+                "INSERT INTO rebuild_progress \
                          (id, cursor, scan_finished, accounts_done, events_done) \
                          VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET \
                          cursor = excluded.cursor, scan_finished = excluded.scan_finished, \
                          accounts_done = excluded.accounts_done, \
                          events_done = excluded.events_done",
-                    )
-                    .and_then(|mut statement| {
-                        statement.execute(rusqlite::params![
-                            cursor,
-                            scan_finished,
-                            accounts_done,
-                            events_done
-                        ])
-                    })
-                    .map(drop)
-                    .map_err(StoreError::unavailable)
-            })
+                (cursor, scan_finished, accounts_done, events_done),
+            )
             .await
+            .map(drop)
     }
 
     async fn accounts_behind_live(

@@ -77,6 +77,34 @@ fn opening(key_text: &str, account_id: &str) -> ledger_application::ports::Atomi
     )
 }
 
+/// Spawns `accounts` appends at once, each opening an account of its own under a key of its own.
+fn spawn_openings(
+    db: &SqliteDatabase,
+    accounts: usize,
+) -> Vec<tokio::task::JoinHandle<Result<(), AppendError>>> {
+    (0..accounts)
+        .map(|index| {
+            let store = db.event_store();
+            tokio::spawn(async move {
+                store
+                    .append(opening(&format!("k-{index}"), &format!("acc-{index}")))
+                    .await
+            })
+        })
+        .collect()
+}
+
+/// Awaits `submitted` (whose jobs queue up behind the held lock meanwhile) and releases the lock
+/// once they have had the time to queue.
+async fn release_while<F: std::future::Future>(lock: SqliteConnection, submitted: F) -> F::Output {
+    let releasing = async {
+        tokio::time::sleep(SETTLE).await;
+        release(lock).await;
+    };
+    let (output, ()) = tokio::join!(submitted, releasing);
+    output
+}
+
 /// Submits a lone append while the lock is held and waits until the writer has taken it into a
 /// batch of its own (blocked in `BEGIN IMMEDIATE`): what is submitted next forms the next batch.
 async fn occupy_writer(db: &SqliteDatabase) -> tokio::task::JoinHandle<Result<(), AppendError>> {
@@ -94,16 +122,7 @@ async fn concurrent_appends_commit_together_each_with_its_own_result() {
     let before = db.write_stats();
 
     let lock = hold_write_lock(&path).await;
-    let appends: Vec<_> = (0..50)
-        .map(|index| {
-            let store = db.event_store();
-            tokio::spawn(async move {
-                store
-                    .append(opening(&format!("k-{index}"), &format!("acc-{index}")))
-                    .await
-            })
-        })
-        .collect();
+    let appends = spawn_openings(&db, 50);
     tokio::time::sleep(SETTLE).await;
     assert_eq!(
         since(before, db.write_stats()),
@@ -151,11 +170,7 @@ async fn a_conflict_and_a_duplicate_in_a_batch_fail_alone() {
             store.append(opening("k-c", "acc-3")),
         )
     };
-    let releasing = async {
-        tokio::time::sleep(SETTLE).await;
-        release(lock).await;
-    };
-    let ((first, conflict, duplicate, last), ()) = tokio::join!(answers, releasing);
+    let (first, conflict, duplicate, last) = release_while(lock, answers).await;
     blocker.await.unwrap().expect("the blocker commits");
 
     first.expect("the first opening of acc-1 commits");
@@ -211,16 +226,7 @@ async fn max_batch_one_commits_every_write_on_its_own() {
     .unwrap();
     let before = db.write_stats();
     let lock = hold_write_lock(&path).await;
-    let appends: Vec<_> = (0..20)
-        .map(|index| {
-            let store = db.event_store();
-            tokio::spawn(async move {
-                store
-                    .append(opening(&format!("k-{index}"), &format!("acc-{index}")))
-                    .await
-            })
-        })
-        .collect();
+    let appends = spawn_openings(&db, 20);
     tokio::time::sleep(SETTLE).await;
     release(lock).await;
     for append in appends {
@@ -269,11 +275,7 @@ async fn a_failed_commit_answers_every_write_of_its_batch_as_unknown_and_writes_
             store.append(opening("k-poison", "acc-poison")),
         )
     };
-    let releasing = async {
-        tokio::time::sleep(SETTLE).await;
-        release(lock).await;
-    };
-    let ((fine, poisoned), ()) = tokio::join!(answers, releasing);
+    let (fine, poisoned) = release_while(lock, answers).await;
     blocker.await.unwrap().expect("the blocker's batch commits");
 
     assert!(

@@ -11,6 +11,7 @@ use rusqlite::params;
 
 use crate::database::SqliteDatabase;
 use crate::rows::{Columns, bound, limit};
+use crate::writer::execute_cached;
 
 /// The columns `stored_dead_letter` reads. A macro, so that `concat!` builds each query as one literal.
 macro_rules! letter_columns {
@@ -30,9 +31,9 @@ pub(super) async fn record(
     let letter = letter.clone();
     db.write_store(move |connection| {
         let row = DeadLetterRow::of(&letter)?;
-        connection
-            .prepare_cached(
-                "INSERT INTO rm_dead_letters (deduplication_key, account_id, sequence, event_id, \
+        execute_cached(
+            connection,
+            "INSERT INTO rm_dead_letters (deduplication_key, account_id, sequence, event_id, \
                  event_type, raw, reason, waiting_behind, recorded_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
                  ON CONFLICT (deduplication_key) DO UPDATE SET account_id = excluded.account_id, \
@@ -40,21 +41,19 @@ pub(super) async fn record(
                  event_type = excluded.event_type, raw = excluded.raw, reason = excluded.reason, \
                  waiting_behind = excluded.waiting_behind, recorded_at = excluded.recorded_at, \
                  resolved_at = NULL WHERE resolved_at IS NOT NULL",
-            )
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    row.deduplication_key,
-                    row.account_id,
-                    row.sequence,
-                    row.event_id,
-                    row.event_type,
-                    row.raw,
-                    row.reason,
-                    row.waiting_behind,
-                    format_timestamp(row.recorded_at),
-                ])
-            })
-            .map_err(StoreError::unavailable)?;
+            params![
+                row.deduplication_key,
+                row.account_id,
+                row.sequence,
+                row.event_id,
+                row.event_type,
+                row.raw,
+                row.reason,
+                row.waiting_behind,
+                format_timestamp(row.recorded_at),
+            ],
+        )
+        .map_err(StoreError::unavailable)?;
         // In the same savepoint, so the id read back is the id of the row the statement kept.
         let kept: i64 = connection
             .prepare_cached("SELECT letter_id FROM rm_dead_letters WHERE deduplication_key = ?1")
@@ -133,17 +132,11 @@ pub(super) async fn resolve(
     let account_id = account_id.as_str().to_owned();
     let through_sequence = bound(through_sequence);
     let done = db
-        .write_store(move |connection| {
-            connection
-                .prepare_cached(
-                    "UPDATE rm_dead_letters SET resolved_at = ?1 \
+        .write_statement(
+            "UPDATE rm_dead_letters SET resolved_at = ?1 \
                      WHERE account_id = ?2 AND resolved_at IS NULL AND sequence <= ?3",
-                )
-                .and_then(|mut statement| {
-                    statement.execute(params![at, account_id, through_sequence])
-                })
-                .map_err(StoreError::unavailable)
-        })
+            (at, account_id, through_sequence),
+        )
         .await?;
     Ok(u64::try_from(done).unwrap_or(u64::MAX))
 }

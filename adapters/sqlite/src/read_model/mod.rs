@@ -28,7 +28,7 @@ use rusqlite::{Connection, params};
 use crate::constraint::classify_rusqlite;
 use crate::database::SqliteDatabase;
 use crate::rows::{storable, unsigned};
-use crate::writer::WriteFailure;
+use crate::writer::{WriteFailure, execute_cached};
 
 /// The read model of a [`SqliteDatabase`]: `SqliteReadModel::new(&db)` or `db.read_model()`.
 /// Cheap to clone; all clones share the database's pools.
@@ -162,36 +162,32 @@ fn apply_on(connection: &Connection, update: &ReadModelUpdate) -> Result<ApplyOu
             let opening = OpeningRow::new(owner, *kind, currency, overdraft_limit);
             return insert_opening(connection, update, &opening);
         }
-        ReadModelChange::Moved(movement) => connection
-            .prepare_cached(
-                "UPDATE rm_accounts SET balance = ?1, last_sequence = ?2, updated_at = ?3 \
+        ReadModelChange::Moved(movement) => execute_cached(
+            connection,
+            "UPDATE rm_accounts SET balance = ?1, last_sequence = ?2, updated_at = ?3 \
                  WHERE account_id = ?4 AND last_sequence = ?2 - 1",
-            )
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    movement.balance_after.to_string(),
-                    sequence,
-                    occurred_at,
-                    account_id,
-                ])
-            }),
+            params![
+                movement.balance_after.to_string(),
+                sequence,
+                occurred_at,
+                account_id,
+            ],
+        ),
         ReadModelChange::StatusChanged {
             status,
             frozen_reason,
-        } => connection
-            .prepare_cached(
-                "UPDATE rm_accounts SET status = ?1, frozen_reason = ?2, last_sequence = ?3, \
+        } => execute_cached(
+            connection,
+            "UPDATE rm_accounts SET status = ?1, frozen_reason = ?2, last_sequence = ?3, \
                  updated_at = ?4 WHERE account_id = ?5 AND last_sequence = ?3 - 1",
-            )
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    status.as_str(),
-                    frozen_reason.as_ref().map(FreezeReason::as_str),
-                    sequence,
-                    occurred_at,
-                    account_id,
-                ])
-            }),
+            params![
+                status.as_str(),
+                frozen_reason.as_ref().map(FreezeReason::as_str),
+                sequence,
+                occurred_at,
+                account_id,
+            ],
+        ),
     }
     .map_err(StoreError::unavailable)?;
 
@@ -211,27 +207,25 @@ fn insert_opening(
     opening: &OpeningRow<'_>,
 ) -> Result<ApplyOutcome, StoreError> {
     let sequence = storable(update.sequence, "sequence")?;
-    let inserted = connection
-        .prepare_cached(
-            "INSERT INTO rm_accounts (account_id, owner, kind, currency, status, balance, \
+    let inserted = execute_cached(
+        connection,
+        "INSERT INTO rm_accounts (account_id, owner, kind, currency, status, balance, \
              overdraft_limit, frozen_reason, last_sequence, opened_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?9) \
              ON CONFLICT (account_id) DO NOTHING",
-        )
-        .and_then(|mut statement| {
-            statement.execute(params![
-                update.account_id.as_str(),
-                opening.owner,
-                opening.kind,
-                opening.currency,
-                opening.status,
-                opening.balance,
-                opening.overdraft_limit,
-                sequence,
-                format_timestamp(update.occurred_at),
-            ])
-        })
-        .map_err(StoreError::unavailable)?;
+        params![
+            update.account_id.as_str(),
+            opening.owner,
+            opening.kind,
+            opening.currency,
+            opening.status,
+            opening.balance,
+            opening.overdraft_limit,
+            sequence,
+            format_timestamp(update.occurred_at),
+        ],
+    )
+    .map_err(StoreError::unavailable)?;
     // No row inserted: the account is already there, so this opening is not the next event.
     Ok(if inserted == 1 {
         ApplyOutcome::Applied
@@ -255,50 +249,46 @@ fn not_next(connection: &Connection, update: &ReadModelUpdate) -> Result<ApplyOu
 
 /// The transaction row and the day's closing balance of a money movement.
 fn insert_movement(connection: &Connection, movement: &MovementRow<'_>) -> Result<(), StoreError> {
-    connection
-        .prepare_cached(
-            "INSERT INTO rm_account_transactions (account_id, sequence, event_id, entry_type, \
+    execute_cached(
+        connection,
+        "INSERT INTO rm_account_transactions (account_id, sequence, event_id, entry_type, \
              amount, balance_after, transfer_id, counterparty_account_id, description, \
              occurred_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
-        .and_then(|mut statement| {
-            statement.execute(params![
-                movement.account_id,
-                movement.sequence,
-                movement.event_id,
-                movement.entry_type,
-                movement.amount,
-                movement.balance_after,
-                movement.transfer_id,
-                movement.counterparty_account_id,
-                movement.description,
-                format_timestamp(movement.occurred_at),
-            ])
-        })
-        .map_err(|error| {
-            if classify_rusqlite(&error).is_some() {
-                movement_row_exists(movement.account_id, movement.sequence)
-            } else {
-                StoreError::unavailable(error)
-            }
-        })?;
+        params![
+            movement.account_id,
+            movement.sequence,
+            movement.event_id,
+            movement.entry_type,
+            movement.amount,
+            movement.balance_after,
+            movement.transfer_id,
+            movement.counterparty_account_id,
+            movement.description,
+            format_timestamp(movement.occurred_at),
+        ],
+    )
+    .map_err(|error| {
+        if classify_rusqlite(&error).is_some() {
+            movement_row_exists(movement.account_id, movement.sequence)
+        } else {
+            StoreError::unavailable(error)
+        }
+    })?;
 
     let day = days::stored(movement.day)?;
-    connection
-        .prepare_cached(
-            "INSERT INTO rm_daily_balances (account_id, day, closing_balance, last_sequence) \
+    execute_cached(
+        connection,
+        "INSERT INTO rm_daily_balances (account_id, day, closing_balance, last_sequence) \
              VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account_id, day) DO UPDATE SET \
              closing_balance = excluded.closing_balance, last_sequence = excluded.last_sequence",
-        )
-        .and_then(|mut statement| {
-            statement.execute(params![
-                movement.account_id,
-                day,
-                movement.balance_after,
-                movement.sequence,
-            ])
-        })
-        .map_err(StoreError::unavailable)?;
+        params![
+            movement.account_id,
+            day,
+            movement.balance_after,
+            movement.sequence,
+        ],
+    )
+    .map_err(StoreError::unavailable)?;
     Ok(())
 }
 

@@ -125,6 +125,7 @@ mod tests {
 
     use super::*;
     use crate::SqliteDatabase;
+    use crate::writer::execute_cached;
 
     const HISTORY: i64 = 10_000;
 
@@ -142,21 +143,19 @@ mod tests {
                 } else {
                     sequence
                 };
-                connection
-                    .prepare_cached(
-                        "INSERT INTO rm_account_transactions (account_id, sequence, event_id, \
+                execute_cached(
+                    connection,
+                    "INSERT INTO rm_account_transactions (account_id, sequence, event_id, \
                          entry_type, amount, balance_after, occurred_at) \
                          VALUES ('long', ?1, ?2, 'DEPOSIT', '1.00', ?3, ?4)",
-                    )
-                    .and_then(|mut statement| {
-                        statement.execute(rusqlite::params![
-                            sequence,
-                            uuid::Uuid::now_v7().to_string(),
-                            format!("{sequence}.00"),
-                            ledger_application::codec::format_timestamp(instant(second)),
-                        ])
-                    })
-                    .map_err(StoreError::unavailable)?;
+                    rusqlite::params![
+                        sequence,
+                        uuid::Uuid::now_v7().to_string(),
+                        format!("{sequence}.00"),
+                        ledger_application::codec::format_timestamp(instant(second)),
+                    ],
+                )
+                .map_err(StoreError::unavailable)?;
             }
             Ok(())
         })

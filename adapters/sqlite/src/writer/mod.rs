@@ -255,3 +255,13 @@ fn open_connection(
     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     Ok(connection)
 }
+
+/// Runs one statement of a job through the connection's statement cache (prepared once, then
+/// reused by every job): the number of rows it changed.
+pub(crate) fn execute_cached(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<usize, rusqlite::Error> {
+    connection.prepare_cached(sql)?.execute(params)
+}
