@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ledger_sqlite::GroupCommit;
+
 /// Which event store the service writes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventStoreKind {
@@ -76,6 +78,10 @@ pub struct LedgerConfig {
     pub http_addr: SocketAddr,
     /// `LEDGER_SQLITE_PATH`, default `./data/ledger.db`.
     pub sqlite_path: PathBuf,
+    /// How the SQLite writer groups its commits: `LEDGER_SQLITE_GROUP_COMMIT_MAX` (default 256, 1
+    /// commits every write on its own) and `LEDGER_SQLITE_GROUP_COMMIT_WAIT_US` (default 0: a batch
+    /// holds what queued up during the previous commit, and a lone write never waits).
+    pub sqlite_group_commit: GroupCommit,
     /// `LEDGER_EVENT_STORE`, default `sqlite`.
     pub event_store: EventStoreKind,
     /// `LEDGER_READ_MODEL`, default `sqlite`.
@@ -136,6 +142,7 @@ impl LedgerConfig {
             .get("LEDGER_SQLITE_PATH")
             .filter(|value| !value.is_empty())
             .map_or_else(|| PathBuf::from("./data/ledger.db"), PathBuf::from);
+        let sqlite_group_commit = sqlite_group_commit(&vars)?;
         let event_store = vars.choice(
             "LEDGER_EVENT_STORE",
             &[
@@ -204,6 +211,7 @@ impl LedgerConfig {
         Ok(Self {
             http_addr,
             sqlite_path,
+            sqlite_group_commit,
             event_store,
             read_model,
             database_url,
@@ -215,6 +223,27 @@ impl LedgerConfig {
             ready_lag_max,
         })
     }
+}
+
+/// `LEDGER_SQLITE_GROUP_COMMIT_MAX` and `LEDGER_SQLITE_GROUP_COMMIT_WAIT_US`: how the SQLite writer
+/// groups its commits.
+fn sqlite_group_commit<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<F>,
+) -> Result<GroupCommit, ConfigError> {
+    Ok(GroupCommit {
+        max_batch: vars.parsed(
+            "LEDGER_SQLITE_GROUP_COMMIT_MAX",
+            GroupCommit::DEFAULT_MAX_BATCH,
+            |n| (1..=10_000).contains(n),
+            "expected 1 to 10000",
+        )?,
+        max_wait: Duration::from_micros(vars.parsed(
+            "LEDGER_SQLITE_GROUP_COMMIT_WAIT_US",
+            0,
+            |n| *n <= 100_000,
+            "expected 0 to 100000",
+        )?),
+    })
 }
 
 /// `LEDGER_READ_MODEL` and `DATABASE_URL`: PostgreSQL only beside DynamoDB (embedded mode stays one
@@ -358,6 +387,7 @@ mod tests {
         assert_eq!(config.dynamodb.events_table, "ledger_events");
         assert_eq!(config.dynamodb.snapshot_every, 100);
         assert!(!config.dynamodb.create_tables);
+        assert_eq!(config.sqlite_group_commit, GroupCommit::default());
     }
 
     #[test]
@@ -383,11 +413,29 @@ mod tests {
             ("LEDGER_HTTP_ADDR", "0.0.0.0:9000"),
             ("LEDGER_SQLITE_PATH", "/tmp/x.db"),
             ("LEDGER_HTTP_WORKERS", "2"),
+            ("LEDGER_SQLITE_GROUP_COMMIT_MAX", "1"),
+            ("LEDGER_SQLITE_GROUP_COMMIT_WAIT_US", "250"),
         ])
         .unwrap();
         assert_eq!(config.http_addr.to_string(), "0.0.0.0:9000");
         assert_eq!(config.sqlite_path, PathBuf::from("/tmp/x.db"));
         assert_eq!(config.http_workers, Some(2));
+        assert_eq!(
+            config.sqlite_group_commit,
+            GroupCommit {
+                max_batch: 1,
+                max_wait: Duration::from_micros(250),
+            }
+        );
+    }
+
+    #[test]
+    fn a_group_commit_of_no_writes_is_refused() {
+        let error = config(&[("LEDGER_SQLITE_GROUP_COMMIT_MAX", "0")]).unwrap_err();
+        assert!(
+            error.to_string().contains("LEDGER_SQLITE_GROUP_COMMIT_MAX"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -94,13 +94,16 @@ impl ReadSide {
             // Configuration refuses postgres without a URL; should one be built by hand, the SQLite
             // file is not silently used in its place.
             (ReadModelKind::Postgres, None) => Err(StartupError::MissingDatabaseUrl),
-            (ReadModelKind::Sqlite, _) => SqliteDatabase::open(&config.sqlite_path)
-                .await
-                .map(Self::Sqlite)
-                .map_err(|source| StartupError::Database {
-                    path: config.sqlite_path.display().to_string(),
-                    source,
-                }),
+            (ReadModelKind::Sqlite, _) => SqliteDatabase::open_with_group_commit(
+                &config.sqlite_path,
+                config.sqlite_group_commit,
+            )
+            .await
+            .map(Self::Sqlite)
+            .map_err(|source| StartupError::Database {
+                path: config.sqlite_path.display().to_string(),
+                source,
+            }),
         }
     }
 

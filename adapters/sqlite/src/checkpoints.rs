@@ -36,20 +36,21 @@ impl ProjectionCheckpoints for SqliteCheckpoints {
     }
 
     async fn save_feed_checkpoint(&self, reader: &str, position: u64) -> Result<(), StoreError> {
-        // `max` in the statement itself: two savers racing cannot move the checkpoint backwards.
-        // `updated_at` is when the reader last reported, moved or not: it shows the reader is alive.
-        sqlx::query(
-            "INSERT INTO rm_checkpoints (reader, position, updated_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (reader) DO UPDATE SET \
-             position = max(position, excluded.position), updated_at = excluded.updated_at",
-        )
-        .bind(reader)
-        .bind(storable(position, "checkpoint position")?)
-        .bind(format_timestamp(Utc::now()))
-        .execute(self.db.writer())
-        .await
-        .map_err(StoreError::unavailable)?;
-        Ok(())
+        let reader = reader.to_owned();
+        let position = storable(position, "checkpoint position")?;
+        let updated_at = format_timestamp(Utc::now());
+        // On the writer, in the group commit of the projector's writes: a second connection
+        // writing here would wait on SQLite's busy handler for the writer's lock.
+        self.db
+            .write_statement(
+                "INSERT INTO rm_checkpoints (reader, position, updated_at) \
+                         VALUES (?1, ?2, ?3) ON CONFLICT (reader) DO UPDATE SET \
+                         position = max(position, excluded.position), \
+                         updated_at = excluded.updated_at",
+                (reader, position, updated_at),
+            )
+            .await
+            .map(drop)
     }
 
     async fn shard_checkpoint(
@@ -81,20 +82,21 @@ impl ProjectionCheckpoints for SqliteCheckpoints {
         shard_id: &str,
         checkpoint: &ShardCheckpoint,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO rm_stream_checkpoints \
-             (stream, shard_id, sequence_number, finished, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT (stream, shard_id) DO UPDATE SET sequence_number = excluded.sequence_number, \
-             finished = excluded.finished, updated_at = excluded.updated_at",
-        )
-        .bind(stream)
-        .bind(shard_id)
-        .bind(checkpoint.sequence_number.as_deref())
-        .bind(i64::from(checkpoint.finished))
-        .bind(format_timestamp(Utc::now()))
-        .execute(self.db.writer())
-        .await
-        .map_err(StoreError::unavailable)?;
-        Ok(())
+        let stream = stream.to_owned();
+        let shard_id = shard_id.to_owned();
+        let sequence_number = checkpoint.sequence_number.clone();
+        let finished = i64::from(checkpoint.finished);
+        let updated_at = format_timestamp(Utc::now());
+        self.db
+            .write_statement(
+                "INSERT INTO rm_stream_checkpoints \
+                         (stream, shard_id, sequence_number, finished, updated_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (stream, shard_id) DO UPDATE SET \
+                         sequence_number = excluded.sequence_number, \
+                         finished = excluded.finished, updated_at = excluded.updated_at",
+                (stream, shard_id, sequence_number, finished, updated_at),
+            )
+            .await
+            .map(drop)
     }
 }

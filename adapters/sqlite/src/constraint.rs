@@ -4,8 +4,9 @@
 //! the answer differs: a taken key means the request was already carried out (`DuplicateRequest`); a
 //! taken `(account_id, sequence)` means another writer got there first (`Conflict`). SQLite tells them
 //! apart only in its message, `UNIQUE constraint failed: <table>.<column>[, <table>.<column>]`.
-
-use sqlx::error::ErrorKind;
+//!
+//! Two drivers reach SQLite here (sqlx for reads and migrations, rusqlite on the writer thread); both
+//! hand over SQLite's extended result code and message, and one classifier reads them.
 
 /// A uniqueness constraint of the ledger's schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,12 +21,35 @@ pub enum Violation {
     Other,
 }
 
-/// The uniqueness constraint `error` reports, or `None` if it is no uniqueness violation at all (a
-/// lost connection, a busy database, a trigger's refusal, ...).
+/// SQLITE_CONSTRAINT_PRIMARYKEY and SQLITE_CONSTRAINT_UNIQUE: the extended codes of a uniqueness
+/// violation (a PRIMARY KEY or a UNIQUE key).
+const UNIQUENESS_CODES: [i64; 2] = [1555, 2067];
+
+/// The uniqueness constraint SQLite's error (its extended result code and message) reports, or
+/// `None` if it is no uniqueness violation at all (a lost connection, a busy database, a trigger's
+/// refusal, ...).
+pub fn classify_sqlite(extended_code: i64, message: &str) -> Option<Violation> {
+    UNIQUENESS_CODES
+        .contains(&extended_code)
+        .then(|| classify_message(message))
+}
+
+/// [`classify_sqlite`] on an error of sqlx.
 pub fn classify(error: &sqlx::Error) -> Option<Violation> {
     match error {
-        sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => {
-            Some(classify_message(db.message()))
+        sqlx::Error::Database(db) => {
+            let code = db.code()?.parse::<i64>().ok()?;
+            classify_sqlite(code, db.message())
+        }
+        _ => None,
+    }
+}
+
+/// [`classify_sqlite`] on an error of rusqlite (the writer thread's driver).
+pub fn classify_rusqlite(error: &rusqlite::Error) -> Option<Violation> {
+    match error {
+        rusqlite::Error::SqliteFailure(failure, Some(message)) => {
+            classify_sqlite(i64::from(failure.extended_code), message)
         }
         _ => None,
     }
@@ -80,7 +104,21 @@ mod tests {
     }
 
     #[test]
+    fn only_uniqueness_codes_are_read() {
+        let message = "UNIQUE constraint failed: events.event_id";
+        assert_eq!(classify_sqlite(2067, message), Some(Violation::EventId));
+        assert_eq!(classify_sqlite(1555, message), Some(Violation::EventId));
+        // SQLITE_CONSTRAINT_NOTNULL and SQLITE_BUSY say nothing of a key, whatever the message.
+        assert_eq!(classify_sqlite(1299, message), None);
+        assert_eq!(classify_sqlite(5, message), None);
+    }
+
+    #[test]
     fn errors_other_than_database_errors_are_no_violation() {
+        assert_eq!(
+            classify_rusqlite(&rusqlite::Error::QueryReturnedNoRows),
+            None
+        );
         assert_eq!(classify(&sqlx::Error::PoolTimedOut), None);
         assert_eq!(classify(&sqlx::Error::RowNotFound), None);
     }

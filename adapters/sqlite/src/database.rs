@@ -1,7 +1,9 @@
-//! `SqliteDatabase`: one SQLite file in WAL mode, reached through a write pool of exactly one
-//! connection and a pool of read-only connections.
+//! `SqliteDatabase`: one SQLite file in WAL mode, written through its writer thread (`writer/`: one
+//! connection, group commits), read through a pool of read-only connections. A sqlx connection of
+//! its own applies the migrations at open and checkpoints the WAL at close.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -16,6 +18,7 @@ use crate::checkpoints::SqliteCheckpoints;
 use crate::event_store::SqliteEventStore;
 use crate::migrations;
 use crate::read_model::SqliteReadModel;
+use crate::writer::{Durability, GroupCommit, SqliteWriter, WriteFailure, WriteStats};
 
 /// How long a statement waits for a lock held by another process before it fails with SQLITE_BUSY.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -39,10 +42,13 @@ pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 #[derive(Debug, Clone)]
 pub struct SqliteDatabase {
     path: PathBuf,
-    /// Exactly one connection: writers of this process queue here instead of fighting over SQLite's
-    /// write lock, which also serializes commits in `global_position` order.
+    /// Exactly one connection, for the migrations at open and the WAL checkpoint at close: every
+    /// other write goes through `writer`.
     write: SqlitePool,
     read: SqlitePool,
+    /// The one connection every write of this process goes through: writers queue here instead of
+    /// fighting over SQLite's write lock, which also serializes commits in `global_position` order.
+    writer: Arc<SqliteWriter>,
 }
 
 /// The settings in force on the write connection, as SQLite reports them.
@@ -84,7 +90,16 @@ impl SqliteDatabase {
     /// Opens (creating it and its directory if missing) the database at `path`, switches it to WAL
     /// with fully synchronous commits, and applies the migrations it lacks. Opening again is harmless.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with(path, SqliteSynchronous::Full).await
+        Self::open_with(path, Durability::Full, GroupCommit::default()).await
+    }
+
+    /// Opens like [`SqliteDatabase::open`], with the writer grouping its commits as `group_commit`
+    /// says (`max_batch = 1`: one transaction, and one fsync, per write).
+    pub async fn open_with_group_commit(
+        path: &Path,
+        group_commit: GroupCommit,
+    ) -> Result<Self, StoreError> {
+        Self::open_with(path, Durability::Full, group_commit).await
     }
 
     /// Opens like [`SqliteDatabase::open`], but commits without waiting for the disk
@@ -92,10 +107,18 @@ impl SqliteDatabase {
     /// as the fresh model of a rebuild. Still consistent after a crash: the WAL keeps commits in
     /// order, so a power loss only forgets the latest ones.
     pub async fn open_scratch(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with(path, SqliteSynchronous::Normal).await
+        Self::open_with(path, Durability::Normal, GroupCommit::default()).await
     }
 
-    async fn open_with(path: &Path, synchronous: SqliteSynchronous) -> Result<Self, StoreError> {
+    async fn open_with(
+        path: &Path,
+        durability: Durability,
+        group_commit: GroupCommit,
+    ) -> Result<Self, StoreError> {
+        let synchronous = match durability {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Normal => SqliteSynchronous::Normal,
+        };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             // Blocking, but once at start-up and on a local path: not worth a runtime dependency.
             std::fs::create_dir_all(parent).map_err(|source| {
@@ -144,15 +167,25 @@ impl SqliteDatabase {
             .max_connections(READ_CONNECTIONS)
             .connect_with(base.read_only(true))
             .await;
-        match read {
-            Ok(read) => Ok(Self {
+        let read = match read {
+            Ok(read) => read,
+            Err(error) => {
+                write.close().await;
+                return Err(connect_error(error));
+            }
+        };
+        // After the migrations: the writer's statements name the tables they create.
+        match SqliteWriter::start(path, durability, BUSY_TIMEOUT, group_commit).await {
+            Ok(writer) => Ok(Self {
                 path: path.to_owned(),
                 write,
                 read,
+                writer: Arc::new(writer),
             }),
             Err(error) => {
+                read.close().await;
                 write.close().await;
-                Err(connect_error(error))
+                Err(StoreError::unavailable(error))
             }
         }
     }
@@ -177,25 +210,46 @@ impl SqliteDatabase {
         SqliteCheckpoints::new(self)
     }
 
-    /// The settings in force on the write connection, for `ledger verify` and for tests.
+    /// The settings in force on the writer's connection (the one that commits every write), as
+    /// SQLite reports them: for `ledger verify` and for tests.
     pub async fn settings(&self) -> Result<SqliteSettings, StoreError> {
-        let mut conn = self
-            .write
-            .acquire()
-            .await
-            .map_err(StoreError::unavailable)?;
-        let journal_mode = pragma(&mut conn, "PRAGMA journal_mode").await?;
-        let synchronous = pragma(&mut conn, "PRAGMA synchronous").await?;
-        let foreign_keys: i64 = pragma(&mut conn, "PRAGMA foreign_keys").await?;
-        let busy_timeout_ms = pragma(&mut conn, "PRAGMA busy_timeout").await?;
-        let schema_version = pragma(&mut conn, "PRAGMA user_version").await?;
-        Ok(SqliteSettings {
-            journal_mode,
-            synchronous,
-            foreign_keys: foreign_keys != 0,
-            busy_timeout_ms,
-            schema_version,
+        self.write_store(|connection| {
+            let pragma = |sql: &str| connection.query_row(sql, [], |row| row.get::<_, i64>(0));
+            let read = || {
+                Ok(SqliteSettings {
+                    journal_mode: connection
+                        .query_row("PRAGMA journal_mode", [], |row| row.get(0))?,
+                    synchronous: pragma("PRAGMA synchronous")?,
+                    foreign_keys: pragma("PRAGMA foreign_keys")? != 0,
+                    busy_timeout_ms: pragma("PRAGMA busy_timeout")?,
+                    schema_version: pragma("PRAGMA user_version")?,
+                })
+            };
+            read().map_err(|error: rusqlite::Error| StoreError::unavailable(error))
         })
+        .await
+    }
+
+    /// One statement as a writer job (see [`SqliteDatabase::write_store`]): the number of rows it
+    /// changed. `params` is owned (a tuple of values), since the job runs on the writer's thread.
+    pub(crate) async fn write_statement<P>(
+        &self,
+        sql: &'static str,
+        params: P,
+    ) -> Result<usize, StoreError>
+    where
+        P: rusqlite::Params + Send + 'static,
+    {
+        self.write_store(move |connection| {
+            crate::writer::execute_cached(connection, sql, params).map_err(StoreError::unavailable)
+        })
+        .await
+    }
+
+    /// What the writer has committed since the database was opened: transactions and the jobs in
+    /// them. For tests and the benchmark; the counts are not persisted.
+    pub fn write_stats(&self) -> WriteStats {
+        self.writer.stats()
     }
 
     /// `SELECT 1` on a read connection: whether the database answers now.
@@ -211,8 +265,10 @@ impl SqliteDatabase {
     /// last, after a `wal_checkpoint(TRUNCATE)`, so the database file alone holds every commit.
     /// Closing again is harmless; every store on this database fails with `Unavailable` afterwards.
     pub async fn close(&self) -> Result<(), StoreError> {
-        // Readers first: a checkpoint cannot truncate a WAL that a reader still uses.
+        // Readers first: a checkpoint cannot truncate a WAL that a reader still uses. Then the
+        // writer, once its batch in hand has committed and been answered.
         self.read.close().await;
+        self.writer.stop().await;
         if self.write.is_closed() {
             return Ok(());
         }
@@ -233,17 +289,31 @@ impl SqliteDatabase {
         Ok(())
     }
 
-    /// A transaction on the write connection that already holds SQLite's write lock.
-    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.write
-            .begin_with(BEGIN_WRITE)
-            .await
-            .map_err(StoreError::unavailable)
+    /// Runs `work` on the writer thread, in a savepoint of its own inside the writer's next group
+    /// commit, and answers once that commit has returned: see `writer/`.
+    pub(crate) async fn write<T, E, F>(&self, work: F) -> Result<T, WriteFailure<E>>
+    where
+        F: FnOnce(&rusqlite::Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        self.writer.write(work).await
     }
 
-    /// The write pool, for single autocommit statements (which take the write lock at once).
-    pub(crate) fn writer(&self) -> &SqlitePool {
-        &self.write
+    /// Runs `work` on the writer like [`SqliteDatabase::write`], for a write whose every failure
+    /// is a `StoreError` (a read-model or checkpoint write: judged again when retried, so a commit
+    /// of unknown outcome is only `Unavailable`).
+    pub(crate) async fn write_store<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.write(work).await.map_err(|failure| match failure {
+            WriteFailure::Refused(error) => error,
+            WriteFailure::NotWritten(error) | WriteFailure::OutcomeUnknown(error) => {
+                StoreError::unavailable(error)
+            }
+        })
     }
 
     pub(crate) fn reader(&self) -> &SqlitePool {
@@ -323,19 +393,6 @@ fn is_busy(error: &sqlx::Error) -> bool {
             .is_some_and(|code| code & 0xff == SQLITE_BUSY),
         _ => false,
     }
-}
-
-/// The single value a PRAGMA query returns. By position, because SQLite does not promise the name of
-/// every PRAGMA's column.
-async fn pragma<T>(conn: &mut SqliteConnection, sql: &'static str) -> Result<T, StoreError>
-where
-    T: for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
-{
-    let row = sqlx::query(sql)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(StoreError::unavailable)?;
-    first_column(&row)
 }
 
 fn first_column<T>(row: &SqliteRow) -> Result<T, StoreError>

@@ -1,8 +1,9 @@
 //! `SqliteEventStore`: the `EventStore` and `EventFeed` ports on the `events` and `idempotency` tables.
 //!
-//! An append is one `BEGIN IMMEDIATE` transaction on the single write connection. The database's
-//! UNIQUE keys, not a read before the write, decide conflicts and duplicates, so the decision and the
-//! write are one atomic step even against another process.
+//! An append is one job of the database's writer (`writer/`): a savepoint of its own inside the
+//! writer's next group commit, answered once that commit has returned. The database's UNIQUE keys,
+//! not a read before the write, decide conflicts and duplicates, so the decision and the write are
+//! one atomic step even against another process. Reads go through the read pool.
 
 use async_trait::async_trait;
 use ledger_application::codec::{self, EncodedEvent, format_timestamp, parse_timestamp};
@@ -14,11 +15,13 @@ use ledger_application::{
     IdempotencyKey, IdempotencyRecord, RecordedEvent, RecordedOutcome, RequestFingerprint,
 };
 use ledger_domain::AccountId;
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use rusqlite::{Connection, OptionalExtension, params};
+use sqlx::sqlite::SqliteRow;
 
-use crate::constraint::{Violation, classify};
-use crate::database::{SqliteDatabase, roll_back};
+use crate::constraint::{Violation, classify_rusqlite};
+use crate::database::SqliteDatabase;
 use crate::rows::{bound, column, limit, storable, unsigned};
+use crate::writer::{WriteFailure, execute_cached};
 
 /// The columns `decode_row` reads, in every query that returns events. A macro, so that `concat!`
 /// builds each query as one `&'static str`.
@@ -64,28 +67,24 @@ impl EventStore for SqliteEventStore {
 
     async fn append(&self, append: AtomicAppend) -> Result<(), AppendError> {
         append.check_size()?;
-        // Encode before taking the write lock, so that a bad event never holds up other writers.
-        let record = append.idempotency();
-        let outcome = serde_json::to_string(&record.outcome)
+        // Encode before the job is sent, so that a bad event never holds up other writers.
+        let outcome = serde_json::to_string(&append.idempotency().outcome)
             .map_err(|e| StoreError::corrupt(format!("cannot encode a command outcome: {e}")))?;
-        let events = append
+        let encoded = append
             .events()
-            .map(|event| Ok((event, codec::encode(event)?)))
+            .map(codec::encode)
             .collect::<Result<Vec<_>, StoreError>>()?;
 
-        let mut transaction = self.db.begin_write().await?;
-        match insert_append(&mut transaction, &append, &outcome, &events).await {
-            // Until COMMIT returns, the transaction may or may not be durable: an I/O error or a lost
-            // connection during it leaves the outcome to be read back from the idempotency record.
-            Ok(()) => transaction
-                .commit()
-                .await
-                .map_err(AppendError::outcome_unknown),
-            Err(error) => {
-                roll_back(transaction).await;
-                Err(error)
-            }
-        }
+        self.db
+            .write(move |connection| insert_append(connection, &append, &outcome, &encoded))
+            .await
+            .map_err(|failure| match failure {
+                WriteFailure::Refused(error) => error,
+                WriteFailure::NotWritten(error) => StoreError::unavailable(error).into(),
+                // Until COMMIT returns, the batch may or may not be durable: an I/O error during it
+                // leaves the outcome to be read back from the idempotency record.
+                WriteFailure::OutcomeUnknown(error) => AppendError::outcome_unknown(error),
+            })
     }
 
     async fn idempotency_record(
@@ -118,56 +117,61 @@ impl EventStore for SqliteEventStore {
 /// The idempotency record first, then every event, then each stream's predecessor: a taken key
 /// therefore reports `DuplicateRequest` even when a sequence is taken too, because the request has
 /// already been carried out, and a taken sequence reports `Conflict` before a missing predecessor.
-async fn insert_append(
-    conn: &mut SqliteConnection,
+/// Runs as one writer job, in its own savepoint: a refusal rolls back what it wrote.
+fn insert_append(
+    connection: &Connection,
     append: &AtomicAppend,
     outcome: &str,
-    events: &[(&RecordedEvent, EncodedEvent)],
+    encoded: &[EncodedEvent],
 ) -> Result<(), AppendError> {
     let record = append.idempotency();
-    sqlx::query(
+    execute_cached(
+        connection,
         "INSERT INTO idempotency (client_request_id, fingerprint, outcome, recorded_at) \
-         VALUES (?1, ?2, ?3, ?4)",
+             VALUES (?1, ?2, ?3, ?4)",
+        params![
+            record.key.as_str(),
+            record.fingerprint.as_str(),
+            outcome,
+            format_timestamp(record.recorded_at),
+        ],
     )
-    .bind(record.key.as_str())
-    .bind(record.fingerprint.as_str())
-    .bind(outcome)
-    .bind(format_timestamp(record.recorded_at))
-    .execute(&mut *conn)
-    .await
-    .map_err(|error| match classify(&error) {
+    .map_err(|error| match classify_rusqlite(&error) {
         Some(Violation::IdempotencyKey) => AppendError::DuplicateRequest {
             key: record.key.clone(),
         },
         _ => StoreError::unavailable(error).into(),
     })?;
 
-    for (event, encoded) in events {
-        sqlx::query(
+    for (event, encoded) in append.events().zip(encoded) {
+        let sequence = storable(encoded.sequence, "sequence")?;
+        execute_cached(
+            connection,
             "INSERT INTO events (account_id, sequence, event_id, event_type, schema_version, \
-             payload, metadata, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 payload, metadata, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                encoded.account_id,
+                sequence,
+                encoded.event_id,
+                encoded.event_type,
+                i64::from(encoded.schema_version),
+                encoded.payload,
+                encoded.metadata,
+                encoded.recorded_at,
+            ],
         )
-        .bind(&encoded.account_id)
-        .bind(storable(encoded.sequence, "sequence")?)
-        .bind(&encoded.event_id)
-        .bind(encoded.event_type)
-        .bind(i64::from(encoded.schema_version))
-        .bind(&encoded.payload)
-        .bind(&encoded.metadata)
-        .bind(&encoded.recorded_at)
-        .execute(&mut *conn)
-        .await
-        .map_err(|error| match classify(&error) {
+        .map_err(|error| match classify_rusqlite(&error) {
             Some(Violation::StreamSequence) => AppendError::Conflict {
                 account_id: event.account_id.clone(),
             },
-            // A reused event id is an id source's fault, not this request's: a retry draws new ids.
+            // A reused event id is an id source's fault, not this request's: a retry draws new
+            // ids.
             _ => StoreError::unavailable(error).into(),
         })?;
     }
 
     for stream in append.predecessor_checks() {
-        check_predecessor(conn, stream).await?;
+        check_predecessor(connection, stream)?;
     }
     Ok(())
 }
@@ -176,18 +180,19 @@ async fn insert_append(
 /// recorded after any of the events appended behind it. Inside the append's write transaction, so no
 /// other writer can change the answer before the commit. Timestamps are compared as stored: the fixed
 /// width UTC format sorts as time does.
-async fn check_predecessor(
-    conn: &mut SqliteConnection,
-    stream: &StreamAppend,
-) -> Result<(), AppendError> {
-    let predecessor_recorded_at: Option<String> = sqlx::query_scalar(
-        "SELECT recorded_at FROM events WHERE account_id = ?1 AND sequence = ?2",
-    )
-    .bind(stream.account_id.as_str())
-    .bind(storable(stream.expected_version, "sequence")?)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(StoreError::unavailable)?;
+fn check_predecessor(connection: &Connection, stream: &StreamAppend) -> Result<(), AppendError> {
+    let expected_version = storable(stream.expected_version, "sequence")?;
+    let predecessor_recorded_at: Option<String> = connection
+        .prepare_cached("SELECT recorded_at FROM events WHERE account_id = ?1 AND sequence = ?2")
+        .and_then(|mut statement| {
+            statement
+                .query_row(
+                    params![stream.account_id.as_str(), expected_version],
+                    |row| row.get(0),
+                )
+                .optional()
+        })
+        .map_err(StoreError::unavailable)?;
     let Some(predecessor_recorded_at) = predecessor_recorded_at else {
         return Err(AppendError::MissingPredecessor {
             account_id: stream.account_id.clone(),

@@ -17,7 +17,9 @@
 //! # }
 //! ```
 //!
-//! Every write goes through one connection, in a `BEGIN IMMEDIATE` transaction: this process never
+//! Every write goes through one connection, owned by the database's writer thread, which commits the
+//! writes queued up together in one `BEGIN IMMEDIATE` transaction (a group commit, one fsync), each in
+//! a savepoint of its own, and answers none before that COMMIT has returned: this process never
 //! contends with itself for SQLite's single write lock, and another process (the admin tool) waits on
 //! the busy timeout instead of deadlocking. Reads use a separate pool of read-only connections, which
 //! WAL mode lets run alongside the writer.
@@ -31,6 +33,7 @@ mod migrations;
 mod read_model;
 mod rebuild;
 mod rows;
+mod writer;
 
 pub use checkpoints::SqliteCheckpoints;
 pub use database::{SqliteDatabase, SqliteSettings};
@@ -39,3 +42,4 @@ pub use lease::SqliteProjectorLease;
 pub use migrations::SCHEMA_VERSION;
 pub use read_model::SqliteReadModel;
 pub use rebuild::SqliteRebuild;
+pub use writer::{GroupCommit, WriteStats};

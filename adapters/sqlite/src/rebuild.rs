@@ -16,15 +16,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ledger_application::ports::{
-    ApplyOutcome, LiveSwap, Projection, ReadModelChange, ReadModelRebuild, ReadModelUpdate,
-    RebuildProgress, ScanCursor, StoreError,
+    LiveSwap, Projection, ReadModelRebuild, ReadModelUpdate, RebuildProgress, ScanCursor,
+    StoreError,
 };
 use ledger_domain::AccountId;
 use sqlx::Connection;
 use sqlx::sqlite::SqliteConnection;
 
-use crate::database::{SqliteDatabase, roll_back};
-use crate::read_model::apply_in;
+use crate::database::SqliteDatabase;
 use crate::rows::{column, limit, storable, unsigned};
 
 /// What the fresh file is called: the live file's name with this appended.
@@ -104,10 +103,13 @@ impl SqliteRebuild {
     /// Its commits do not wait for the disk: a crash leaves it consistent, and it is rebuilt anyway.
     pub async fn open(live: &SqliteDatabase) -> Result<Self, StoreError> {
         let fresh = SqliteDatabase::open_scratch(&Self::fresh_path(live.path())).await?;
-        sqlx::query(CREATE_PROGRESS)
-            .execute(fresh.writer())
-            .await
-            .map_err(StoreError::unavailable)?;
+        fresh
+            .write_store(|connection| {
+                connection
+                    .execute_batch(CREATE_PROGRESS)
+                    .map_err(StoreError::unavailable)
+            })
+            .await?;
         Ok(Self {
             live: live.clone(),
             fresh,
@@ -184,20 +186,25 @@ impl ReadModelRebuild for SqliteRebuild {
     }
 
     async fn save_progress(&self, progress: &RebuildProgress) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO rebuild_progress (id, cursor, scan_finished, accounts_done, events_done) \
-             VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor, \
-             scan_finished = excluded.scan_finished, accounts_done = excluded.accounts_done, \
-             events_done = excluded.events_done",
-        )
-        .bind(progress.cursor.as_ref().map(ScanCursor::as_str))
-        .bind(i64::from(progress.scan_finished))
-        .bind(storable(progress.accounts_done, "accounts done")?)
-        .bind(storable(progress.events_done, "events done")?)
-        .execute(self.fresh.writer())
-        .await
-        .map_err(StoreError::unavailable)?;
-        Ok(())
+        let cursor = progress
+            .cursor
+            .as_ref()
+            .map(|cursor| cursor.as_str().to_owned());
+        let scan_finished = i64::from(progress.scan_finished);
+        let accounts_done = storable(progress.accounts_done, "accounts done")?;
+        let events_done = storable(progress.events_done, "events done")?;
+        self.fresh
+            .write_statement(
+                "INSERT INTO rebuild_progress \
+                         (id, cursor, scan_finished, accounts_done, events_done) \
+                         VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET \
+                         cursor = excluded.cursor, scan_finished = excluded.scan_finished, \
+                         accounts_done = excluded.accounts_done, \
+                         events_done = excluded.events_done",
+                (cursor, scan_finished, accounts_done, events_done),
+            )
+            .await
+            .map(drop)
     }
 
     async fn accounts_behind_live(
@@ -224,33 +231,8 @@ impl ReadModelRebuild for SqliteRebuild {
     }
 
     async fn apply_fresh_batch(&self, updates: &[ReadModelUpdate]) -> Result<bool, StoreError> {
-        let mut transaction = self.fresh.begin_write().await?;
-        for update in updates {
-            // As `SqliteReadModel::apply`: an opening is only ever the first event.
-            let outcome = if matches!(update.change, ReadModelChange::Opened { .. })
-                && update.sequence != 1
-            {
-                Ok(ApplyOutcome::Stale)
-            } else {
-                apply_in(&mut transaction, update).await
-            };
-            match outcome {
-                Ok(ApplyOutcome::Applied) => {}
-                Ok(ApplyOutcome::Stale) => {
-                    roll_back(transaction).await;
-                    return Ok(false);
-                }
-                Err(error) => {
-                    roll_back(transaction).await;
-                    return Err(error);
-                }
-            }
-        }
-        transaction
-            .commit()
-            .await
-            .map_err(StoreError::unavailable)?;
-        Ok(true)
+        // One job of the fresh file's writer: all the page or none, by the live model's rule.
+        self.fresh.read_model().apply_batch(updates).await
     }
 
     async fn begin_swap(&self) -> Result<Box<dyn LiveSwap>, StoreError> {

@@ -7,8 +7,11 @@ use ledger_application::ports::{DeadLetter, DeadLetterId, StoreError, StoredDead
 use ledger_application::read_model_rows::{DeadLetterRow, stored_dead_letter};
 use ledger_domain::AccountId;
 
-use crate::database::{SqliteDatabase, roll_back};
-use crate::rows::{Columns, bound, limit, unsigned};
+use rusqlite::params;
+
+use crate::database::SqliteDatabase;
+use crate::rows::{Columns, bound, limit};
+use crate::writer::execute_cached;
 
 /// The columns `stored_dead_letter` reads. A macro, so that `concat!` builds each query as one literal.
 macro_rules! letter_columns {
@@ -25,49 +28,44 @@ pub(super) async fn record(
     db: &SqliteDatabase,
     letter: &DeadLetter,
 ) -> Result<DeadLetterId, StoreError> {
-    let row = DeadLetterRow::of(letter)?;
-    let mut transaction = db.begin_write().await?;
-    let written = sqlx::query(
-        "INSERT INTO rm_dead_letters (deduplication_key, account_id, sequence, event_id, \
-         event_type, raw, reason, waiting_behind, recorded_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-         ON CONFLICT (deduplication_key) DO UPDATE SET account_id = excluded.account_id, \
-         sequence = excluded.sequence, event_id = excluded.event_id, \
-         event_type = excluded.event_type, raw = excluded.raw, reason = excluded.reason, \
-         waiting_behind = excluded.waiting_behind, recorded_at = excluded.recorded_at, \
-         resolved_at = NULL WHERE resolved_at IS NOT NULL",
-    )
-    .bind(&row.deduplication_key)
-    .bind(row.account_id)
-    .bind(row.sequence)
-    .bind(&row.event_id)
-    .bind(row.event_type)
-    .bind(row.raw)
-    .bind(row.reason)
-    .bind(row.waiting_behind)
-    .bind(format_timestamp(row.recorded_at))
-    .execute(&mut *transaction)
-    .await;
-    if let Err(error) = written {
-        roll_back(transaction).await;
-        return Err(StoreError::unavailable(error));
-    }
-    let kept = sqlx::query("SELECT letter_id FROM rm_dead_letters WHERE deduplication_key = ?1")
-        .bind(&row.deduplication_key)
-        .fetch_one(&mut *transaction)
-        .await;
-    let kept = match kept {
-        Ok(kept) => kept,
-        Err(error) => {
-            roll_back(transaction).await;
-            return Err(StoreError::unavailable(error));
-        }
-    };
-    transaction
-        .commit()
-        .await
+    let letter = letter.clone();
+    db.write_store(move |connection| {
+        let row = DeadLetterRow::of(&letter)?;
+        execute_cached(
+            connection,
+            "INSERT INTO rm_dead_letters (deduplication_key, account_id, sequence, event_id, \
+                 event_type, raw, reason, waiting_behind, recorded_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 ON CONFLICT (deduplication_key) DO UPDATE SET account_id = excluded.account_id, \
+                 sequence = excluded.sequence, event_id = excluded.event_id, \
+                 event_type = excluded.event_type, raw = excluded.raw, reason = excluded.reason, \
+                 waiting_behind = excluded.waiting_behind, recorded_at = excluded.recorded_at, \
+                 resolved_at = NULL WHERE resolved_at IS NOT NULL",
+            params![
+                row.deduplication_key,
+                row.account_id,
+                row.sequence,
+                row.event_id,
+                row.event_type,
+                row.raw,
+                row.reason,
+                row.waiting_behind,
+                format_timestamp(row.recorded_at),
+            ],
+        )
         .map_err(StoreError::unavailable)?;
-    unsigned(&kept, "letter_id").map(DeadLetterId::new)
+        // In the same savepoint, so the id read back is the id of the row the statement kept.
+        let kept: i64 = connection
+            .prepare_cached("SELECT letter_id FROM rm_dead_letters WHERE deduplication_key = ?1")
+            .and_then(|mut statement| {
+                statement.query_row(params![row.deduplication_key], |found| found.get(0))
+            })
+            .map_err(StoreError::unavailable)?;
+        u64::try_from(kept)
+            .map(DeadLetterId::new)
+            .map_err(|_| StoreError::corrupt(format!("dead letter id {kept} is negative")))
+    })
+    .await
 }
 
 pub(super) async fn open(
@@ -130,15 +128,15 @@ pub(super) async fn resolve(
     through_sequence: u64,
     at: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
-    let done = sqlx::query(
-        "UPDATE rm_dead_letters SET resolved_at = ?1 \
-         WHERE account_id = ?2 AND resolved_at IS NULL AND sequence <= ?3",
-    )
-    .bind(format_timestamp(at))
-    .bind(account_id.as_str())
-    .bind(bound(through_sequence))
-    .execute(db.writer())
-    .await
-    .map_err(StoreError::unavailable)?;
-    Ok(done.rows_affected())
+    let at = format_timestamp(at);
+    let account_id = account_id.as_str().to_owned();
+    let through_sequence = bound(through_sequence);
+    let done = db
+        .write_statement(
+            "UPDATE rm_dead_letters SET resolved_at = ?1 \
+                     WHERE account_id = ?2 AND resolved_at IS NULL AND sequence <= ?3",
+            (at, account_id, through_sequence),
+        )
+        .await?;
+    Ok(u64::try_from(done).unwrap_or(u64::MAX))
 }

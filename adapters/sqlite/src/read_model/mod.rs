@@ -1,9 +1,10 @@
 //! `SqliteReadModel`: the `Projection` port (this file) and the `ReadModelQuery` port (`query.rs`) on
 //! the `rm_*` tables.
 //!
-//! Each apply is one `BEGIN IMMEDIATE` transaction whose account update is conditional on
-//! `last_sequence = sequence - 1`: the database, not a read beforehand, decides whether the update is
-//! the next one, so two projectors racing on one event apply it once.
+//! Each apply is one job of the database's writer (`writer/`), in the same group commits as the event
+//! appends, whose account update is conditional on `last_sequence = sequence - 1`: the database, not
+//! a read beforehand, decides whether the update is the next one, so two projectors racing on one
+//! event apply it once. A batch (`apply_batch`) is one job too: all its updates or none.
 
 mod days;
 mod dead_letters;
@@ -22,11 +23,12 @@ use ledger_application::read_model_rows::{
     MovementRow, OpeningRow, movement_row_exists, no_account_row, opening_out_of_place,
 };
 use ledger_domain::{AccountId, FreezeReason};
-use sqlx::sqlite::SqliteConnection;
+use rusqlite::{Connection, params};
 
-use crate::constraint::classify;
-use crate::database::{SqliteDatabase, roll_back};
+use crate::constraint::classify_rusqlite;
+use crate::database::SqliteDatabase;
 use crate::rows::{storable, unsigned};
+use crate::writer::{WriteFailure, execute_cached};
 
 /// The read model of a [`SqliteDatabase`]: `SqliteReadModel::new(&db)` or `db.read_model()`.
 /// Cheap to clone; all clones share the database's pools.
@@ -56,19 +58,32 @@ impl Projection for SqliteReadModel {
         if opening_out_of_place(update) {
             return Ok(ApplyOutcome::Stale);
         }
-        let mut transaction = self.db.begin_write().await?;
-        match apply_in(&mut transaction, update).await {
-            Ok(ApplyOutcome::Applied) => {
-                transaction
-                    .commit()
-                    .await
-                    .map_err(StoreError::unavailable)?;
-                Ok(ApplyOutcome::Applied)
-            }
-            // Stale writes nothing: the conditional update matched no row, and we roll back anyway.
-            other => {
-                roll_back(transaction).await;
-                other
+        let update = update.clone();
+        // Stale writes nothing (the conditional update matched no row), so it is kept as a success;
+        // an error rolls the job's savepoint back.
+        self.db
+            .write_store(move |connection| apply_on(connection, &update))
+            .await
+    }
+
+    async fn apply_batch(&self, updates: &[ReadModelUpdate]) -> Result<bool, StoreError> {
+        if updates.is_empty() {
+            return Ok(true);
+        }
+        let updates = updates.to_vec();
+        let applied = self
+            .db
+            .write(move |connection| apply_all_on(connection, &updates))
+            .await;
+        match applied {
+            Ok(()) => Ok(true),
+            // Not every update was next, or one is for the projector to judge on its own (a missing
+            // account row, a transaction row already there): the job's savepoint is rolled back and
+            // the projector goes event by event.
+            Err(WriteFailure::Refused(BatchRefusal::NotNext | BatchRefusal::Judged)) => Ok(false),
+            Err(WriteFailure::Refused(BatchRefusal::Store(error))) => Err(error),
+            Err(WriteFailure::NotWritten(error) | WriteFailure::OutcomeUnknown(error)) => {
+                Err(StoreError::unavailable(error))
             }
         }
     }
@@ -102,11 +117,38 @@ impl Projection for SqliteReadModel {
     }
 }
 
-/// The writes of one update, inside the caller's transaction.
-pub(crate) async fn apply_in(
-    conn: &mut SqliteConnection,
-    update: &ReadModelUpdate,
-) -> Result<ApplyOutcome, StoreError> {
+/// Why a batch was refused as a whole.
+#[derive(Debug)]
+pub(crate) enum BatchRefusal {
+    /// An update was not its account's next event at its turn.
+    NotNext,
+    /// An update the store holds to be impossible (`Corrupt`): applied alone, the projector meets
+    /// the same error and decides what becomes of it (a dead letter).
+    Judged,
+    /// The database failed.
+    Store(StoreError),
+}
+
+/// Every update in order, each by the rule of [`apply_on`], inside one writer job: the first one
+/// that is not next refuses the whole job, whose savepoint then rolls back what the others wrote.
+fn apply_all_on(connection: &Connection, updates: &[ReadModelUpdate]) -> Result<(), BatchRefusal> {
+    for update in updates {
+        // As `SqliteReadModel::apply`: an opening is only ever the first event.
+        if opening_out_of_place(update) {
+            return Err(BatchRefusal::NotNext);
+        }
+        match apply_on(connection, update) {
+            Ok(ApplyOutcome::Applied) => {}
+            Ok(ApplyOutcome::Stale) => return Err(BatchRefusal::NotNext),
+            Err(StoreError::Corrupt { .. }) => return Err(BatchRefusal::Judged),
+            Err(error) => return Err(BatchRefusal::Store(error)),
+        }
+    }
+    Ok(())
+}
+
+/// The writes of one update, on the writer's connection inside the caller's savepoint.
+fn apply_on(connection: &Connection, update: &ReadModelUpdate) -> Result<ApplyOutcome, StoreError> {
     let sequence = storable(update.sequence, "sequence")?;
     let account_id = update.account_id.as_str();
     let occurred_at = format_timestamp(update.occurred_at);
@@ -118,74 +160,74 @@ pub(crate) async fn apply_in(
             overdraft_limit,
         } => {
             let opening = OpeningRow::new(owner, *kind, currency, overdraft_limit);
-            return insert_opening(conn, update, &opening).await;
+            return insert_opening(connection, update, &opening);
         }
-        ReadModelChange::Moved(movement) => {
-            sqlx::query(
-                "UPDATE rm_accounts SET balance = ?1, last_sequence = ?2, updated_at = ?3 \
-             WHERE account_id = ?4 AND last_sequence = ?2 - 1",
-            )
-            .bind(movement.balance_after.to_string())
-            .bind(sequence)
-            .bind(&occurred_at)
-            .bind(account_id)
-            .execute(&mut *conn)
-            .await
-        }
+        ReadModelChange::Moved(movement) => execute_cached(
+            connection,
+            "UPDATE rm_accounts SET balance = ?1, last_sequence = ?2, updated_at = ?3 \
+                 WHERE account_id = ?4 AND last_sequence = ?2 - 1",
+            params![
+                movement.balance_after.to_string(),
+                sequence,
+                occurred_at,
+                account_id,
+            ],
+        ),
         ReadModelChange::StatusChanged {
             status,
             frozen_reason,
-        } => {
-            sqlx::query(
-                "UPDATE rm_accounts SET status = ?1, frozen_reason = ?2, last_sequence = ?3, \
-             updated_at = ?4 WHERE account_id = ?5 AND last_sequence = ?3 - 1",
-            )
-            .bind(status.as_str())
-            .bind(frozen_reason.as_ref().map(FreezeReason::as_str))
-            .bind(sequence)
-            .bind(&occurred_at)
-            .bind(account_id)
-            .execute(&mut *conn)
-            .await
-        }
+        } => execute_cached(
+            connection,
+            "UPDATE rm_accounts SET status = ?1, frozen_reason = ?2, last_sequence = ?3, \
+                 updated_at = ?4 WHERE account_id = ?5 AND last_sequence = ?3 - 1",
+            params![
+                status.as_str(),
+                frozen_reason.as_ref().map(FreezeReason::as_str),
+                sequence,
+                occurred_at,
+                account_id,
+            ],
+        ),
     }
     .map_err(StoreError::unavailable)?;
 
-    if updated.rows_affected() == 0 {
-        return not_next(conn, update).await;
+    if updated == 0 {
+        return not_next(connection, update);
     }
     if let ReadModelChange::Moved(movement) = &update.change {
-        insert_movement(conn, &MovementRow::of(&update.account_id, movement)?).await?;
+        insert_movement(connection, &MovementRow::of(&update.account_id, movement)?)?;
     }
     Ok(ApplyOutcome::Applied)
 }
 
 /// The account row of an opening: inserted unless the account is there already.
-async fn insert_opening(
-    conn: &mut SqliteConnection,
+fn insert_opening(
+    connection: &Connection,
     update: &ReadModelUpdate,
     opening: &OpeningRow<'_>,
 ) -> Result<ApplyOutcome, StoreError> {
-    let inserted = sqlx::query(
+    let sequence = storable(update.sequence, "sequence")?;
+    let inserted = execute_cached(
+        connection,
         "INSERT INTO rm_accounts (account_id, owner, kind, currency, status, balance, \
-         overdraft_limit, frozen_reason, last_sequence, opened_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?9) \
-         ON CONFLICT (account_id) DO NOTHING",
+             overdraft_limit, frozen_reason, last_sequence, opened_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?9) \
+             ON CONFLICT (account_id) DO NOTHING",
+        params![
+            update.account_id.as_str(),
+            opening.owner,
+            opening.kind,
+            opening.currency,
+            opening.status,
+            opening.balance,
+            opening.overdraft_limit,
+            sequence,
+            format_timestamp(update.occurred_at),
+        ],
     )
-    .bind(update.account_id.as_str())
-    .bind(opening.owner)
-    .bind(opening.kind)
-    .bind(opening.currency)
-    .bind(opening.status)
-    .bind(&opening.balance)
-    .bind(&opening.overdraft_limit)
-    .bind(storable(update.sequence, "sequence")?)
-    .bind(format_timestamp(update.occurred_at))
-    .execute(&mut *conn)
-    .await
     .map_err(StoreError::unavailable)?;
     // No row inserted: the account is already there, so this opening is not the next event.
-    Ok(if inserted.rows_affected() == 1 {
+    Ok(if inserted == 1 {
         ApplyOutcome::Applied
     } else {
         ApplyOutcome::Stale
@@ -194,16 +236,11 @@ async fn insert_opening(
 
 /// Why a conditional update matched no row. Usually another projector got there first (`Stale`). But
 /// with no row at all, a first event that is not an opening is a stream this code cannot have written.
-async fn not_next(
-    conn: &mut SqliteConnection,
-    update: &ReadModelUpdate,
-) -> Result<ApplyOutcome, StoreError> {
-    let exists = sqlx::query("SELECT 1 FROM rm_accounts WHERE account_id = ?1")
-        .bind(update.account_id.as_str())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(StoreError::unavailable)?
-        .is_some();
+fn not_next(connection: &Connection, update: &ReadModelUpdate) -> Result<ApplyOutcome, StoreError> {
+    let exists = connection
+        .prepare_cached("SELECT 1 FROM rm_accounts WHERE account_id = ?1")
+        .and_then(|mut statement| statement.exists(params![update.account_id.as_str()]))
+        .map_err(StoreError::unavailable)?;
     if !exists && update.sequence == 1 {
         return Err(no_account_row(update));
     }
@@ -211,46 +248,46 @@ async fn not_next(
 }
 
 /// The transaction row and the day's closing balance of a money movement.
-async fn insert_movement(
-    conn: &mut SqliteConnection,
-    movement: &MovementRow<'_>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO rm_account_transactions (account_id, sequence, event_id, entry_type, amount, \
-         balance_after, transfer_id, counterparty_account_id, description, occurred_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+fn insert_movement(connection: &Connection, movement: &MovementRow<'_>) -> Result<(), StoreError> {
+    execute_cached(
+        connection,
+        "INSERT INTO rm_account_transactions (account_id, sequence, event_id, entry_type, \
+             amount, balance_after, transfer_id, counterparty_account_id, description, \
+             occurred_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            movement.account_id,
+            movement.sequence,
+            movement.event_id,
+            movement.entry_type,
+            movement.amount,
+            movement.balance_after,
+            movement.transfer_id,
+            movement.counterparty_account_id,
+            movement.description,
+            format_timestamp(movement.occurred_at),
+        ],
     )
-    .bind(movement.account_id)
-    .bind(movement.sequence)
-    .bind(&movement.event_id)
-    .bind(movement.entry_type)
-    .bind(&movement.amount)
-    .bind(&movement.balance_after)
-    .bind(movement.transfer_id)
-    .bind(movement.counterparty_account_id)
-    .bind(movement.description)
-    .bind(format_timestamp(movement.occurred_at))
-    .execute(&mut *conn)
-    .await
     .map_err(|error| {
-        if classify(&error).is_some() {
+        if classify_rusqlite(&error).is_some() {
             movement_row_exists(movement.account_id, movement.sequence)
         } else {
             StoreError::unavailable(error)
         }
     })?;
 
-    sqlx::query(
+    let day = days::stored(movement.day)?;
+    execute_cached(
+        connection,
         "INSERT INTO rm_daily_balances (account_id, day, closing_balance, last_sequence) \
-         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account_id, day) DO UPDATE SET \
-         closing_balance = excluded.closing_balance, last_sequence = excluded.last_sequence",
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account_id, day) DO UPDATE SET \
+             closing_balance = excluded.closing_balance, last_sequence = excluded.last_sequence",
+        params![
+            movement.account_id,
+            day,
+            movement.balance_after,
+            movement.sequence,
+        ],
     )
-    .bind(movement.account_id)
-    .bind(days::stored(movement.day)?)
-    .bind(&movement.balance_after)
-    .bind(movement.sequence)
-    .execute(&mut *conn)
-    .await
     .map_err(StoreError::unavailable)?;
     Ok(())
 }

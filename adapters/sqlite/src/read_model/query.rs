@@ -125,6 +125,7 @@ mod tests {
 
     use super::*;
     use crate::SqliteDatabase;
+    use crate::writer::execute_cached;
 
     const HISTORY: i64 = 10_000;
 
@@ -135,26 +136,31 @@ mod tests {
     /// An account with 10,000 movements, one per second (two per second from 5,000 on, so that
     /// equal instants occur), written in one transaction straight into the table.
     async fn long_history(db: &SqliteDatabase) {
-        let mut transaction = db.writer().begin().await.unwrap();
-        for sequence in 1..=HISTORY {
-            let second = if sequence > 5_000 {
-                5_000 + (sequence - 5_000) / 2
-            } else {
-                sequence
-            };
-            sqlx::query(
-                "INSERT INTO rm_account_transactions (account_id, sequence, event_id, entry_type, \
-                 amount, balance_after, occurred_at) VALUES ('long', ?1, ?2, 'DEPOSIT', '1.00', ?3, ?4)",
-            )
-            .bind(sequence)
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(format!("{sequence}.00"))
-            .bind(ledger_application::codec::format_timestamp(instant(second)))
-            .execute(&mut *transaction)
-            .await
-            .unwrap();
-        }
-        transaction.commit().await.unwrap();
+        db.write_store(|connection| {
+            for sequence in 1..=HISTORY {
+                let second = if sequence > 5_000 {
+                    5_000 + (sequence - 5_000) / 2
+                } else {
+                    sequence
+                };
+                execute_cached(
+                    connection,
+                    "INSERT INTO rm_account_transactions (account_id, sequence, event_id, \
+                         entry_type, amount, balance_after, occurred_at) \
+                         VALUES ('long', ?1, ?2, 'DEPOSIT', '1.00', ?3, ?4)",
+                    rusqlite::params![
+                        sequence,
+                        uuid::Uuid::now_v7().to_string(),
+                        format!("{sequence}.00"),
+                        ledger_application::codec::format_timestamp(instant(second)),
+                    ],
+                )
+                .map_err(StoreError::unavailable)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
     }
 
     #[tokio::test]
