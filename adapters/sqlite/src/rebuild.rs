@@ -16,15 +16,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ledger_application::ports::{
-    ApplyOutcome, LiveSwap, Projection, ReadModelChange, ReadModelRebuild, ReadModelUpdate,
-    RebuildProgress, ScanCursor, StoreError,
+    LiveSwap, Projection, ReadModelRebuild, RebuildProgress, ScanCursor, StoreError,
 };
 use ledger_domain::AccountId;
 use sqlx::Connection;
 use sqlx::sqlite::SqliteConnection;
 
-use crate::database::{SqliteDatabase, roll_back};
-use crate::read_model::apply_in;
+use crate::database::SqliteDatabase;
 use crate::rows::{column, limit, storable, unsigned};
 
 /// What the fresh file is called: the live file's name with this appended.
@@ -221,36 +219,6 @@ impl ReadModelRebuild for SqliteRebuild {
                     .map_err(|e| StoreError::corrupt(format!("stored account id `{id}`: {e}")))
             })
             .collect()
-    }
-
-    async fn apply_fresh_batch(&self, updates: &[ReadModelUpdate]) -> Result<bool, StoreError> {
-        let mut transaction = self.fresh.begin_write().await?;
-        for update in updates {
-            // As `SqliteReadModel::apply`: an opening is only ever the first event.
-            let outcome = if matches!(update.change, ReadModelChange::Opened { .. })
-                && update.sequence != 1
-            {
-                Ok(ApplyOutcome::Stale)
-            } else {
-                apply_in(&mut transaction, update).await
-            };
-            match outcome {
-                Ok(ApplyOutcome::Applied) => {}
-                Ok(ApplyOutcome::Stale) => {
-                    roll_back(transaction).await;
-                    return Ok(false);
-                }
-                Err(error) => {
-                    roll_back(transaction).await;
-                    return Err(error);
-                }
-            }
-        }
-        transaction
-            .commit()
-            .await
-            .map_err(StoreError::unavailable)?;
-        Ok(true)
     }
 
     async fn begin_swap(&self) -> Result<Box<dyn LiveSwap>, StoreError> {

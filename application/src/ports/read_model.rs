@@ -175,6 +175,17 @@ pub trait Projection: Send + Sync {
     /// and returns `Stale`. For `Opened`, "no account row yet" plays the part of `last_sequence == 0`.
     async fn apply(&self, update: &ReadModelUpdate) -> Result<ApplyOutcome, StoreError>;
 
+    /// Applies `updates` in order (several may be of one account) in one atomic write, each by the
+    /// rule of [`Projection::apply`]: all of them if every one is its account's next event at its
+    /// turn, and none otherwise (`Ok(false)`, nothing written). The projector's fast path: a refused
+    /// batch goes event by event, where duplicates, gaps and dead letters are judged one at a time.
+    /// Refusing is always correct, so this default, which writes nothing, is too; every read model
+    /// that is written to under load implements it.
+    async fn apply_batch(&self, updates: &[ReadModelUpdate]) -> Result<bool, StoreError> {
+        let _ = updates;
+        Ok(false)
+    }
+
     /// Records a letter and returns its id. A letter with the same
     /// [`DeadLetter::deduplication_key`] as an open one keeps the open one (and its first reason); as
     /// a resolved one, it opens that one again with the new letter's fields, so that an event failing

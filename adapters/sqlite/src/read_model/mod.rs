@@ -3,7 +3,8 @@
 //!
 //! Each apply is one `BEGIN IMMEDIATE` transaction whose account update is conditional on
 //! `last_sequence = sequence - 1`: the database, not a read beforehand, decides whether the update is
-//! the next one, so two projectors racing on one event apply it once.
+//! the next one, so two projectors racing on one event apply it once. A batch (`apply_batch`) is the
+//! same writes for many events in one such transaction: one commit, one fsync, for all of them.
 
 mod days;
 mod dead_letters;
@@ -71,6 +72,38 @@ impl Projection for SqliteReadModel {
                 other
             }
         }
+    }
+
+    async fn apply_batch(&self, updates: &[ReadModelUpdate]) -> Result<bool, StoreError> {
+        if updates.is_empty() {
+            return Ok(true);
+        }
+        let mut transaction = self.db.begin_write().await?;
+        for update in updates {
+            // Each update's conditional writes see its predecessors' in the same transaction, so
+            // several events of one account apply in turn, exactly as one `apply` each would.
+            let outcome = if opening_out_of_place(update) {
+                Ok(ApplyOutcome::Stale)
+            } else {
+                apply_in(&mut transaction, update).await
+            };
+            match outcome {
+                Ok(ApplyOutcome::Applied) => {}
+                Ok(ApplyOutcome::Stale) => {
+                    roll_back(transaction).await;
+                    return Ok(false);
+                }
+                Err(error) => {
+                    roll_back(transaction).await;
+                    return Err(error);
+                }
+            }
+        }
+        transaction
+            .commit()
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(true)
     }
 
     async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetterId, StoreError> {
