@@ -101,11 +101,14 @@ fn the_checks_catch_an_acknowledged_write_that_was_never_stored() {
     let mut config = SimConfig::standard(200);
     config.faults.acknowledge_without_writing = 50;
     let report = run(3, config);
+    // The lost write is an accepted command's events ("the store holds" fewer than reported) or a
+    // rejection's record ("the stored record holds None"): which of them the seed's trace loses
+    // depends on every task's interleaving, the projector's included, so either one counts.
     assert!(
-        report
-            .violations
-            .iter()
-            .any(|v| v.message.contains("the store holds")),
+        report.violations.iter().any(|v| {
+            v.message.contains("the store holds")
+                || v.message.contains("the stored record holds None")
+        }),
         "the lost writes were not noticed: {:?}",
         report.violations
     );

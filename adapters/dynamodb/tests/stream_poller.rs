@@ -450,6 +450,21 @@ impl Projection for FailingProjection {
         self.inner.apply(update).await
     }
 
+    /// While a failure is armed, batches are refused, so that the projector goes event by event
+    /// and the outage strikes in the middle of a delivered batch, as the test means it to; once
+    /// healed, batches pass through.
+    async fn apply_batch(&self, updates: &[ReadModelUpdate]) -> Result<bool, StoreError> {
+        let armed = self
+            .applies_left
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some();
+        if armed {
+            return Ok(false);
+        }
+        self.inner.apply_batch(updates).await
+    }
+
     async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetterId, StoreError> {
         self.inner.record_dead_letter(letter).await
     }

@@ -17,14 +17,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ledger_application::ports::{
-    ApplyOutcome, LiveSwap, Projection, ReadModelChange, ReadModelRebuild, ReadModelUpdate,
-    RebuildProgress, ScanCursor, StoreError,
+    LiveSwap, Projection, ReadModelRebuild, RebuildProgress, ScanCursor, StoreError,
 };
 use ledger_domain::AccountId;
 use sqlx::postgres::{PgPoolOptions, Postgres};
 use sqlx::{AssertSqlSafe, Row, Transaction};
 
-use crate::read_model::{PostgresReadModel, apply_in};
+use crate::read_model::PostgresReadModel;
 use crate::rows::{column, limit, storable, unsigned};
 
 /// The schema that holds the fresh model until the swap.
@@ -215,41 +214,6 @@ impl ReadModelRebuild for PostgresRebuild {
                     .map_err(|e| StoreError::corrupt(format!("stored account id `{id}`: {e}")))
             })
             .collect()
-    }
-
-    async fn apply_fresh_batch(&self, updates: &[ReadModelUpdate]) -> Result<bool, StoreError> {
-        let mut transaction = self
-            .fresh
-            .pool()
-            .begin()
-            .await
-            .map_err(StoreError::unavailable)?;
-        for update in updates {
-            // As `PostgresReadModel::apply`: an opening is only ever the first event.
-            let outcome = if matches!(update.change, ReadModelChange::Opened { .. })
-                && update.sequence != 1
-            {
-                Ok(ApplyOutcome::Stale)
-            } else {
-                apply_in(&mut transaction, update).await
-            };
-            match outcome {
-                Ok(ApplyOutcome::Applied) => {}
-                Ok(ApplyOutcome::Stale) => {
-                    let _ = transaction.rollback().await;
-                    return Ok(false);
-                }
-                Err(error) => {
-                    let _ = transaction.rollback().await;
-                    return Err(error);
-                }
-            }
-        }
-        transaction
-            .commit()
-            .await
-            .map_err(StoreError::unavailable)?;
-        Ok(true)
     }
 
     async fn begin_swap(&self) -> Result<Box<dyn LiveSwap>, StoreError> {

@@ -16,8 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ledger_application::ports::{
-    LiveSwap, Projection, ReadModelRebuild, ReadModelUpdate, RebuildProgress, ScanCursor,
-    StoreError,
+    LiveSwap, Projection, ReadModelRebuild, RebuildProgress, ScanCursor, StoreError,
 };
 use ledger_domain::AccountId;
 use sqlx::Connection;
@@ -228,11 +227,6 @@ impl ReadModelRebuild for SqliteRebuild {
                     .map_err(|e| StoreError::corrupt(format!("stored account id `{id}`: {e}")))
             })
             .collect()
-    }
-
-    async fn apply_fresh_batch(&self, updates: &[ReadModelUpdate]) -> Result<bool, StoreError> {
-        // One job of the fresh file's writer: all the page or none, by the live model's rule.
-        self.fresh.read_model().apply_batch(updates).await
     }
 
     async fn begin_swap(&self) -> Result<Box<dyn LiveSwap>, StoreError> {

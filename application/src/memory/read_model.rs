@@ -53,86 +53,43 @@ impl Projection for InMemoryReadModel {
 
     async fn apply(&self, update: &ReadModelUpdate) -> Result<ApplyOutcome, StoreError> {
         let mut tables = self.lock();
-        let current = tables
-            .accounts
-            .get(&update.account_id)
-            .map_or(0, |a| a.last_sequence);
-        let has_row = tables.accounts.contains_key(&update.account_id);
-        let opening = matches!(update.change, ReadModelChange::Opened { .. });
-        if current + 1 != update.sequence || (opening && has_row) {
+        let account = tables.accounts.get(&update.account_id);
+        let position = Position {
+            last_sequence: account.map_or(0, |a| a.last_sequence),
+            has_row: account.is_some(),
+        };
+        if !next_in_order(position, update)? {
             return Ok(ApplyOutcome::Stale);
         }
-        if !opening && !has_row {
-            // Checked before any write, so a refused update leaves nothing behind.
-            return Err(StoreError::corrupt(format!(
-                "event {} of account {} has no opened account to apply to",
-                update.sequence, update.account_id
-            )));
-        }
-        match &update.change {
-            ReadModelChange::Opened {
-                owner,
-                kind,
-                currency,
-                overdraft_limit,
-            } => {
-                tables.accounts.insert(
-                    update.account_id.clone(),
-                    AccountView {
-                        account_id: update.account_id.clone(),
-                        owner: owner.clone(),
-                        kind: *kind,
-                        currency: *currency,
-                        status: AccountStatus::Open,
-                        balance: Balance::zero(*currency),
-                        overdraft_limit: *overdraft_limit,
-                        frozen_reason: None,
-                        last_sequence: update.sequence,
-                        opened_at: update.occurred_at,
-                        updated_at: update.occurred_at,
-                    },
-                );
-                return Ok(ApplyOutcome::Applied);
-            }
-            ReadModelChange::Moved(transaction) => {
-                tables
-                    .transactions
-                    .entry(update.account_id.clone())
-                    .or_default()
-                    .insert(transaction.sequence, transaction.clone());
-                let date = transaction.occurred_at.date_naive();
-                tables
-                    .daily_balances
-                    .entry(update.account_id.clone())
-                    .or_default()
-                    .insert(
-                        date,
-                        DailyBalanceView {
-                            date,
-                            closing_balance: transaction.balance_after,
-                            last_sequence: transaction.sequence,
-                        },
-                    );
-            }
-            ReadModelChange::StatusChanged { .. } => {}
-        }
-        let Some(account) = tables.accounts.get_mut(&update.account_id) else {
-            unreachable!("the account row was checked above, under the same lock");
-        };
-        match &update.change {
-            ReadModelChange::Moved(transaction) => account.balance = transaction.balance_after,
-            ReadModelChange::StatusChanged {
-                status,
-                frozen_reason,
-            } => {
-                account.status = *status;
-                account.frozen_reason.clone_from(frozen_reason);
-            }
-            ReadModelChange::Opened { .. } => {}
-        }
-        account.last_sequence = update.sequence;
-        account.updated_at = update.occurred_at;
+        write(&mut tables, update);
         Ok(ApplyOutcome::Applied)
+    }
+
+    async fn apply_batch(&self, updates: &[ReadModelUpdate]) -> Result<bool, StoreError> {
+        let mut tables = self.lock();
+        // Every update is judged against the position its predecessors in the batch leave, before
+        // anything is written: under the one lock, all of them are written or none.
+        let mut positions: HashMap<&AccountId, Position> = HashMap::new();
+        for update in updates {
+            let position = positions.entry(&update.account_id).or_insert_with(|| {
+                let account = tables.accounts.get(&update.account_id);
+                Position {
+                    last_sequence: account.map_or(0, |a| a.last_sequence),
+                    has_row: account.is_some(),
+                }
+            });
+            if !next_in_order(*position, update)? {
+                return Ok(false);
+            }
+            *position = Position {
+                last_sequence: update.sequence,
+                has_row: true,
+            };
+        }
+        for update in updates {
+            write(&mut tables, update);
+        }
+        Ok(true)
     }
 
     async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetterId, StoreError> {
@@ -217,6 +174,97 @@ impl Projection for InMemoryReadModel {
         }
         Ok(resolved)
     }
+}
+
+/// Where an account stands before an update: its `last_sequence`, and whether its row exists.
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    last_sequence: u64,
+    has_row: bool,
+}
+
+/// The rule of `Projection::apply` for `update` at `position`: `true` if it is the next event,
+/// `false` (stale) if not, and corrupt for a first event that is not an opening.
+fn next_in_order(position: Position, update: &ReadModelUpdate) -> Result<bool, StoreError> {
+    let opening = matches!(update.change, ReadModelChange::Opened { .. });
+    if position.last_sequence + 1 != update.sequence || (opening && position.has_row) {
+        return Ok(false);
+    }
+    if !opening && !position.has_row {
+        // Checked before any write, so a refused update leaves nothing behind.
+        return Err(StoreError::corrupt(format!(
+            "event {} of account {} has no opened account to apply to",
+            update.sequence, update.account_id
+        )));
+    }
+    Ok(true)
+}
+
+/// Writes `update`, which [`next_in_order`] accepted at the account's current position.
+fn write(tables: &mut Tables, update: &ReadModelUpdate) {
+    match &update.change {
+        ReadModelChange::Opened {
+            owner,
+            kind,
+            currency,
+            overdraft_limit,
+        } => {
+            tables.accounts.insert(
+                update.account_id.clone(),
+                AccountView {
+                    account_id: update.account_id.clone(),
+                    owner: owner.clone(),
+                    kind: *kind,
+                    currency: *currency,
+                    status: AccountStatus::Open,
+                    balance: Balance::zero(*currency),
+                    overdraft_limit: *overdraft_limit,
+                    frozen_reason: None,
+                    last_sequence: update.sequence,
+                    opened_at: update.occurred_at,
+                    updated_at: update.occurred_at,
+                },
+            );
+            return;
+        }
+        ReadModelChange::Moved(transaction) => {
+            tables
+                .transactions
+                .entry(update.account_id.clone())
+                .or_default()
+                .insert(transaction.sequence, transaction.clone());
+            let date = transaction.occurred_at.date_naive();
+            tables
+                .daily_balances
+                .entry(update.account_id.clone())
+                .or_default()
+                .insert(
+                    date,
+                    DailyBalanceView {
+                        date,
+                        closing_balance: transaction.balance_after,
+                        last_sequence: transaction.sequence,
+                    },
+                );
+        }
+        ReadModelChange::StatusChanged { .. } => {}
+    }
+    let Some(account) = tables.accounts.get_mut(&update.account_id) else {
+        unreachable!("next_in_order saw the account row, under the same lock");
+    };
+    match &update.change {
+        ReadModelChange::Moved(transaction) => account.balance = transaction.balance_after,
+        ReadModelChange::StatusChanged {
+            status,
+            frozen_reason,
+        } => {
+            account.status = *status;
+            account.frozen_reason.clone_from(frozen_reason);
+        }
+        ReadModelChange::Opened { .. } => {}
+    }
+    account.last_sequence = update.sequence;
+    account.updated_at = update.occurred_at;
 }
 
 #[async_trait]

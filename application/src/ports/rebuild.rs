@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ledger_domain::AccountId;
 
-use crate::ports::{Projection, ReadModelUpdate, ScanCursor, StoreError};
+use crate::ports::{Projection, ScanCursor, StoreError};
 
 /// How far a rebuild got, stored in the fresh model after each page of accounts, so that a rerun
 /// after an interruption continues from the last page it finished.
@@ -49,18 +49,6 @@ pub trait ReadModelRebuild: Send + Sync {
         after: Option<&AccountId>,
         limit: usize,
     ) -> Result<Vec<AccountId>, StoreError>;
-
-    /// Applies `updates` (consecutive events of one account, from the one after the fresh model's
-    /// `last_sequence`) to the fresh model in ONE transaction, each by the rule of
-    /// [`Projection::apply`]: a fast path that spends one commit on a page of events instead of one
-    /// per event. All or nothing: if any update would not be `Applied` (stale, or refused as
-    /// corrupt) nothing is written and the answer is `false`, so that the caller goes event by event
-    /// through the projector and meets the dead letter there. The default has no fast path: it
-    /// writes nothing and answers `false`.
-    async fn apply_fresh_batch(&self, updates: &[ReadModelUpdate]) -> Result<bool, StoreError> {
-        let _ = updates;
-        Ok(false)
-    }
 
     /// Begins the swap: from now on the live projector's writes to the live model wait (queries
     /// still read the live model), until [`LiveSwap::commit`] or [`LiveSwap::abort`]. Waits a

@@ -12,6 +12,8 @@ mod feed;
 mod health;
 mod lease;
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,6 +93,10 @@ impl std::fmt::Debug for Projector {
 /// projection as unavailable; each stale answer means another projector advanced the account meanwhile.
 const STALE_RETRIES_MAX: u32 = 3;
 
+/// Most events one [`Projection::apply_batch`] of [`Projector::project_batch`] carries: one
+/// transaction's worth, which keeps a batch's commit short beside the queries reading the model.
+pub const BATCH_EVENTS_MAX: usize = 1_000;
+
 /// Rounds of a redrive: apply the account's tail, resolve its letters, and look again for events
 /// that a running projector recorded as waiting meanwhile.
 const REDRIVE_ROUNDS_MAX: u32 = 3;
@@ -166,6 +172,119 @@ impl Projector {
         let projected = self.project_with_retries(event).await?;
         self.progress.handled(event.recorded_at());
         Ok(projected)
+    }
+
+    /// Projects a run of events in their order, with the outcome of each, in that order: the same
+    /// outcomes as [`Projector::project`] on each in turn, for a fraction of the cost.
+    ///
+    /// The fast path writes the whole run (in chunks of at most [`BATCH_EVENTS_MAX`]) with one
+    /// [`Projection::apply_batch`]: one transaction, no `last_sequence` read. The read model
+    /// accepts it only if every event is its account's next at its turn, so the sequence rule is
+    /// the read model's, exactly as for one event. A refused chunk (a duplicate after a restart, a
+    /// gap, an account waiting behind a dead letter, or a read model that calls an event corrupt)
+    /// has written nothing; its accounts' positions are read once and the events that are still
+    /// each account's next, up to that account's first that is not, are offered as one batch again,
+    /// and every other event goes through `project`, where duplicates, gaps, retries and dead
+    /// letters are judged one at a time as they always were. An unavailable read model is returned
+    /// as an error, as `project` does: the caller retries from its checkpoint.
+    pub async fn project_batch(
+        &self,
+        events: &[RecordedEvent],
+    ) -> Result<Vec<Projected>, StoreError> {
+        let mut projected = Vec::with_capacity(events.len());
+        for chunk in events.chunks(BATCH_EVENTS_MAX) {
+            projected.extend(self.project_chunk(chunk).await?);
+        }
+        Ok(projected)
+    }
+
+    async fn project_chunk(&self, chunk: &[RecordedEvent]) -> Result<Vec<Projected>, StoreError> {
+        if self.applied_as_batch(chunk.iter()).await? {
+            return Ok(self.handled_all(chunk.iter()));
+        }
+        let (batchable, one_by_one) = self.split_at_first_refusal(chunk).await?;
+        let mut projected = vec![Projected::Applied; chunk.len()];
+        if !batchable.is_empty()
+            && self
+                .applied_as_batch(batchable.iter().map(|&index| &chunk[index]))
+                .await?
+        {
+            self.handled_all(batchable.iter().map(|&index| &chunk[index]));
+            for index in one_by_one {
+                projected[index] = self.project(&chunk[index]).await?;
+            }
+            return Ok(projected);
+        }
+        // Refused again (another projector moved an account meanwhile): every event on its own.
+        for (index, event) in chunk.iter().enumerate() {
+            projected[index] = self.project(event).await?;
+        }
+        Ok(projected)
+    }
+
+    /// One `apply_batch` of `events`. A corrupt refusal is a refusal too: nothing was written, and
+    /// `project` meets the event alone, retries it and dead-letters it.
+    async fn applied_as_batch<'a>(
+        &self,
+        events: impl Iterator<Item = &'a RecordedEvent>,
+    ) -> Result<bool, StoreError> {
+        let updates: Vec<ReadModelUpdate> = events.map(ReadModelUpdate::from_event).collect();
+        if updates.is_empty() {
+            return Ok(true);
+        }
+        match self.projection.apply_batch(&updates).await {
+            Ok(applied) => Ok(applied),
+            Err(StoreError::Corrupt { detail }) => {
+                tracing::debug!(%detail, events = updates.len(),
+                    "batch refused as corrupt; projecting its events one by one");
+                Ok(false)
+            }
+            Err(unavailable @ StoreError::Unavailable(_)) => Err(unavailable),
+        }
+    }
+
+    /// Every event of an applied batch is handled, for the lag as for the caller.
+    fn handled_all<'a>(&self, events: impl Iterator<Item = &'a RecordedEvent>) -> Vec<Projected> {
+        events
+            .map(|event| {
+                self.progress.handled(event.recorded_at());
+                Projected::Applied
+            })
+            .collect()
+    }
+
+    /// Splits a refused chunk by its accounts' positions, read once each: the indexes of the events
+    /// that are their account's next in turn, and of those from each account's first that is not
+    /// (a duplicate or a gap) on, which go one by one, after the others, in their order.
+    async fn split_at_first_refusal(
+        &self,
+        chunk: &[RecordedEvent],
+    ) -> Result<(Vec<usize>, Vec<usize>), StoreError> {
+        let mut positions: HashMap<&AccountId, Option<u64>> = HashMap::new();
+        let mut batchable = Vec::with_capacity(chunk.len());
+        let mut one_by_one = Vec::new();
+        for (index, event) in chunk.iter().enumerate() {
+            let position = match positions.entry(&event.account_id) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(unknown) => unknown.insert(Some(
+                    self.projection.last_sequence(&event.account_id).await?,
+                )),
+            };
+            // `None`: the account met an event that is not its next; its later ones follow it.
+            match *position {
+                Some(last_sequence)
+                    if classify(last_sequence, event.sequence) == Classification::Next =>
+                {
+                    *position = Some(event.sequence);
+                    batchable.push(index);
+                }
+                _ => {
+                    *position = None;
+                    one_by_one.push(index);
+                }
+            }
+        }
+        Ok((batchable, one_by_one))
     }
 
     async fn project_with_retries(&self, event: &RecordedEvent) -> Result<Projected, StoreError> {
@@ -448,3 +567,6 @@ fn classify(last_sequence: u64, sequence: u64) -> Classification {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod batch_tests;

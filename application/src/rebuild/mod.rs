@@ -378,7 +378,8 @@ impl Rebuilder {
         })
     }
 
-    /// The fast path: the whole page in one transaction of the fresh model, if it continues the
+    /// The fast path: the whole page in one transaction of the fresh model
+    /// ([`Projection::apply_batch`], the live projector's fast path too), if it continues the
     /// account without a hole and the adapter has one. `false` when nothing was written: the
     /// caller goes event by event (a corrupt refusal lands there as a dead letter).
     async fn applied_as_batch(
@@ -394,7 +395,7 @@ impl Rebuilder {
             return Ok(false);
         }
         let updates: Vec<ReadModelUpdate> = page.iter().map(ReadModelUpdate::from_event).collect();
-        match self.rebuild.apply_fresh_batch(&updates).await {
+        match self.rebuild.fresh().apply_batch(&updates).await {
             Ok(applied) => Ok(applied),
             Err(StoreError::Corrupt { .. }) => Ok(false),
             Err(unavailable) => Err(RebuildError::FreshModel(unavailable)),

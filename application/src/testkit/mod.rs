@@ -263,6 +263,11 @@ macro_rules! read_model_contract_tests {
                 resolving_dead_letters_unblocks_the_account,
                 racing_applies_of_one_update_apply_it_once,
                 a_movement_before_the_opening_is_corrupt_and_writes_nothing,
+                a_batch_of_next_events_reads_back_as_the_events_applied_one_by_one,
+                a_batch_with_one_event_out_of_turn_writes_nothing,
+                a_batch_with_a_movement_before_the_opening_writes_nothing,
+                an_empty_batch_writes_nothing,
+                racing_batches_of_the_same_events_apply_them_once,
             ]
         );
     };

@@ -582,3 +582,263 @@ pub async fn a_movement_before_the_opening_is_corrupt_and_writes_nothing(
         .expect("read");
     assert!(days.is_empty());
 }
+
+/// One account's history for the batch cases: an opening, two deposits on day 1, a transfer out and
+/// a freeze on day 3, as events of `account_id`.
+fn batch_history(account_id: &str) -> Vec<RecordedEvent> {
+    let (debit, _) = transfer_events(account_id, "acc-0", "2.50", "32.50", "2.50");
+    vec![
+        recorded(account_id, 1, opened_event(), at(1, 8, 0)),
+        recorded(
+            account_id,
+            2,
+            deposited_event("10.00", "10.00"),
+            at(1, 9, 0),
+        ),
+        recorded(
+            account_id,
+            3,
+            deposited_event("25.00", "35.00"),
+            at(1, 10, 0),
+        ),
+        recorded(account_id, 4, debit, at(3, 8, 0)),
+        recorded(account_id, 5, frozen_event("audit"), at(3, 9, 0)),
+    ]
+}
+
+/// Everything the read model shows of `account_id`: its view, its movements and its days.
+async fn everything_of(
+    subject: &ReadModelSubject,
+    account_id: &str,
+) -> (
+    Option<crate::ports::AccountView>,
+    Vec<crate::ports::TransactionView>,
+    Vec<crate::ports::DailyBalanceView>,
+) {
+    let id = account(account_id);
+    let view = subject.query.account(&id).await.expect("read");
+    let rows = subject.query.transactions(&id, 0, 100).await.expect("read");
+    let days = subject
+        .query
+        .daily_balances(&id, date(1), date(31), 100)
+        .await
+        .expect("read");
+    (view, rows, days)
+}
+
+/// The batch's fast path writes what the events applied one by one write: a run across several
+/// accounts, several events of each in order, new accounts and one that goes on from its
+/// `last_sequence`, reads back exactly as the same events applied one at a time.
+pub async fn a_batch_of_next_events_reads_back_as_the_events_applied_one_by_one(
+    subject: ReadModelSubject,
+) {
+    let one_by_one = batch_history("acc-1");
+    for event in &one_by_one {
+        assert_eq!(apply(&subject, event).await, ApplyOutcome::Applied);
+    }
+    // acc-2 and acc-3 new, interleaved; acc-4 already at sequence 2.
+    let (second, third, fourth) = (
+        batch_history("acc-2"),
+        batch_history("acc-3"),
+        batch_history("acc-4"),
+    );
+    for event in &fourth[..2] {
+        assert_eq!(apply(&subject, event).await, ApplyOutcome::Applied);
+    }
+    // Each account's events in its order, the accounts interleaved.
+    let order = [
+        (&second, 0),
+        (&third, 0),
+        (&second, 1),
+        (&fourth, 2),
+        (&third, 1),
+        (&second, 2),
+        (&third, 2),
+        (&fourth, 3),
+        (&second, 3),
+        (&third, 3),
+        (&fourth, 4),
+        (&second, 4),
+        (&third, 4),
+    ];
+    let batch: Vec<ReadModelUpdate> = order
+        .iter()
+        .map(|(history, index)| update(&history[*index]))
+        .collect();
+    assert!(
+        subject.projection.apply_batch(&batch).await.expect("batch"),
+        "every event is its account's next at its turn"
+    );
+
+    let (view, rows, days) = everything_of(&subject, "acc-1").await;
+    let view = view.expect("acc-1 exists");
+    assert_eq!(view.last_sequence, 5);
+    assert_eq!(view.status, AccountStatus::Frozen);
+    for (other, history) in [("acc-2", &second), ("acc-3", &third), ("acc-4", &fourth)] {
+        let (other_view, other_rows, other_days) = everything_of(&subject, other).await;
+        let other_view = other_view.expect("the batch opened or moved the account");
+        assert_eq!(
+            crate::ports::AccountView {
+                account_id: view.account_id.clone(),
+                ..other_view
+            },
+            view,
+            "{other} reads as acc-1"
+        );
+        let event_ids: Vec<_> = other_rows.iter().map(|row| row.event_id).collect();
+        let expected_ids: Vec<_> = history[1..4].iter().map(|event| event.event_id).collect();
+        assert_eq!(event_ids, expected_ids, "{other}");
+        let without_ids = |rows: &[crate::ports::TransactionView]| {
+            rows.iter()
+                .map(|row| crate::ports::TransactionView {
+                    event_id: one_by_one[0].event_id,
+                    ..row.clone()
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(without_ids(&other_rows), without_ids(&rows), "{other}");
+        assert_eq!(other_days, days, "{other}");
+    }
+}
+
+/// A batch with one event that is not its account's next at its turn (a duplicate, a gap, an
+/// opening of an account that exists or at a later sequence) writes nothing at all, not even its
+/// good events, and answers `false`.
+pub async fn a_batch_with_one_event_out_of_turn_writes_nothing(subject: ReadModelSubject) {
+    let history = batch_history("acc-1");
+    for event in &history[..2] {
+        assert_eq!(apply(&subject, event).await, ApplyOutcome::Applied);
+    }
+    let before = everything_of(&subject, "acc-1").await;
+    let good = vec![
+        update(&recorded("acc-2", 1, opened_event(), at(1, 8, 0))),
+        update(&history[2]),
+        update(&recorded(
+            "acc-2",
+            2,
+            deposited_event("10.00", "10.00"),
+            at(1, 9, 0),
+        )),
+    ];
+    let out_of_turn = [
+        ("a duplicate of an applied event", update(&history[1])),
+        ("a duplicate within the batch", update(&history[2])),
+        ("a gap", update(&history[4])),
+        ("an opening of an existing account", update(&history[0])),
+        (
+            "an opening at a later sequence",
+            update(&recorded("acc-3", 2, opened_event(), at(1, 8, 0))),
+        ),
+    ];
+    for (what, bad) in out_of_turn {
+        for at_index in [0, 1, good.len()] {
+            let mut batch = good.clone();
+            batch.insert(at_index, bad.clone());
+            // A duplicate within the batch is one only after the event it repeats.
+            if what == "a duplicate within the batch" && at_index <= 1 {
+                continue;
+            }
+            let applied = subject.projection.apply_batch(&batch).await.expect("batch");
+            assert!(!applied, "{what} at {at_index}: refused");
+            assert_eq!(
+                everything_of(&subject, "acc-1").await,
+                before,
+                "{what} at {at_index}: acc-1 untouched"
+            );
+            for untouched in ["acc-2", "acc-3"] {
+                assert_eq!(
+                    everything_of(&subject, untouched).await,
+                    (None, Vec::new(), Vec::new()),
+                    "{what} at {at_index}: {untouched} not written"
+                );
+                assert_eq!(
+                    subject
+                        .projection
+                        .last_sequence(&account(untouched))
+                        .await
+                        .expect("read"),
+                    0
+                );
+            }
+        }
+    }
+    // The good events alone still go through: the refusals left nothing in their way.
+    assert!(subject.projection.apply_batch(&good).await.expect("batch"));
+    assert_eq!(
+        subject
+            .projection
+            .last_sequence(&account("acc-1"))
+            .await
+            .expect("read"),
+        3
+    );
+}
+
+/// A batch holding a movement of an account never opened is refused, as `false` or as corrupt,
+/// and writes nothing of its other events.
+pub async fn a_batch_with_a_movement_before_the_opening_writes_nothing(subject: ReadModelSubject) {
+    let batch = vec![
+        update(&recorded("acc-1", 1, opened_event(), at(1, 8, 0))),
+        update(&recorded(
+            "acc-9",
+            1,
+            deposited_event("10.00", "10.00"),
+            at(1, 9, 0),
+        )),
+    ];
+    match subject.projection.apply_batch(&batch).await {
+        Ok(applied) => assert!(!applied, "an orphan movement is not the next event"),
+        Err(crate::ports::StoreError::Corrupt { .. }) => {}
+        Err(other) => panic!("refused as neither stale nor corrupt: {other:?}"),
+    }
+    for untouched in ["acc-1", "acc-9"] {
+        assert_eq!(
+            everything_of(&subject, untouched).await,
+            (None, Vec::new(), Vec::new()),
+            "{untouched} not written"
+        );
+    }
+}
+
+/// An empty batch asks for nothing: it succeeds and writes nothing.
+pub async fn an_empty_batch_writes_nothing(subject: ReadModelSubject) {
+    let history = batch_history("acc-1");
+    assert_eq!(apply(&subject, &history[0]).await, ApplyOutcome::Applied);
+    let before = everything_of(&subject, "acc-1").await;
+    subject
+        .projection
+        .apply_batch(&[])
+        .await
+        .expect("an empty batch is no error");
+    assert_eq!(everything_of(&subject, "acc-1").await, before);
+}
+
+/// Several projectors delivering the same batch at once: exactly one applies it, once.
+pub async fn racing_batches_of_the_same_events_apply_them_once(subject: ReadModelSubject) {
+    const PROJECTORS: usize = 4;
+    let history = batch_history("acc-1");
+    assert_eq!(apply(&subject, &history[0]).await, ApplyOutcome::Applied);
+    let batch: Vec<ReadModelUpdate> = history[1..]
+        .iter()
+        .map(update)
+        .chain(batch_history("acc-2").iter().map(update))
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..PROJECTORS {
+        let projection = Arc::clone(&subject.projection);
+        let batch = batch.clone();
+        tasks.spawn(async move { projection.apply_batch(&batch).await.expect("batch") });
+    }
+    let mut applied = 0;
+    while let Some(outcome) = tasks.join_next().await {
+        if outcome.expect("task") {
+            applied += 1;
+        }
+    }
+    assert_eq!(applied, 1);
+    for id in ["acc-1", "acc-2"] {
+        let (view, rows, _) = everything_of(&subject, id).await;
+        assert_eq!(view.expect("exists").last_sequence, 5, "{id}");
+        assert_eq!(rows.len(), 3, "{id}");
+    }
+}

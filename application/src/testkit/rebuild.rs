@@ -15,8 +15,8 @@ use crate::envelope::RecordedEvent;
 use crate::memory::InMemoryReadModel;
 use crate::ports::{
     AccountPage, AccountView, DailyBalanceView, EventFeed, EventStore, EventStoreScan, LiveSwap,
-    Projection, ProjectionCheckpoints, ReadModelQuery, ReadModelRebuild, ReadModelUpdate,
-    RebuildProgress, ScanCursor, StoreError, SystemClock, TransactionView,
+    Projection, ProjectionCheckpoints, ReadModelQuery, ReadModelRebuild, RebuildProgress,
+    ScanCursor, StoreError, SystemClock, TransactionView,
 };
 use crate::projector::{FeedProjector, FeedProjectorConfig, ProjectionRetry, Projector};
 use crate::rebuild::{NoObserver, RebuildLimits, Rebuilder};
@@ -215,10 +215,6 @@ impl ReadModelRebuild for LookingAtTheSwap {
         limit: usize,
     ) -> Result<Vec<AccountId>, StoreError> {
         self.inner.accounts_behind_live(after, limit).await
-    }
-
-    async fn apply_fresh_batch(&self, updates: &[ReadModelUpdate]) -> Result<bool, StoreError> {
-        self.inner.apply_fresh_batch(updates).await
     }
 
     async fn begin_swap(&self) -> Result<Box<dyn LiveSwap>, StoreError> {

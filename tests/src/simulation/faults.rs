@@ -343,6 +343,14 @@ impl Projection for FaultyProjection {
         Ok(outcome)
     }
 
+    // The same faults as one apply: before anything is written, or after the whole batch is.
+    async fn apply_batch(&self, updates: &[ReadModelUpdate]) -> Result<bool, StoreError> {
+        self.before("projection_apply_failure_before_write").await?;
+        let applied = self.inner.apply_batch(updates).await?;
+        self.after("projection_apply_failure_after_write").await?;
+        Ok(applied)
+    }
+
     async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetterId, StoreError> {
         self.inner.record_dead_letter(letter).await
     }

@@ -18,7 +18,7 @@ use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType, StreamViewType};
 use ledger_application::ports::{
     ProjectionCheckpoints, ShardCheckpoint, StoreError, UndecodableEvent,
 };
-use ledger_application::{Projected, ProjectionProgress, Projector};
+use ledger_application::{Projected, ProjectionProgress, Projector, RecordedEvent};
 use tokio::sync::{Mutex, watch};
 
 use super::progress::{IteratorStart, checkpoint_after_batch};
@@ -116,6 +116,16 @@ pub struct PollReport {
 }
 
 impl PollReport {
+    /// Counts what became of one event.
+    fn count(&mut self, projected: Projected) {
+        match projected {
+            Projected::Applied => self.applied += 1,
+            Projected::Duplicate => self.duplicates += 1,
+            Projected::DeadLettered => self.dead_lettered += 1,
+            Projected::WaitingBehindDeadLetter => self.waiting += 1,
+        }
+    }
+
     /// Nothing arrived and no shard closed: the next round may wait.
     pub fn is_idle(&self) -> bool {
         self.records == 0 && self.shards_finished == 0
@@ -529,9 +539,12 @@ impl StreamPoller {
         Ok(ShardRead::Open)
     }
 
-    /// Hands the batch's events to the projector in stream order. Returns the sequence number of the
-    /// last record handled (projected or deliberately skipped), to be checkpointed. A projector error
-    /// ends the round here: nothing of this batch is checkpointed, so it is delivered again.
+    /// Hands the batch's events to the projector in stream order: the decodable events between two
+    /// undecodable ones as one run through the projector's batched path (one read-model
+    /// transaction where the sequence rule allows), an undecodable one alone, in its place. Returns
+    /// the sequence number of the last record handled (projected or deliberately skipped), to be
+    /// checkpointed. A projector error ends the round here: nothing of this batch is checkpointed,
+    /// so it is delivered again.
     async fn project_batch(
         &self,
         shard_id: &str,
@@ -542,6 +555,7 @@ impl StreamPoller {
         if !records.is_empty() {
             self.projector.note_work_found();
         }
+        let mut run: Vec<RecordedEvent> = Vec::with_capacity(records.len());
         for record in records {
             report.records += 1;
             match classify(record) {
@@ -549,9 +563,10 @@ impl StreamPoller {
                     sequence_number,
                     image,
                 } => {
-                    let projected = match decode_event(image) {
-                        Ok(event) => self.projector.project(&event).await?,
+                    match decode_event(image) {
+                        Ok(event) => run.push(event),
                         Err(error) => {
+                            self.project_run(&mut run, report).await?;
                             // Stalling the shard would stall every account in it for one bad item:
                             // it is dead-lettered with its image, and its account's later events
                             // wait behind it.
@@ -564,14 +579,8 @@ impl StreamPoller {
                                     "stream record {sequence_number} of shard {shard_id}: {error}"
                                 ),
                             };
-                            self.projector.project_undecodable(&undecodable).await?
+                            report.count(self.projector.project_undecodable(&undecodable).await?);
                         }
-                    };
-                    match projected {
-                        Projected::Applied => report.applied += 1,
-                        Projected::Duplicate => report.duplicates += 1,
-                        Projected::DeadLettered => report.dead_lettered += 1,
-                        Projected::WaitingBehindDeadLetter => report.waiting += 1,
                     }
                     last_handled = Some(sequence_number);
                 }
@@ -591,7 +600,21 @@ impl StreamPoller {
                 }
             }
         }
+        self.project_run(&mut run, report).await?;
         Ok(last_handled.map(str::to_owned))
+    }
+
+    /// Projects the run of decoded events gathered so far and empties it.
+    async fn project_run(
+        &self,
+        run: &mut Vec<RecordedEvent>,
+        report: &mut PollReport,
+    ) -> Result<(), StoreError> {
+        for projected in self.projector.project_batch(run).await? {
+            report.count(projected);
+        }
+        run.clear();
+        Ok(())
     }
 
     /// An iterator just after `position`, or at the oldest record if the shard was never read. If the

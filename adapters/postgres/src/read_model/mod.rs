@@ -4,13 +4,15 @@
 //! Each apply is one transaction whose account update is conditional on `last_sequence = sequence - 1`.
 //! Under READ COMMITTED a second projector's UPDATE of the same row waits for the first to commit,
 //! then re-checks its condition against the committed row, matches nothing and is `Stale`: the event
-//! is applied once.
+//! is applied once. A batch (`apply_batch`, `batch.rs`) writes the same rows for many events in
+//! one transaction of a few multi-row statements: one commit and a handful of round trips for all.
 //!
 //! Money crosses the boundary as its exact decimal text (`$n::numeric` in, `column::text` out) and is
 //! read back through the domain's parsers. Not as sqlx's `Decimal` mapping: that one drops the scale
 //! of a zero (`0.00` is sent and read as `0`), and the read model must answer `"0.00"` exactly as
 //! it was written, as the SQLite one does.
 
+mod batch;
 mod dead_letters;
 mod query;
 
@@ -121,12 +123,14 @@ impl Projection for PostgresReadModel {
             }
             // Stale wrote nothing; an error may have written part: both roll back.
             other => {
-                if let Err(error) = transaction.rollback().await {
-                    tracing::warn!(%error, "rollback of a read-model apply failed");
-                }
+                roll_back(transaction).await;
                 other
             }
         }
+    }
+
+    async fn apply_batch(&self, updates: &[ReadModelUpdate]) -> Result<bool, StoreError> {
+        batch::apply(&self.pool, updates).await
     }
 
     async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetterId, StoreError> {
@@ -155,6 +159,13 @@ impl Projection for PostgresReadModel {
         at: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         dead_letters::resolve(&self.pool, account_id, through_sequence, at).await
+    }
+}
+
+/// Ends a read-model write transaction that must leave nothing behind.
+async fn roll_back(transaction: sqlx::Transaction<'static, sqlx::Postgres>) {
+    if let Err(error) = transaction.rollback().await {
+        tracing::warn!(%error, "rollback of a read-model apply failed");
     }
 }
 
