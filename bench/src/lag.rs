@@ -1,8 +1,8 @@
 //! Projection lag in-process: a decorator of the `Projection` port that notes, for every update the
 //! read model applied, how long after the event's `recorded_at` (`update.occurred_at`) that was.
 //!
-//! Every method of the port is forwarded unchanged; only `apply` is timed. When the port grows a
-//! method (a batched apply, say), forward it here, and time it like `apply` if it applies updates:
+//! Every method of the port is forwarded unchanged; `apply` and `apply_batch` are timed, once their
+//! write has committed. When the port grows a method that applies updates, forward and time it here:
 //! this is the one place the bench sees the read model's writes.
 
 use std::sync::Arc;
@@ -38,6 +38,21 @@ impl LagSamples {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if samples.len() < LAG_SAMPLES_MAX {
             samples.push(micros(lag));
+        }
+    }
+
+    /// Notes that every update of a batch was applied now (one clock reading, one lock).
+    pub fn note_batch_applied(&self, updates: &[ReadModelUpdate]) {
+        let now = Utc::now();
+        let mut samples = self
+            .samples_us
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for update in updates {
+            if samples.len() >= LAG_SAMPLES_MAX {
+                break;
+            }
+            samples.push(micros((now - update.occurred_at).to_std().unwrap_or_default()));
         }
     }
 
@@ -82,6 +97,14 @@ impl Projection for TimedProjection {
             self.lags.note_applied(update.occurred_at);
         }
         Ok(outcome)
+    }
+
+    async fn apply_batch(&self, updates: &[ReadModelUpdate]) -> Result<bool, StoreError> {
+        let applied = self.inner.apply_batch(updates).await?;
+        if applied {
+            self.lags.note_batch_applied(updates);
+        }
+        Ok(applied)
     }
 
     async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetterId, StoreError> {
