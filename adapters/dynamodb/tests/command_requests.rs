@@ -9,10 +9,13 @@ mod common;
 use std::sync::Arc;
 
 use ledger_application::ports::{SystemClock, UuidV7Ids};
+use ledger_application::testkit::fixtures::{
+    deposit_request as deposit, open_request as open, withdraw_request as withdraw,
+};
 use ledger_application::{
     CommandContext, CommandError, CommandRequest, CommandService, IdempotencyKey, RetryPolicy,
 };
-use ledger_domain::{AccountId, AccountKind, Amount, Currency, DomainError, OwnerName};
+use ledger_domain::{AccountId, Amount, DomainError};
 use ledger_dynamodb::{DynamoEventStore, DynamoSettings, DynamoSnapshotStore};
 
 use common::RequestCounter;
@@ -27,24 +30,6 @@ fn id(text: &str) -> AccountId {
 
 fn money(text: &str) -> Amount {
     Amount::parse(text).expect("amount")
-}
-
-fn open(account: &str) -> CommandRequest {
-    CommandRequest::OpenAccount {
-        account_id: Some(id(account)),
-        owner: OwnerName::parse("Ada").expect("owner"),
-        kind: AccountKind::Checking,
-        currency: Currency::parse("USD").expect("USD"),
-        overdraft_limit: None,
-    }
-}
-
-fn deposit(account: &str, amount: &str) -> CommandRequest {
-    CommandRequest::Deposit {
-        account_id: id(account),
-        amount: money(amount),
-        description: None,
-    }
 }
 
 /// One measured command: what it is, and the requests it sent, by operation.
@@ -231,11 +216,7 @@ async fn each_command_sends_only_the_requests_its_decision_needs() {
         .run(
             "withdrawal rejected (insufficient funds), warm",
             &second,
-            &CommandRequest::Withdraw {
-                account_id: id("acc-a"),
-                amount: money("1000.00"),
-                description: None,
-            },
+            &withdraw("acc-a", "1000.00"),
         )
         .await;
     assert!(

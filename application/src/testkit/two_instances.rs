@@ -5,9 +5,7 @@
 
 use std::sync::Arc;
 
-use ledger_domain::{
-    Account, AccountId, AccountKind, Amount, Balance, Currency, DomainError, OwnerName,
-};
+use ledger_domain::{Account, AccountId, Amount, Balance, DomainError};
 
 use crate::command_service::{
     CommandContext, CommandError, CommandRequest, CommandService, RetryPolicy,
@@ -15,6 +13,9 @@ use crate::command_service::{
 use crate::idempotency::{CommandOutcome, IdempotencyKey, PostedEvent, RecordedOutcome};
 use crate::ports::{EventStore, SystemClock, UuidV7Ids};
 use crate::testkit::EventStoreSubject;
+use crate::testkit::fixtures::{
+    deposit_request as deposit, open_request as open, withdraw_request as withdraw,
+};
 
 /// Rounds of the withdrawal race: each on an account of its own, for varied interleavings.
 const RACE_ROUNDS: u32 = 12;
@@ -41,32 +42,6 @@ fn context(key: &str) -> CommandContext {
         idempotency_key: IdempotencyKey::parse(key).expect("key"),
         correlation_id: format!("corr-{key}"),
         traceparent: None,
-    }
-}
-
-fn open(account: &str) -> CommandRequest {
-    CommandRequest::OpenAccount {
-        account_id: Some(id(account)),
-        owner: OwnerName::parse("Ada").expect("owner"),
-        kind: AccountKind::Checking,
-        currency: Currency::parse("USD").expect("USD"),
-        overdraft_limit: None,
-    }
-}
-
-fn deposit(account: &str, amount: &str) -> CommandRequest {
-    CommandRequest::Deposit {
-        account_id: id(account),
-        amount: money(amount),
-        description: None,
-    }
-}
-
-fn withdraw(account: &str, amount: &str) -> CommandRequest {
-    CommandRequest::Withdraw {
-        account_id: id(account),
-        amount: money(amount),
-        description: None,
     }
 }
 
