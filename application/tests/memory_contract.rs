@@ -15,6 +15,14 @@ ledger_application::event_store_contract_tests!(|| async {
     EventStoreSubject::new(Arc::new(InMemoryEventStore::new()), ())
 });
 
+mod two_instances {
+    use super::*;
+
+    ledger_application::two_instance_command_tests!(|| async {
+        EventStoreSubject::new(Arc::new(InMemoryEventStore::new()), ())
+    });
+}
+
 mod event_feed {
     use super::*;
 

@@ -97,6 +97,10 @@ pub struct LedgerConfig {
     /// `LEDGER_COMMAND_ATTEMPTS_MAX`, default 10: attempts per command under write contention before
     /// answering `409 concurrency_conflict`.
     pub command_attempts_max: u32,
+    /// `LEDGER_STATE_CACHE_ACCOUNTS`, default 100000 (0 disables): accounts whose state the command
+    /// service keeps in memory, validated by version, so that a command on one reads nothing before
+    /// its append however long its history.
+    pub state_cache_accounts: usize,
     /// `LEDGER_READ_WAIT_TIMEOUT_MS`, default 5000: the longest a query with `min_sequence` waits.
     pub read_wait_timeout: Duration,
     /// `LEDGER_READY_LAG_MAX_MS`, default 10000: readiness fails while the projection lags more.
@@ -196,6 +200,12 @@ impl LedgerConfig {
             |n| (1..=100).contains(n),
             "expected 1 to 100",
         )?;
+        let state_cache_accounts = vars.parsed(
+            "LEDGER_STATE_CACHE_ACCOUNTS",
+            ledger_application::command_service::state_cache::DEFAULT_STATE_CACHE_ACCOUNTS,
+            |n| *n <= 10_000_000,
+            "expected 0 (no cache) to 10000000",
+        )?;
         let read_wait_timeout = Duration::from_millis(vars.parsed(
             "LEDGER_READ_WAIT_TIMEOUT_MS",
             5000,
@@ -219,6 +229,7 @@ impl LedgerConfig {
             http_workers,
             shutdown_timeout,
             command_attempts_max,
+            state_cache_accounts,
             read_wait_timeout,
             ready_lag_max,
         })
@@ -386,6 +397,7 @@ mod tests {
         assert_eq!(config.ready_lag_max, Duration::from_secs(10));
         assert_eq!(config.dynamodb.events_table, "ledger_events");
         assert_eq!(config.dynamodb.snapshot_every, 100);
+        assert_eq!(config.state_cache_accounts, 100_000);
         assert!(!config.dynamodb.create_tables);
         assert_eq!(config.sqlite_group_commit, GroupCommit::default());
     }
@@ -512,6 +524,7 @@ mod tests {
             ("LEDGER_HTTP_WORKERS", "0"),
             ("LEDGER_SHUTDOWN_TIMEOUT_SECS", "-1"),
             ("LEDGER_COMMAND_ATTEMPTS_MAX", "0"),
+            ("LEDGER_STATE_CACHE_ACCOUNTS", "-1"),
             ("LEDGER_READ_WAIT_TIMEOUT_MS", "soon"),
             ("LEDGER_READY_LAG_MAX_MS", "0"),
         ] {

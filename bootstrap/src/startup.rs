@@ -206,7 +206,7 @@ impl Application {
             attempts_max: config.command_attempts_max,
             ..RetryPolicy::default()
         };
-        let side = match (config.event_store, &read_side) {
+        let mut side = match (config.event_store, &read_side) {
             (EventStoreKind::Sqlite, ReadSide::Sqlite(database)) => {
                 embedded(database, retry, stop_signal)
             }
@@ -222,6 +222,7 @@ impl Application {
                 dynamodb(&config.dynamodb, None, retry, stop_signal).await?
             }
         };
+        side.commands = side.commands.with_state_cache(config.state_cache_accounts);
         let queries = Arc::new(QueryService::new(
             read_side.query(),
             FreshnessWait {

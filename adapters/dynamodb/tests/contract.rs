@@ -22,6 +22,15 @@ ledger_application::event_store_contract_tests!(|| async {
     EventStoreSubject::new(Arc::new(DynamoEventStore::new(client, settings)), guard)
 });
 
+mod two_instances {
+    use super::*;
+
+    ledger_application::two_instance_command_tests!(|| async {
+        let (client, settings, guard) = fresh_settings().await;
+        EventStoreSubject::new(Arc::new(DynamoEventStore::new(client, settings)), guard)
+    });
+}
+
 mod event_scan {
     use super::*;
 

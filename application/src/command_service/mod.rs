@@ -6,9 +6,37 @@
 //! same answer: an attempt that finds the key taken answers from the record, never from its own
 //! decision. There is no look-up before deciding: the store's atomic check is the only guard, and a
 //! look-up would cost a read on every command for the benefit of the rare retry.
+//!
+//! # The state cache: constant-cost loads, validated by version
+//!
+//! Loading an account costs a replay of its history (or a snapshot plus a tail) on every command.
+//! Instead the service keeps, per account, the state after the latest append it saw commit
+//! ([`state_cache`], bounded, `with_state_cache`). A cached state may be stale — another process
+//! (or a command that bypassed the account lock) may have appended since — and is validated before
+//! anything decided against it takes effect, in one of two ways:
+//!
+//! - **An accepted command needs no read.** Its append carries the cached version as the expected
+//!   version, and the store commits it only if no event follows that version (and the predecessor
+//!   exists, and time does not run backwards). A stale cache therefore ends in `Conflict` (or
+//!   `TimeRegression`): the involved accounts are dropped from the cache and the command is decided
+//!   again from the store, as without a cache. This retry is not counted against the retry policy,
+//!   since no writer raced this command; it happens at most once per command.
+//! - **A rejection needs one read.** It is recorded as the idempotency record alone, with no stream
+//!   append, so the store checks no version and would record a rejection decided against a stale
+//!   state (an "insufficient funds" after a deposit elsewhere) as final. So before a rejection
+//!   decided against the cache is recorded, the events after the cached version are read; if there
+//!   are any, they are folded in and the command is decided again. Only a rejection decided against
+//!   the store's current state is recorded.
+//!
+//! Opening an account the cache does not hold assumes it does not exist without reading: the append
+//! at sequence 1 conflicts if it does, and a rejection decided on that assumption is validated by a
+//! full load, as above. Every append that did not commit drops its accounts from the cache; every
+//! committed append, and every state read from the store, refreshes them.
 
 mod request;
+pub mod state_cache;
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +48,7 @@ use ledger_domain::{
 
 pub use self::request::CommandRequest;
 use self::request::Resolved;
+use self::state_cache::{CachedAccount, DEFAULT_STATE_CACHE_ACCOUNTS, StateCache};
 
 use crate::account_locks::AccountLocks;
 use crate::envelope::{EventMetadata, RecordedEvent};
@@ -117,6 +146,7 @@ const UNKNOWN_OUTCOMES_MAX: u32 = 3;
 pub struct CommandService {
     store: Arc<dyn EventStore>,
     snapshots: Option<Snapshotting>,
+    cache: StateCache,
     locks: AccountLocks,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
@@ -144,29 +174,85 @@ struct Prepared {
     append: AtomicAppend,
     outcome: RecordedOutcome,
     snapshots: Vec<Snapshot>,
+    /// The accounts' states once the append committed, for the cache.
+    states_after: Vec<CachedAccount>,
+    /// Whether the decision rests on a cached (or assumed) state, which a refused append may
+    /// merely have found stale.
+    rests_on_cache: bool,
 }
 
 /// What the domain accepted: the streams to append, the outcome, the snapshots due, and when.
 struct Decided {
     streams: Vec<StreamAppend>,
-    outcome: CommandOutcome,
+    outcome: RecordedOutcome,
     snapshots: Vec<Snapshot>,
+    states_after: Vec<CachedAccount>,
+    rests_on_cache: bool,
     recorded_at: DateTime<Utc>,
 }
 
-/// An account as loaded for a decision: its state, and when its latest event was recorded.
+/// One stream's decided events, ready to append, with what follows from them once committed.
+struct DecidedStream {
+    append: StreamAppend,
+    /// The snapshot to store, if the events cross the snapshot interval.
+    snapshot: Option<Snapshot>,
+    /// The account's state after the events, if the cache is on.
+    state_after: Option<CachedAccount>,
+}
+
+/// An account as loaded for a decision: its state, when its latest event was recorded, and where
+/// the state came from.
 #[derive(Default)]
 struct Loaded {
     account: Option<Account>,
     last_recorded_at: Option<DateTime<Utc>>,
+    provenance: Provenance,
 }
 
-/// Where a load starts: the latest snapshot (the usual way), or the first event (after the store
-/// found a snapshot ahead of its events).
+/// Where a loaded state came from, which decides what validates a decision taken against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Provenance {
+    /// Read from the store in this attempt.
+    #[default]
+    Store,
+    /// The cache's, possibly stale: an acceptance is validated by the append's expected version, a
+    /// rejection by a read of the events after the cached version.
+    Cache,
+    /// Not cached and not read, assumed not to exist (only to open an account, whose append at
+    /// sequence 1 conflicts if it does): a rejection is validated by a full load.
+    AssumedMissing,
+}
+
+/// Where a load starts: the cache (the first attempt, when the cache is on), the latest snapshot
+/// (the usual way without it, and after an append refused a cached state), or the first event
+/// (after the store found a snapshot ahead of its events).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LoadFrom {
+    Cache,
     Snapshot,
     Events,
+}
+
+/// Where one command's attempts stand.
+struct Attempts {
+    /// The attempt under way, from 1; a retry after a stale cache does not count.
+    number: u32,
+    /// Where the next attempt loads its accounts from.
+    load: LoadFrom,
+    /// Appends of unknown outcome so far.
+    unknown_outcomes: u32,
+}
+
+/// What to do after an append that did not commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// At once and without counting an attempt: the append refused a cached state, which the next
+    /// attempt no longer uses (so this happens at most once per command).
+    StaleCache,
+    /// At once, counting an attempt.
+    Now,
+    /// After the policy's backoff, counting an attempt.
+    AfterBackoff,
 }
 
 impl CommandService {
@@ -183,6 +269,7 @@ impl CommandService {
         Self {
             store,
             snapshots: None,
+            cache: StateCache::new(DEFAULT_STATE_CACHE_ACCOUNTS),
             locks: AccountLocks::new(LOCK_WAIT_MAX),
             clock,
             ids,
@@ -200,6 +287,14 @@ impl CommandService {
         self
     }
 
+    /// Caches the state of at most `accounts` accounts (0: none), so that a command on a cached
+    /// account reads nothing before its append (see the module docs). The default is
+    /// [`DEFAULT_STATE_CACHE_ACCOUNTS`].
+    pub fn with_state_cache(mut self, accounts: usize) -> Self {
+        self.cache = StateCache::new(accounts);
+        self
+    }
+
     /// Carries out `request` once, whatever the number of times it is sent with the same key, and
     /// gives every attempt under that key the same answer.
     #[tracing::instrument(skip_all, fields(idempotency_key = %context.idempotency_key))]
@@ -212,76 +307,147 @@ impl CommandService {
         let resolved = request.resolve(self.ids.as_ref());
         let accounts = resolved.accounts();
         let _queued = self.locks.lock(&accounts).await;
-        let mut load = LoadFrom::Snapshot;
-        let mut unknown_outcomes = 0;
-        for attempt in 1..=self.retry.attempts_max {
+        let mut attempts = Attempts {
+            number: 1,
+            load: if self.cache.is_enabled() {
+                LoadFrom::Cache
+            } else {
+                LoadFrom::Snapshot
+            },
+            unknown_outcomes: 0,
+        };
+        loop {
             let prepared = self
-                .prepare(context, &resolved, fingerprint.clone(), load)
+                .prepare(context, &resolved, fingerprint.clone(), attempts.load)
                 .await?;
-            match self.store.append(prepared.append).await {
+            let refusal = match self.store.append(prepared.append).await {
                 Ok(()) => {
                     self.save_snapshots(&prepared.snapshots).await;
+                    for state in prepared.states_after {
+                        self.cache.remember(state);
+                    }
                     return answer(prepared.outcome);
                 }
-                Err(AppendError::Conflict { account_id }) => {
-                    tracing::debug!(%account_id, attempt, "lost an append race; retrying");
-                }
-                Err(AppendError::TimeRegression { account_id }) => {
-                    tracing::warn!(%account_id, attempt,
-                        "an event would have been recorded before its predecessor; retrying");
-                }
-                Err(AppendError::MissingPredecessor {
-                    account_id,
-                    expected_version,
-                }) => {
-                    if load == LoadFrom::Events {
-                        return Err(StoreError::corrupt(format!(
-                            "account {account_id} replays to version {expected_version}, but the \
-                             store has no event {expected_version}"
-                        ))
-                        .into());
-                    }
-                    // Only a snapshot ahead of its events can do this: decide again from the events.
-                    tracing::error!(%account_id, expected_version,
-                        "snapshot ahead of the stored events; replaying the whole stream");
-                    load = LoadFrom::Events;
-                    continue;
-                }
-                Err(AppendError::DuplicateRequest { key }) => {
-                    // This key's request was carried out (by an earlier attempt, or one running
-                    // now here or in another process): its record is the answer, whatever this
-                    // attempt decided.
-                    return self.answer_from_record(&key, &fingerprint).await;
-                }
-                Err(AppendError::OutcomeUnknown(source)) => {
-                    tracing::warn!(attempt, error = %source,
-                        "append outcome unknown; resolving it from the idempotency record");
-                    unknown_outcomes += 1;
-                    match self.read_record(&context.idempotency_key).await {
-                        // It committed (or a concurrent attempt did): the record is the answer.
-                        Ok(Some(record)) => return replay(&record, &fingerprint),
-                        // It did not commit, or it is still in flight: appending again is safe,
-                        // since the record's key lets at most one of the two commit.
-                        Ok(None) if unknown_outcomes < UNKNOWN_OUTCOMES_MAX => continue,
-                        Ok(None) => return Err(CommandError::OutcomeUnknown { source }),
-                        Err(read_error) => {
-                            tracing::warn!(error = %read_error, "idempotency record unreadable");
-                            return Err(CommandError::OutcomeUnknown { source });
-                        }
-                    }
-                }
-                Err(AppendError::TooLarge { actions, max }) => {
-                    return Err(CommandError::TooLarge { actions, max });
-                }
-                Err(AppendError::Store(error)) => return Err(error.into()),
+                Err(refusal) => refusal,
+            };
+            // Whatever the refusal, a cached state may be what the store refused.
+            for account_id in &accounts {
+                self.cache.forget(account_id);
             }
-            if attempt < self.retry.attempts_max {
-                tokio::time::sleep(self.retry.delay_before_retry(attempt)).await;
+            if attempts.load == LoadFrom::Cache {
+                attempts.load = LoadFrom::Snapshot;
             }
+            let retry = match self
+                .after_refusal(
+                    refusal,
+                    prepared.rests_on_cache,
+                    &mut attempts,
+                    context,
+                    &fingerprint,
+                )
+                .await
+            {
+                ControlFlow::Continue(retry) => retry,
+                ControlFlow::Break(answer) => return answer,
+            };
+            if retry == Retry::StaleCache {
+                continue;
+            }
+            if attempts.number >= self.retry.attempts_max {
+                return Err(CommandError::ConcurrencyConflict {
+                    attempts: self.retry.attempts_max,
+                });
+            }
+            if retry == Retry::AfterBackoff {
+                tokio::time::sleep(self.retry.delay_before_retry(attempts.number)).await;
+            }
+            attempts.number += 1;
         }
-        Err(CommandError::ConcurrencyConflict {
-            attempts: self.retry.attempts_max,
-        })
+    }
+
+    /// What follows an append the store refused: a retry (of which kind), or the command's answer.
+    /// `rests_on_cache`: the refused decision was taken against a cached (or assumed) state.
+    async fn after_refusal(
+        &self,
+        refusal: AppendError,
+        rests_on_cache: bool,
+        attempts: &mut Attempts,
+        context: &CommandContext,
+        fingerprint: &RequestFingerprint,
+    ) -> ControlFlow<Result<CommandOutcome, CommandError>, Retry> {
+        let attempt = attempts.number;
+        let retry = match refusal {
+            AppendError::Conflict { account_id } if rests_on_cache => {
+                tracing::debug!(%account_id, "the cached state was stale; reloading");
+                Retry::StaleCache
+            }
+            AppendError::Conflict { account_id } => {
+                tracing::debug!(%account_id, attempt, "lost an append race; retrying");
+                Retry::AfterBackoff
+            }
+            AppendError::TimeRegression { account_id } if rests_on_cache => {
+                tracing::debug!(%account_id,
+                    "the cached state was older than the stream's latest event; reloading");
+                Retry::StaleCache
+            }
+            AppendError::TimeRegression { account_id } => {
+                tracing::warn!(%account_id, attempt,
+                    "an event would have been recorded before its predecessor; retrying");
+                Retry::AfterBackoff
+            }
+            AppendError::MissingPredecessor { account_id, .. } if rests_on_cache => {
+                // A cached state is a committed one, so its event exists; reload all the same.
+                tracing::warn!(%account_id, "the store lacks the cached version; reloading");
+                Retry::StaleCache
+            }
+            AppendError::MissingPredecessor {
+                account_id,
+                expected_version,
+            } => {
+                if attempts.load == LoadFrom::Events {
+                    return ControlFlow::Break(Err(StoreError::corrupt(format!(
+                        "account {account_id} replays to version {expected_version}, but the \
+                         store has no event {expected_version}"
+                    ))
+                    .into()));
+                }
+                // Only a snapshot ahead of its events can do this: decide again from the events.
+                tracing::error!(%account_id, expected_version,
+                    "snapshot ahead of the stored events; replaying the whole stream");
+                attempts.load = LoadFrom::Events;
+                Retry::Now
+            }
+            AppendError::DuplicateRequest { key } => {
+                // This key's request was carried out (by an earlier attempt, or one running now
+                // here or in another process): its record is the answer, whatever this attempt
+                // decided.
+                return ControlFlow::Break(self.answer_from_record(&key, fingerprint).await);
+            }
+            AppendError::OutcomeUnknown(source) => {
+                tracing::warn!(attempt, error = %source,
+                    "append outcome unknown; resolving it from the idempotency record");
+                attempts.unknown_outcomes += 1;
+                match self.read_record(&context.idempotency_key).await {
+                    // It committed (or a concurrent attempt did): the record is the answer.
+                    Ok(Some(record)) => return ControlFlow::Break(replay(&record, fingerprint)),
+                    // It did not commit, or it is still in flight: appending again is safe, since
+                    // the record's key lets at most one of the two commit.
+                    Ok(None) if attempts.unknown_outcomes < UNKNOWN_OUTCOMES_MAX => Retry::Now,
+                    Ok(None) => {
+                        return ControlFlow::Break(Err(CommandError::OutcomeUnknown { source }));
+                    }
+                    Err(read_error) => {
+                        tracing::warn!(error = %read_error, "idempotency record unreadable");
+                        return ControlFlow::Break(Err(CommandError::OutcomeUnknown { source }));
+                    }
+                }
+            }
+            AppendError::TooLarge { actions, max } => {
+                return ControlFlow::Break(Err(CommandError::TooLarge { actions, max }));
+            }
+            AppendError::Store(error) => return ControlFlow::Break(Err(error.into())),
+        };
+        ControlFlow::Continue(retry)
     }
 
     /// The answer recorded under `key`, which the store just reported as taken. It is committed, so
@@ -330,27 +496,27 @@ impl CommandService {
         fingerprint: RequestFingerprint,
         load: LoadFrom,
     ) -> Result<Prepared, CommandError> {
-        let (streams, outcome, snapshots, recorded_at) =
-            match self.decide(context, resolved, load).await {
-                Ok(Decided {
-                    streams,
-                    outcome,
-                    snapshots,
-                    recorded_at,
-                }) => (
-                    streams,
-                    RecordedOutcome::Accepted(outcome),
-                    snapshots,
-                    recorded_at,
-                ),
-                Err(CommandError::Rejected(rejected)) => (
-                    Vec::new(),
-                    RecordedOutcome::Rejected { rejected },
-                    Vec::new(),
-                    self.clock.now(),
-                ),
-                Err(other) => return Err(other),
-            };
+        let decided = match self.decide(context, resolved, load).await {
+            Ok(decided) => decided,
+            // Decided against the store's current state (see `validate_rejection`): recorded alone.
+            Err(CommandError::Rejected(rejected)) => Decided {
+                streams: Vec::new(),
+                outcome: RecordedOutcome::Rejected { rejected },
+                snapshots: Vec::new(),
+                states_after: Vec::new(),
+                rests_on_cache: false,
+                recorded_at: self.clock.now(),
+            },
+            Err(other) => return Err(other),
+        };
+        let Decided {
+            streams,
+            outcome,
+            snapshots,
+            states_after,
+            rests_on_cache,
+            recorded_at,
+        } = decided;
         let record = IdempotencyRecord {
             key: context.idempotency_key.clone(),
             fingerprint,
@@ -363,6 +529,8 @@ impl CommandService {
             append,
             outcome,
             snapshots,
+            states_after,
+            rests_on_cache,
         })
     }
 
@@ -374,7 +542,95 @@ impl CommandService {
         resolved: &Resolved,
         load: LoadFrom,
     ) -> Result<Decided, CommandError> {
-        let metadata = |after: &[&Loaded]| EventMetadata {
+        let metadata = |after: &[&Loaded]| self.metadata(context, after);
+        match resolved {
+            Resolved::Transfer(transfer) => {
+                // Refuse a self-transfer before loading anything: it would load one stream twice.
+                let (mut source, mut target) = if transfer.source == transfer.target {
+                    (Loaded::default(), Loaded::default())
+                } else {
+                    (
+                        self.current(&transfer.source, load, false).await?,
+                        self.current(&transfer.target, load, false).await?,
+                    )
+                };
+                let decision = match decide_transfer(
+                    source.account.as_ref(),
+                    target.account.as_ref(),
+                    transfer,
+                ) {
+                    Ok(decision) => decision,
+                    Err(rejected) => {
+                        let source_moved = self
+                            .validate_rejection(&transfer.source, &mut source)
+                            .await?;
+                        let target_moved = self
+                            .validate_rejection(&transfer.target, &mut target)
+                            .await?;
+                        if !source_moved && !target_moved {
+                            return Err(rejected.into());
+                        }
+                        decide_transfer(source.account.as_ref(), target.account.as_ref(), transfer)?
+                    }
+                };
+                let metadata = metadata(&[&source, &target]);
+                let source_stream = self.stream(
+                    &transfer.source,
+                    source.account.as_ref(),
+                    vec![decision.debit],
+                    &metadata,
+                );
+                let target_stream = self.stream(
+                    &transfer.target,
+                    target.account.as_ref(),
+                    vec![decision.credit],
+                    &metadata,
+                );
+                let outcome = CommandOutcome::Transferred {
+                    transfer_id: transfer.transfer_id.clone(),
+                    source: posted(&source_stream.append),
+                    target: posted(&target_stream.append),
+                };
+                Ok(Decided::accepted(
+                    vec![source_stream, target_stream],
+                    outcome,
+                    [&source, &target]
+                        .iter()
+                        .any(|loaded| loaded.provenance != Provenance::Store),
+                    metadata.recorded_at,
+                ))
+            }
+            Resolved::Single {
+                account_id,
+                command,
+            } => {
+                let opening = matches!(command, AccountCommand::Open { .. });
+                let mut loaded = self.current(account_id, load, opening).await?;
+                let events = match decide(account_id, loaded.account.as_ref(), command) {
+                    Ok(events) => events,
+                    Err(rejected) => {
+                        if !self.validate_rejection(account_id, &mut loaded).await? {
+                            return Err(rejected.into());
+                        }
+                        decide(account_id, loaded.account.as_ref(), command)?
+                    }
+                };
+                let metadata = metadata(&[&loaded]);
+                let stream = self.stream(account_id, loaded.account.as_ref(), events, &metadata);
+                let outcome = single_outcome(command, posted(&stream.append));
+                Ok(Decided::accepted(
+                    vec![stream],
+                    outcome,
+                    loaded.provenance != Provenance::Store,
+                    metadata.recorded_at,
+                ))
+            }
+        }
+    }
+
+    /// The metadata of the events of one command, recorded no earlier than any event they follow.
+    fn metadata(&self, context: &CommandContext, after: &[&Loaded]) -> EventMetadata {
+        EventMetadata {
             client_request_id: context.idempotency_key.clone(),
             correlation_id: context.correlation_id.clone(),
             causation_id: context.idempotency_key.to_string(),
@@ -385,81 +641,75 @@ impl CommandService {
                 .filter_map(|loaded| loaded.last_recorded_at)
                 .fold(self.clock.now(), DateTime::max),
             traceparent: context.traceparent.clone(),
-        };
+        }
+    }
 
-        match resolved {
-            Resolved::Transfer(transfer) => {
-                // Refuse a self-transfer before loading anything: it would load one stream twice.
-                let (source, target) = if transfer.source == transfer.target {
-                    (Loaded::default(), Loaded::default())
-                } else {
-                    (
-                        self.load(&transfer.source, load).await?,
-                        self.load(&transfer.target, load).await?,
-                    )
-                };
-                let decision =
-                    decide_transfer(source.account.as_ref(), target.account.as_ref(), transfer)?;
-                let metadata = metadata(&[&source, &target]);
-                let (source_stream, source_snapshot) = self.stream(
-                    &transfer.source,
-                    source.account.as_ref(),
-                    vec![decision.debit],
-                    &metadata,
-                );
-                let (target_stream, target_snapshot) = self.stream(
-                    &transfer.target,
-                    target.account.as_ref(),
-                    vec![decision.credit],
-                    &metadata,
-                );
-                let outcome = CommandOutcome::Transferred {
-                    transfer_id: transfer.transfer_id.clone(),
-                    source: posted(&source_stream),
-                    target: posted(&target_stream),
-                };
-                Ok(Decided {
-                    streams: vec![source_stream, target_stream],
-                    outcome,
-                    snapshots: source_snapshot.into_iter().chain(target_snapshot).collect(),
-                    recorded_at: metadata.recorded_at,
-                })
+    /// The state to decide against: the cached one if `from` allows and the cache holds it;
+    /// for an account being opened that the cache does not hold, none (assumed, not read);
+    /// otherwise loaded from the store (and then cached).
+    async fn current(
+        &self,
+        account_id: &AccountId,
+        from: LoadFrom,
+        opening: bool,
+    ) -> Result<Loaded, CommandError> {
+        if from == LoadFrom::Cache {
+            if let Some(cached) = self.cache.get(account_id) {
+                return Ok(Loaded {
+                    account: Some(cached.account),
+                    last_recorded_at: Some(cached.last_recorded_at),
+                    provenance: Provenance::Cache,
+                });
             }
-            Resolved::Single {
-                account_id,
-                command,
-            } => {
-                let loaded = self.load(account_id, load).await?;
-                let events = decide(account_id, loaded.account.as_ref(), command)?;
-                let metadata = metadata(&[&loaded]);
-                let (stream, snapshot) =
-                    self.stream(account_id, loaded.account.as_ref(), events, &metadata);
-                let event = posted(&stream);
-                let outcome = match command {
-                    AccountCommand::Open { .. } => CommandOutcome::AccountOpened { event },
-                    AccountCommand::Deposit { .. } | AccountCommand::Withdraw { .. } => {
-                        CommandOutcome::MoneyPosted { event }
-                    }
-                    AccountCommand::Freeze { .. } => CommandOutcome::StatusChanged {
-                        event,
-                        status: AccountStatus::Frozen,
-                    },
-                    AccountCommand::Unfreeze => CommandOutcome::StatusChanged {
-                        event,
-                        status: AccountStatus::Open,
-                    },
-                    AccountCommand::Close => CommandOutcome::StatusChanged {
-                        event,
-                        status: AccountStatus::Closed,
-                    },
-                };
-                Ok(Decided {
-                    streams: vec![stream],
-                    outcome,
-                    snapshots: snapshot.into_iter().collect(),
-                    recorded_at: metadata.recorded_at,
-                })
+            if opening {
+                return Ok(Loaded {
+                    provenance: Provenance::AssumedMissing,
+                    ..Loaded::default()
+                });
             }
+        }
+        let loaded = self.load(account_id, from).await?;
+        self.remember(&loaded);
+        Ok(loaded)
+    }
+
+    /// Brings a state a rejection was decided against up to the store's current state, since a
+    /// rejection is recorded without a version check: nothing to do for a state read from the
+    /// store in this attempt; the events after the cached version for a cached one; a full load for
+    /// one assumed missing. Whether the state changed (and the command must be decided again).
+    async fn validate_rejection(
+        &self,
+        account_id: &AccountId,
+        loaded: &mut Loaded,
+    ) -> Result<bool, CommandError> {
+        let (fresh, moved) = match loaded.provenance {
+            Provenance::Store => return Ok(false),
+            Provenance::Cache => {
+                let cached_version = loaded.account.as_ref().map_or(0, Account::version);
+                let base = loaded.account.take().zip(loaded.last_recorded_at);
+                let fresh = self.load_after(account_id, base).await?;
+                let moved = fresh.account.as_ref().map_or(0, Account::version) != cached_version;
+                (fresh, moved)
+            }
+            Provenance::AssumedMissing => {
+                let fresh = self.load(account_id, LoadFrom::Snapshot).await?;
+                let moved = fresh.account.is_some();
+                (fresh, moved)
+            }
+        };
+        self.remember(&fresh);
+        *loaded = fresh;
+        Ok(moved)
+    }
+
+    /// Caches a state read from the store: it is committed, whatever follows.
+    fn remember(&self, loaded: &Loaded) {
+        if let (Some(account), Some(last_recorded_at)) = (&loaded.account, loaded.last_recorded_at)
+        {
+            self.cache.remember(CachedAccount {
+                account: account.clone(),
+                last_recorded_at,
+            });
         }
     }
 
@@ -489,9 +739,19 @@ impl CommandService {
     /// events after it, with the time its latest event was recorded.
     async fn load(&self, account_id: &AccountId, from: LoadFrom) -> Result<Loaded, CommandError> {
         let base = match from {
-            LoadFrom::Snapshot => self.snapshot_base(account_id).await,
+            LoadFrom::Cache | LoadFrom::Snapshot => self.snapshot_base(account_id).await,
             LoadFrom::Events => None,
         };
+        self.load_after(account_id, base).await
+    }
+
+    /// `base` (a state with the time its latest event was recorded, or none for the start of the
+    /// stream) with the stored events after it folded in.
+    async fn load_after(
+        &self,
+        account_id: &AccountId,
+        base: Option<(Account, DateTime<Utc>)>,
+    ) -> Result<Loaded, CommandError> {
         let after_sequence = base.as_ref().map_or(0, |(account, _)| account.version());
         let tail = self.store.load(account_id, after_sequence).await?;
         // The tail must continue the base without a hole, or the fold would skip money movements.
@@ -521,6 +781,7 @@ impl CommandService {
         Ok(Loaded {
             account,
             last_recorded_at,
+            provenance: Provenance::Store,
         })
     }
 
@@ -546,30 +807,38 @@ impl CommandService {
     }
 
     /// Wraps decided events for one stream, numbering them after the state they were decided against,
-    /// and the snapshot to store once they are committed, if they cross the snapshot interval.
+    /// with the snapshot to store once they are committed (if they cross the snapshot interval) and
+    /// the state they lead to (if the cache is on).
     fn stream(
         &self,
         account_id: &AccountId,
         state: Option<&Account>,
         events: Vec<AccountEvent>,
         metadata: &EventMetadata,
-    ) -> (StreamAppend, Option<Snapshot>) {
+    ) -> DecidedStream {
         let expected_version = state.map_or(0, Account::version);
-        let snapshot = if self.snapshots.is_some() {
+        let after = if self.snapshots.is_some() || self.cache.is_enabled() {
             // The decided events apply cleanly to the state they were decided against.
-            let after = Account::replay_onto(account_id, state.cloned(), &events)
+            Account::replay_onto(account_id, state.cloned(), &events)
                 .ok()
-                .flatten();
-            after
-                .filter(|after| self.crosses_snapshot_mark(state, after))
-                .map(|after| Snapshot {
-                    account_id: account_id.clone(),
-                    state: after.snapshot(),
-                    taken_at: metadata.recorded_at,
-                })
+                .flatten()
         } else {
             None
         };
+        let snapshot = after
+            .as_ref()
+            .filter(|after| self.crosses_snapshot_mark(state, after))
+            .map(|after| Snapshot {
+                account_id: account_id.clone(),
+                state: after.snapshot(),
+                taken_at: metadata.recorded_at,
+            });
+        let state_after = after
+            .filter(|_| self.cache.is_enabled())
+            .map(|account| CachedAccount {
+                account,
+                last_recorded_at: metadata.recorded_at,
+            });
         let events = events
             .into_iter()
             .zip(expected_version + 1..)
@@ -581,12 +850,42 @@ impl CommandService {
                 metadata: metadata.clone(),
             })
             .collect();
-        let stream = StreamAppend {
-            account_id: account_id.clone(),
-            expected_version,
-            events,
-        };
-        (stream, snapshot)
+        DecidedStream {
+            append: StreamAppend {
+                account_id: account_id.clone(),
+                expected_version,
+                events,
+            },
+            snapshot,
+            state_after,
+        }
+    }
+}
+
+impl Decided {
+    /// What an accepted command appends, and what follows once that committed.
+    fn accepted(
+        streams: Vec<DecidedStream>,
+        outcome: CommandOutcome,
+        rests_on_cache: bool,
+        recorded_at: DateTime<Utc>,
+    ) -> Self {
+        let mut appends = Vec::with_capacity(streams.len());
+        let mut snapshots = Vec::new();
+        let mut states_after = Vec::new();
+        for stream in streams {
+            appends.push(stream.append);
+            snapshots.extend(stream.snapshot);
+            states_after.extend(stream.state_after);
+        }
+        Self {
+            streams: appends,
+            outcome: RecordedOutcome::Accepted(outcome),
+            snapshots,
+            states_after,
+            rests_on_cache,
+            recorded_at,
+        }
     }
 }
 
@@ -609,6 +908,28 @@ fn answer(outcome: RecordedOutcome) -> Result<CommandOutcome, CommandError> {
     match outcome {
         RecordedOutcome::Accepted(outcome) => Ok(outcome),
         RecordedOutcome::Rejected { rejected } => Err(CommandError::Rejected(rejected)),
+    }
+}
+
+/// What a single-account command answers once its event is posted.
+fn single_outcome(command: &AccountCommand, event: PostedEvent) -> CommandOutcome {
+    match command {
+        AccountCommand::Open { .. } => CommandOutcome::AccountOpened { event },
+        AccountCommand::Deposit { .. } | AccountCommand::Withdraw { .. } => {
+            CommandOutcome::MoneyPosted { event }
+        }
+        AccountCommand::Freeze { .. } => CommandOutcome::StatusChanged {
+            event,
+            status: AccountStatus::Frozen,
+        },
+        AccountCommand::Unfreeze => CommandOutcome::StatusChanged {
+            event,
+            status: AccountStatus::Open,
+        },
+        AccountCommand::Close => CommandOutcome::StatusChanged {
+            event,
+            status: AccountStatus::Closed,
+        },
     }
 }
 

@@ -681,3 +681,235 @@ fn the_fingerprint_ignores_nothing_the_client_sent() {
     };
     assert_ne!(deposit("1.00").fingerprint(), withdraw.fingerprint());
 }
+
+/// A deposit of 100.00 at `sequence`, leaving `balance_after`.
+fn deposited_at(sequence: u64, balance_after: &str) -> RecordedEvent {
+    let mut event = history().pop().unwrap();
+    event.sequence = sequence;
+    event.event = AccountEvent::MoneyDeposited(MoneyDeposited {
+        amount: Amount::parse("100.00").unwrap(),
+        balance_after: ledger_domain::Balance::parse(balance_after).unwrap(),
+        description: None,
+    });
+    event
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deposit_on_a_cached_account_reads_nothing_before_its_append() {
+    let mut store = MockEventStore::new();
+    store.expect_idempotency_record().never();
+    // The first command loads (the cache is cold); the second reads nothing.
+    store.expect_load().times(1).returning(|_, _| Ok(history()));
+    let mut appends = 0;
+    store.expect_append().times(2).returning(move |append| {
+        appends += 1;
+        let expected_version = if appends == 1 { 2 } else { 3 };
+        assert_eq!(append.streams()[0].expected_version, expected_version);
+        Ok(())
+    });
+    let service = service(store, 3);
+    service
+        .execute(&context("k1"), &deposit("50.00"))
+        .await
+        .unwrap();
+    let outcome = service
+        .execute(&context("k2"), &deposit("25.00"))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome_balance(&outcome),
+        ledger_domain::Balance::parse("175.00").unwrap(),
+        "decided against the state the first append left"
+    );
+}
+
+fn outcome_balance(outcome: &CommandOutcome) -> ledger_domain::Balance {
+    match outcome {
+        CommandOutcome::MoneyPosted { event } => event.balance_after.unwrap(),
+        other => panic!("expected a money movement, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_on_a_cached_account_reads_the_tail_once_before_it_is_recorded() {
+    let mut store = MockEventStore::new();
+    store.expect_idempotency_record().never();
+    let mut loads = 0;
+    store
+        .expect_load()
+        .times(2)
+        .returning(move |_, after_sequence| {
+            loads += 1;
+            if loads == 1 {
+                assert_eq!(after_sequence, 0, "cold: the whole stream");
+                Ok(history())
+            } else {
+                assert_eq!(after_sequence, 3, "the events after the cached version");
+                Ok(Vec::new())
+            }
+        });
+    let mut appends = 0;
+    store.expect_append().times(2).returning(move |append| {
+        appends += 1;
+        if appends == 2 {
+            assert!(append.streams().is_empty(), "the rejection's record alone");
+            assert!(!append.idempotency().outcome.is_accepted());
+        }
+        Ok(())
+    });
+    let service = service(store, 3);
+    service
+        .execute(&context("k1"), &deposit("50.00"))
+        .await
+        .unwrap();
+    let error = service
+        .execute(&context("k2"), &withdraw("150.01"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            CommandError::Rejected(DomainError::InsufficientFunds { .. })
+        ),
+        "{error:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_of_a_stale_cached_state_is_decided_again_on_the_tail() {
+    let mut store = MockEventStore::new();
+    store.expect_idempotency_record().never();
+    let mut loads = 0;
+    store
+        .expect_load()
+        .times(2)
+        .returning(move |_, after_sequence| {
+            loads += 1;
+            if loads == 1 {
+                Ok(history())
+            } else {
+                // Another process deposited 100.00 after this one's append at 3.
+                assert_eq!(after_sequence, 3);
+                Ok(vec![deposited_at(4, "250.00")])
+            }
+        });
+    let mut appends = 0;
+    store.expect_append().times(2).returning(move |append| {
+        appends += 1;
+        if appends == 2 {
+            assert!(append.idempotency().outcome.is_accepted(), "no rejection");
+            assert_eq!(append.streams()[0].expected_version, 4);
+        }
+        Ok(())
+    });
+    let service = service(store, 3);
+    service
+        .execute(&context("k1"), &deposit("50.00"))
+        .await
+        .unwrap();
+    let outcome = service
+        .execute(&context("k2"), &withdraw("200.00"))
+        .await
+        .expect("the current state holds 250.00");
+    assert_eq!(
+        outcome_balance(&outcome),
+        ledger_domain::Balance::parse("50.00").unwrap()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_conflict_on_a_stale_cached_state_reloads_without_spending_an_attempt() {
+    let mut store = MockEventStore::new();
+    store.expect_idempotency_record().never();
+    let mut loads = 0;
+    store.expect_load().times(2).returning(move |_, _| {
+        loads += 1;
+        let mut events = history();
+        if loads == 2 {
+            // Another process appended event 4 after this one's event 3.
+            events.push(deposited_at(3, "200.00"));
+            events.push(deposited_at(4, "300.00"));
+        }
+        Ok(events)
+    });
+    let mut appends = 0;
+    store.expect_append().times(3).returning(move |append| {
+        appends += 1;
+        match appends {
+            // The first command, cold: it leaves version 3 in the cache.
+            1 => Ok(()),
+            // Decided against the cached version 3, which is stale.
+            2 => Err(AppendError::Conflict {
+                account_id: append.streams()[0].account_id.clone(),
+            }),
+            _ => {
+                assert_eq!(append.streams()[0].expected_version, 4);
+                Ok(())
+            }
+        }
+    });
+    // One attempt only: the stale cache's refusal must not count as a lost race.
+    let service = service(store, 1);
+    service
+        .execute(&context("k1"), &deposit("50.00"))
+        .await
+        .unwrap();
+    service
+        .execute(&context("k2"), &deposit("1.00"))
+        .await
+        .expect("reloaded and appended within the one attempt");
+}
+
+#[tokio::test(start_paused = true)]
+async fn opening_an_account_reads_nothing_and_an_existing_one_is_refused_after_a_load() {
+    let mut store = MockEventStore::new();
+    store.expect_idempotency_record().never();
+    store.expect_load().times(1).returning(|_, _| Ok(history()));
+    let mut appends = 0;
+    store.expect_append().times(2).returning(move |append| {
+        appends += 1;
+        if appends == 1 {
+            // Assumed missing, but the store has the account: sequence 1 is taken.
+            assert_eq!(append.streams()[0].expected_version, 0);
+            Err(AppendError::Conflict {
+                account_id: append.streams()[0].account_id.clone(),
+            })
+        } else {
+            assert!(append.streams().is_empty(), "the rejection's record alone");
+            Ok(())
+        }
+    });
+    let open = CommandRequest::OpenAccount {
+        account_id: Some(account_id()),
+        owner: OwnerName::parse("Ada").unwrap(),
+        kind: AccountKind::Checking,
+        currency: Currency::parse("USD").unwrap(),
+        overdraft_limit: None,
+    };
+    let error = service(store, 1)
+        .execute(&context("open"), &open)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            CommandError::Rejected(DomainError::AccountAlreadyExists { .. })
+        ),
+        "{error:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_cache_every_command_loads() {
+    let mut store = MockEventStore::new();
+    store.expect_idempotency_record().never();
+    store.expect_load().times(2).returning(|_, _| Ok(history()));
+    store.expect_append().times(2).returning(|_| Ok(()));
+    let service = service(store, 3).with_state_cache(0);
+    for key in ["k1", "k2"] {
+        service
+            .execute(&context(key), &deposit("1.00"))
+            .await
+            .unwrap();
+    }
+}

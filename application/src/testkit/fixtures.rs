@@ -188,3 +188,32 @@ pub fn multi_append(key_text: &str, streams: Vec<(u64, RecordedEvent)>) -> Atomi
     )
     .expect("a well-formed fixture append")
 }
+
+/// A request to open `account_id`: a USD checking account of Ada's, no overdraft.
+pub fn open_request(account_id: &str) -> crate::CommandRequest {
+    crate::CommandRequest::OpenAccount {
+        account_id: Some(account(account_id)),
+        owner: ledger_domain::OwnerName::parse("Ada").expect("owner"),
+        kind: ledger_domain::AccountKind::Checking,
+        currency: usd(),
+        overdraft_limit: None,
+    }
+}
+
+/// A request to deposit `amount_text` into `account_id`.
+pub fn deposit_request(account_id: &str, amount_text: &str) -> crate::CommandRequest {
+    crate::CommandRequest::Deposit {
+        account_id: account(account_id),
+        amount: amount(amount_text),
+        description: None,
+    }
+}
+
+/// A request to withdraw `amount_text` from `account_id`.
+pub fn withdraw_request(account_id: &str, amount_text: &str) -> crate::CommandRequest {
+    crate::CommandRequest::Withdraw {
+        account_id: account(account_id),
+        amount: amount(amount_text),
+        description: None,
+    }
+}

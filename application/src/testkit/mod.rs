@@ -21,6 +21,7 @@ pub mod lease;
 pub mod read_model;
 pub mod rebuild;
 pub mod snapshots;
+pub mod two_instances;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -199,6 +200,24 @@ macro_rules! event_store_contract_tests {
                 an_append_after_a_missing_event_is_refused_and_writes_nothing,
                 an_event_recorded_before_its_predecessor_is_refused,
                 racing_outcomes_under_one_key_have_exactly_one_winner,
+            ]
+        );
+    };
+}
+
+/// Generates one `#[tokio::test]` per case of two command services (each with its own state cache)
+/// on one event store. The argument is an expression that, called with no arguments, returns a
+/// future of a fresh [`EventStoreSubject`].
+#[macro_export]
+macro_rules! two_instance_command_tests {
+    ($new_subject:expr) => {
+        $crate::__contract_cases!(
+            $new_subject,
+            two_instances,
+            [
+                a_withdrawal_that_fits_once_succeeds_once_across_two_instances,
+                a_stale_cache_never_records_a_rejection_the_current_state_accepts,
+                opening_an_account_another_instance_opened_is_refused,
             ]
         );
     };
