@@ -52,7 +52,9 @@ impl LagSamples {
             if samples.len() >= LAG_SAMPLES_MAX {
                 break;
             }
-            samples.push(micros((now - update.occurred_at).to_std().unwrap_or_default()));
+            samples.push(micros(
+                (now - update.occurred_at).to_std().unwrap_or_default(),
+            ));
         }
     }
 

@@ -84,7 +84,8 @@ impl Mode {
 /// A ledger under test with its own throwaway directory.
 #[derive(Debug)]
 pub enum Ledger {
-    InProcess(Embedded),
+    /// Boxed: the command service with its cache is far larger than an HTTP client.
+    InProcess(Box<Embedded>),
     Http(HttpLedger),
 }
 
@@ -116,7 +117,9 @@ impl Ledger {
     /// Starts a ledger on the SQLite file `path` (which may already hold events).
     pub async fn start(mode: Mode, path: &Path) -> Result<Self, String> {
         match mode {
-            Mode::InProcess => Embedded::start(path).await.map(Self::InProcess),
+            Mode::InProcess => Embedded::start(path)
+                .await
+                .map(|embedded| Self::InProcess(Box::new(embedded))),
             Mode::Http => HttpLedger::start(path).await.map(Self::Http),
         }
     }
@@ -172,11 +175,20 @@ fn open_request(account_id: AccountId) -> CommandRequest {
     }
 }
 
-/// The configuration `ledger-api` would read with only `LEDGER_SQLITE_PATH` set: embedded mode.
+/// The configuration `ledger-api` reads from this process's environment, with `LEDGER_SQLITE_PATH`
+/// set to `path`: so `LEDGER_SQLITE_GROUP_COMMIT_MAX`, `LEDGER_STATE_CACHE_ACCOUNTS` and the like
+/// tune the in-process ledger exactly as they tune the `ledger-api` child (which inherits them).
 pub fn embedded_config(path: &Path) -> Result<LedgerConfig, String> {
     let path = path.display().to_string();
-    LedgerConfig::from_lookup(|name| (name == "LEDGER_SQLITE_PATH").then(|| path.clone()))
-        .map_err(|e| e.to_string())
+    LedgerConfig::from_lookup(|name| {
+        // The bench measures embedded mode: a shell's DynamoDB or PostgreSQL settings stay out.
+        match name {
+            "LEDGER_SQLITE_PATH" => Some(path.clone()),
+            "LEDGER_EVENT_STORE" | "LEDGER_READ_MODEL" => Some("sqlite".to_owned()),
+            _ => std::env::var(name).ok(),
+        }
+    })
+    .map_err(|e| e.to_string())
 }
 
 /// The command service and the feed projector on one SQLite file, in this process.
@@ -202,9 +214,10 @@ impl Embedded {
     /// configuration. Keep it in step with that function when it changes.
     async fn start(path: &Path) -> Result<Self, String> {
         let config = embedded_config(path)?;
-        let database = SqliteDatabase::open(&config.sqlite_path)
-            .await
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let database =
+            SqliteDatabase::open_with_group_commit(&config.sqlite_path, config.sqlite_group_commit)
+                .await
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         let appended = Arc::new(Notify::new());
         let event_store = Arc::new(database.event_store());
         let commands = CommandService::new(
@@ -218,7 +231,8 @@ impl Embedded {
                 attempts_max: config.command_attempts_max,
                 ..RetryPolicy::default()
             },
-        );
+        )
+        .with_state_cache(config.state_cache_accounts);
         let lags = Arc::new(LagSamples::default());
         let projection: Arc<dyn Projection> = Arc::new(TimedProjection::new(
             Arc::new(database.read_model()),
@@ -386,6 +400,8 @@ impl HttpLedger {
         let child = Command::new(&binary)
             .env("LEDGER_HTTP_ADDR", format!("127.0.0.1:{port}"))
             .env("LEDGER_SQLITE_PATH", path)
+            .env("LEDGER_EVENT_STORE", "sqlite")
+            .env("LEDGER_READ_MODEL", "sqlite")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log_file)
