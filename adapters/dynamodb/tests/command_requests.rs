@@ -2,7 +2,7 @@
 //! `ledger-api` wires it in DynamoDB mode (events, idempotency records and snapshots on DynamoDB),
 //! with a request-counting interceptor on its client. The counts are asserted (they are behaviour,
 //! not timings); run with `--nocapture` to print them as the table in
-//! `docs/benchmarks/dynamodb-requests.md`, with the capacity DynamoDB reports for each request.
+//! `BENCHMARKS.md` ("DynamoDB requests per command"), with the capacity DynamoDB reports for each request.
 
 mod common;
 
