@@ -442,3 +442,45 @@ async fn a_batch_of_next_updates_applies_whole_and_any_other_applies_nothing() {
     );
     db.close().await.unwrap();
 }
+
+/// The database file's length: it grows only when WAL frames are copied back into it.
+fn file_length(path: &Path) -> u64 {
+    std::fs::metadata(path).expect("the database file").len()
+}
+
+/// The checkpointer thread copies committed frames back into the database file while the database
+/// is open; the writer's own automatic checkpoint (at 10,000 pages) is far from reached by these few
+/// writes, so without the checkpointer the file would not grow before `close`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_checkpointer_copies_the_wal_back_while_the_writer_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let db = SqliteDatabase::open(&path).await.unwrap();
+    // Let the checkpointer copy back what the migrations wrote, then measure from there.
+    tokio::time::sleep(SETTLE).await;
+    let before = file_length(&path);
+    for appended in spawn_openings(&db, 300) {
+        appended
+            .await
+            .expect("the append task")
+            .expect("the append");
+    }
+    let mut grown = false;
+    for _ in 0..50 {
+        if file_length(&path) > before {
+            grown = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        grown,
+        "the database file stayed at {before} bytes: nothing was checkpointed while open"
+    );
+    assert_eq!(
+        count(&path, "SELECT COUNT(*) FROM events").await,
+        300,
+        "every append is readable"
+    );
+    db.close().await.unwrap();
+}

@@ -11,6 +11,7 @@
 //! Durability is unchanged: no job is answered before the COMMIT of its batch has returned, on a
 //! connection at `synchronous = FULL` (NORMAL only for a scratch database, as before).
 
+mod checkpointer;
 mod group_commit;
 
 use std::path::Path;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use checkpointer::{Checkpointer, WRITER_AUTOCHECKPOINT_PAGES};
 use group_commit::{Job, Message, TypedJob};
 
 /// How many jobs may wait for the writer before a submitter waits to queue: a bound on memory, far
@@ -135,6 +137,8 @@ pub(crate) struct SqliteWriter {
     counters: Arc<Counters>,
     /// Resolves once the thread has ended (it drops the sender as it returns).
     ended: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
+    /// The thread that copies the WAL back into the database file (`checkpointer.rs`).
+    checkpointer: tokio::sync::Mutex<Option<Checkpointer>>,
 }
 
 impl std::fmt::Debug for SqliteWriter {
@@ -160,6 +164,7 @@ impl SqliteWriter {
         let (ended_sender, ended) = oneshot::channel::<()>();
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
+        let path_for_checkpointer = path.to_owned();
         let path = path.to_owned();
         let group_commit = GroupCommit {
             max_batch: group_commit.max_batch.max(1),
@@ -184,10 +189,12 @@ impl SqliteWriter {
             })
             .map_err(WriterError::Spawn)?;
         ready.await.map_err(|_| WriterError::Stopped)??;
+        let checkpointer = Checkpointer::start(&path_for_checkpointer, busy_timeout)?;
         Ok(Self {
             sender,
             counters,
             ended: tokio::sync::Mutex::new(Some(ended)),
+            checkpointer: tokio::sync::Mutex::new(Some(checkpointer)),
         })
     }
 
@@ -220,6 +227,9 @@ impl SqliteWriter {
         // A failed send means the thread has already ended.
         let _ = self.sender.send_async(Message::Stop).await;
         let _ = ended.await;
+        if let Some(checkpointer) = self.checkpointer.lock().await.take() {
+            checkpointer.stop().await;
+        }
     }
 
     pub(crate) fn stats(&self) -> WriteStats {
@@ -240,6 +250,10 @@ fn open_connection(
         .busy_timeout(busy_timeout)
         .and_then(|()| connection.pragma_update(None, "foreign_keys", true))
         .and_then(|()| connection.pragma_update(None, "synchronous", durability.pragma()))
+        // The checkpointer thread copies the WAL back; the writer does it only past this bound.
+        .and_then(|()| {
+            connection.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
+        })
         .map_err(WriterError::Open)?;
     // The file was switched to WAL (a property of the file) before the writer started; check it,
     // since readers alongside the writer rely on it.
