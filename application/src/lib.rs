@@ -17,6 +17,7 @@ pub mod rebuild;
 pub mod signal;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod trace_context;
 pub mod verify;
 
 pub use command_service::{

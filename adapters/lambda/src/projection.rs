@@ -1,0 +1,1 @@
+//! The projection function: DynamoDB Streams records through the projector, partial batch failures.
