@@ -264,9 +264,9 @@ impl Application {
             })?
             .port();
         let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(actix_web::middleware::Logger::new("%r %s %Dms"))
-                .configure(ledger_http::configure(state.clone()))
+            // No actix `Logger`: it writes through the `log` crate, which nothing here reads; the
+            // `http.request` span's "request served" line is the access log.
+            App::new().configure(ledger_http::configure(state.clone()))
         })
         // Signals are handled by `run_until_stopped`, so that SIGINT too drains gracefully.
         .disable_signals()

@@ -1,13 +1,17 @@
 //! The request headers a command carries — `Idempotency-Key`, `X-Correlation-Id`, `traceparent` —
-//! turned into the application's `CommandContext`, and the middleware that echoes the correlation id.
+//! turned into the application's `CommandContext`, and the middleware that makes each request's
+//! `http.request` span (continuing the client's trace) and echoes the correlation id.
 
 use std::future::{Ready, ready};
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use ledger_application::trace_context::continue_trace;
 use ledger_application::{CommandContext, IdempotencyKey};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -125,20 +129,23 @@ impl FromRequest for CommandHeaders {
 }
 
 /// Middleware: settles the request's correlation id (the client's or a new one), makes it available
-/// to the handler, runs the handler inside a span that carries it, and echoes it in the response.
+/// to the handler, runs the handler inside the request's `http.request` server span (a child of the
+/// client's `traceparent`, if any), records the status and echoes the correlation id in the response.
 pub async fn correlate(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = correlation_id(req.headers());
     req.extensions_mut().insert(CorrelationId(id.clone()));
-    let span = tracing::info_span!(
-        "ledger.http.request",
-        correlation_id = %id,
-        method = %req.method(),
-        path = req.match_pattern().as_deref().unwrap_or("unmatched"),
-    );
-    let mut response = next.call(req).instrument(span).await?;
+    let span = request_span(&req, &id);
+    let started = Instant::now();
+    let served = next.call(req).instrument(span.clone()).await;
+    let status = match &served {
+        Ok(response) => response.status(),
+        Err(error) => error.as_response_error().status_code(),
+    };
+    record_status(&span, status, started.elapsed());
+    let mut response = served?;
     // The id is visible ASCII by construction, so it is always a valid header value.
     if let Ok(value) = HeaderValue::from_str(&id) {
         response
@@ -146,6 +153,41 @@ pub async fn correlate(
             .insert(HeaderName::from_static(CORRELATION_ID), value);
     }
     Ok(response)
+}
+
+/// The request's server span, named by its route template (never the raw path, which holds ids),
+/// its parent the client's trace when the request carries a well-formed `traceparent`.
+fn request_span(req: &ServiceRequest, correlation_id: &str) -> tracing::Span {
+    let method = req.method().as_str();
+    let route = req.match_pattern();
+    let route = route.as_deref().unwrap_or("unmatched");
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = method,
+        http.route = route,
+        url.path = req.path(),
+        http.response.status_code = tracing::field::Empty,
+        correlation_id,
+    );
+    // Before the span is entered: once started, its parent is fixed.
+    continue_trace(&span, traceparent(req.headers()).as_deref());
+    span
+}
+
+/// The status on the span (a 5xx marks it failed, as OpenTelemetry's HTTP conventions ask of a
+/// server; a 4xx is the client's error, not the server's) and one access-log line inside it.
+fn record_status(span: &tracing::Span, status: StatusCode, elapsed: Duration) {
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    let elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    span.in_scope(|| {
+        tracing::info!(status = status.as_u16(), elapsed_us, "request served");
+    });
 }
 
 #[cfg(test)]

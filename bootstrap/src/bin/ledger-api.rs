@@ -6,7 +6,14 @@ use ledger_bootstrap::{Application, LedgerConfig, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
+    let telemetry = telemetry::init("ledger-api");
+    let code = run().await;
+    // After the server drained: the last requests' spans and the final metrics go out too.
+    telemetry.shutdown();
+    code
+}
+
+async fn run() -> ExitCode {
     let config = match LedgerConfig::from_env() {
         Ok(config) => config,
         Err(error) => {

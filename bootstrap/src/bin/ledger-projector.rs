@@ -14,7 +14,14 @@ use tokio::sync::watch;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
+    let telemetry = telemetry::init("ledger-projector");
+    let code = run().await;
+    // After the poller stopped: its last spans and the final metrics go out too.
+    telemetry.shutdown();
+    code
+}
+
+async fn run() -> ExitCode {
     let config = match LedgerConfig::from_env() {
         Ok(config) => config,
         Err(error) => {

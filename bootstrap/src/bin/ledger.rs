@@ -43,7 +43,13 @@ commands:
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
+    let telemetry = telemetry::init("ledger");
+    let code = run().await;
+    telemetry.shutdown();
+    code
+}
+
+async fn run() -> ExitCode {
     let command = std::env::args().nth(1);
     let config = match LedgerConfig::from_env() {
         Ok(config) => config,

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
-use crate::support::{LoggedProcess, run};
+use crate::support::{LoggedProcess, listening_port, run};
 
 /// `postgres://user@host:port/db` as `postgres://user:{password}@host:port/{database}`. The local
 /// server trusts loopback, so the password is ignored by it; it is there to be looked for in output.
@@ -95,35 +95,26 @@ impl Stack {
     }
 
     pub fn spawn_projector(&self, name: &str) -> LoggedProcess {
-        LoggedProcess::spawn(name, env!("CARGO_BIN_EXE_ledger-projector"), &self.vars())
+        self.spawn_projector_with(name, &[])
+    }
+
+    /// A `ledger-projector` with `extra` variables too (telemetry's, say).
+    pub fn spawn_projector_with(&self, name: &str, extra: &[(&str, &str)]) -> LoggedProcess {
+        let mut vars = self.vars();
+        vars.extend_from_slice(extra);
+        LoggedProcess::spawn(name, env!("CARGO_BIN_EXE_ledger-projector"), &vars)
     }
 
     /// A `ledger-api` process on port 0, once it said which port it listens on.
     pub fn spawn_api(&self, name: &str) -> ApiProcess {
+        self.spawn_api_with(name, &[])
+    }
+
+    /// A `ledger-api` process with `extra` variables too, once it said which port it listens on.
+    pub fn spawn_api_with(&self, name: &str, extra: &[(&str, &str)]) -> ApiProcess {
         let mut vars = self.vars();
-        vars.extend([
-            ("LEDGER_HTTP_ADDR", "127.0.0.1:0"),
-            ("LEDGER_HTTP_WORKERS", "2"),
-            ("LEDGER_READ_WAIT_TIMEOUT_MS", "500"),
-        ]);
-        let mut process = LoggedProcess::spawn(name, env!("CARGO_BIN_EXE_ledger-api"), &vars);
-        let listening = process.wait_for_line("ledger listening", Duration::from_secs(30));
-        let port = listening
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix("port="))
-            .and_then(|port| port.parse::<u16>().ok())
-            .unwrap_or_else(|| panic!("no port in {listening:?}"));
-        ApiProcess {
-            process,
-            base_url: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                // Below actix's keep-alive (5 s), so the client never sends on a connection the
-                // server is closing.
-                .pool_idle_timeout(Duration::from_secs(2))
-                .build()
-                .expect("an HTTP client"),
-        }
+        vars.extend_from_slice(extra);
+        ApiProcess::spawn(name, &vars)
     }
 }
 
@@ -135,6 +126,30 @@ pub struct ApiProcess {
 }
 
 impl ApiProcess {
+    /// A `ledger-api` process with `vars` on port 0, once it said which port it listens on.
+    pub fn spawn(name: &str, vars: &[(&str, &str)]) -> Self {
+        let mut vars = vars.to_vec();
+        vars.extend([
+            ("LEDGER_HTTP_ADDR", "127.0.0.1:0"),
+            ("LEDGER_HTTP_WORKERS", "2"),
+            ("LEDGER_READ_WAIT_TIMEOUT_MS", "500"),
+        ]);
+        let mut process = LoggedProcess::spawn(name, env!("CARGO_BIN_EXE_ledger-api"), &vars);
+        let listening = process.wait_for_line("ledger listening", Duration::from_secs(30));
+        let port = listening_port(&listening);
+        Self {
+            process,
+            base_url: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                // Below actix's keep-alive (5 s), so the client never sends on a connection the
+                // server is closing.
+                .pool_idle_timeout(Duration::from_secs(2))
+                .build()
+                .expect("an HTTP client"),
+        }
+    }
+
     /// POSTs a command under a fresh idempotency key; the status and the JSON body.
     pub async fn command(&self, path: &str, body: &Value) -> (u16, Value) {
         self.command_with_key(path, &uuid::Uuid::now_v7().to_string(), body)
@@ -156,13 +171,22 @@ impl ApiProcess {
         key: &str,
         body: &Value,
     ) -> Result<(u16, Value), reqwest::Error> {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base_url))
-            .header("Idempotency-Key", key)
-            .json(body)
-            .send()
-            .await?;
+        self.try_command_with_headers(path, &[("Idempotency-Key", key)], body)
+            .await
+    }
+
+    /// POSTs a command with these headers (its `Idempotency-Key` among them, a `traceparent`, ...).
+    pub async fn try_command_with_headers(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> Result<(u16, Value), reqwest::Error> {
+        let mut request = self.client.post(format!("{}{path}", self.base_url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.json(body).send().await?;
         let status = response.status().as_u16();
         Ok((status, response.json().await.unwrap_or(Value::Null)))
     }

@@ -1,9 +1,12 @@
 //! What the binaries' tests share: running a binary to completion, running a long-lived one with its
-//! log lines collected, and stopping one with SIGTERM (gracefully) or SIGKILL (a crash).
+//! log lines collected (JSON, one object a line), and stopping one with SIGTERM (gracefully) or
+//! SIGKILL (a crash); `otlp` is the OTLP receiver of the telemetry tests.
 #![allow(
     dead_code,
     reason = "every test crate of the binaries compiles this module and uses a part of it"
 )]
+
+pub mod otlp;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Output, Stdio};
@@ -54,10 +57,18 @@ pub struct LoggedProcess {
 
 impl LoggedProcess {
     pub fn spawn(name: &str, binary: &str, vars: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        // Telemetry only where a test asks for it: none inherited from the shell running the suite.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("OTEL_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command
             .envs(vars.iter().copied())
             .env("RUST_LOG", "info")
-            // Plain lines, so that a test can look for words in them.
+            // JSON lines (the default) without colour codes, so that a test can look for words in
+            // them and read their fields.
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -115,6 +126,19 @@ impl LoggedProcess {
         }
     }
 
+    /// Every line so far, each the JSON object of one log event (or whatever else it printed).
+    pub fn lines(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The process id, to look at it from outside (its threads in `/proc`).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything it said so far, for failure messages.
     pub fn log(&self) -> String {
         self.lines
@@ -141,6 +165,22 @@ impl Drop for LoggedProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The JSON object of a log line, or `None` for a line that is not one.
+pub fn json_line(line: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::from_str(line) {
+        Ok(serde_json::Value::Object(object)) => Some(object),
+        _ => None,
+    }
+}
+
+/// The port of a "ledger listening" line.
+pub fn listening_port(line: &str) -> u16 {
+    json_line(line)
+        .and_then(|object| object.get("port").and_then(serde_json::Value::as_u64))
+        .and_then(|port| u16::try_from(port).ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
 }
 
 fn collect_lines(output: impl Read + Send + 'static, lines: Arc<Mutex<Vec<String>>>) {
