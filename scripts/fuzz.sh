@@ -85,7 +85,8 @@ pid=$!
 
 port=""
 for _ in $(seq 1 300); do
-  port="$(sed -n 's/\x1b\[[0-9;]*m//g; s/.*ledger listening.* port=\([0-9][0-9]*\).*/\1/p' "$server_log" | head -n1)"
+  # Its log lines are JSON: `{..., "message":"ledger listening", ..., "port":40123, ...}`.
+  port="$(sed -n '/"message":"ledger listening"/s/.*"port":\([0-9][0-9]*\).*/\1/p' "$server_log" | head -n1)"
   [[ -n "$port" ]] && break
   kill -0 "$pid" 2>/dev/null || { cat "$server_log" >&2; fail "ledger-api exited during start-up"; }
   sleep 0.1

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Record};
 use tracing::{Dispatch, Event, Id, Subscriber, dispatcher::WeakDispatch};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime as _, SystemTime};
 use tracing_subscriber::layer::Context;
@@ -38,10 +39,16 @@ struct SpanFields(Map<String, Value>);
 /// the dispatcher owns the layers.
 type SharedDispatch = Arc<OnceLock<WeakDispatch>>;
 
-/// Writes each event as a JSON line to stdout.
-#[derive(Debug)]
-pub struct JsonLogLayer {
+/// Writes each event as a JSON line to `W` (stdout in the binaries).
+pub struct JsonLogLayer<W = fn() -> std::io::Stdout> {
     dispatch: SharedDispatch,
+    make_writer: W,
+}
+
+impl<W> fmt::Debug for JsonLogLayer<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonLogLayer").finish_non_exhaustive()
+    }
 }
 
 /// Learns the dispatcher when it is registered, for [`JsonLogLayer`]. A layer of its own because
@@ -58,12 +65,23 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for DispatchCapture {
 }
 
 impl JsonLogLayer {
-    /// The layer, and the unfiltered layer that tells it the dispatcher: install both.
+    /// The layer on stdout, and the unfiltered layer that tells it the dispatcher: install both.
     pub fn stdout() -> (Self, DispatchCapture) {
+        Self::with_writer(std::io::stdout)
+    }
+}
+
+impl<W> JsonLogLayer<W>
+where
+    W: for<'writer> MakeWriter<'writer> + 'static,
+{
+    /// The layer on `make_writer`, and the layer that tells it the dispatcher: install both.
+    pub fn with_writer(make_writer: W) -> (Self, DispatchCapture) {
         let dispatch = SharedDispatch::default();
         (
             Self {
                 dispatch: Arc::clone(&dispatch),
+                make_writer,
             },
             DispatchCapture { dispatch },
         )
@@ -90,9 +108,10 @@ impl JsonLogLayer {
     }
 }
 
-impl<S> tracing_subscriber::Layer<S> for JsonLogLayer
+impl<S, W> tracing_subscriber::Layer<S> for JsonLogLayer<W>
 where
     S: Subscriber + for<'lookup> LookupSpan<'lookup>,
+    W: for<'writer> MakeWriter<'writer> + 'static,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
@@ -166,9 +185,9 @@ where
             }
         }
         let text = json_line(&line);
-        // One write per line, under stdout's lock, so that lines of concurrent events never mix.
-        // A closed stdout loses the line; logging must not fail the program.
-        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        // One write per line (stdout's writer holds its lock for it), so that lines of concurrent
+        // events never mix. A closed stdout loses the line; logging must not fail the program.
+        let _ = self.make_writer.make_writer().write_all(text.as_bytes());
     }
 }
 
@@ -219,5 +238,111 @@ impl Visit for JsonFields {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.0
             .insert(field.name().to_owned(), Value::String(format!("{value:?}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+
+    /// Lines written into memory, for the test to read.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lines").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Lines {
+        fn objects(&self) -> Vec<Map<String, Value>> {
+            let bytes = self.0.lock().expect("lines").clone();
+            String::from_utf8(bytes)
+                .expect("UTF-8")
+                .lines()
+                .map(|line| match serde_json::from_str(line) {
+                    Ok(Value::Object(object)) => object,
+                    other => panic!("not a JSON object: {line:?} ({other:?})"),
+                })
+                .collect()
+        }
+    }
+
+    fn subscriber_with(otel: bool, lines: &Lines) -> Dispatch {
+        let writer = lines.clone();
+        let (layer, capture) = JsonLogLayer::with_writer(move || writer.clone());
+        // No exporter: spans get real ids and go nowhere.
+        let otel_layer = otel.then(|| {
+            tracing_opentelemetry::layer()
+                .with_tracer(SdkTracerProvider::builder().build().tracer("test"))
+        });
+        Dispatch::new(
+            tracing_subscriber::registry()
+                .with(capture)
+                .with(layer)
+                .with(otel_layer),
+        )
+    }
+
+    #[test]
+    fn a_line_carries_the_trace_and_span_ids_of_its_span_and_the_fields_in_order() {
+        let lines = Lines::default();
+        tracing::dispatcher::with_default(&subscriber_with(true, &lines), || {
+            let span = tracing::info_span!("http.request", url.path = "/v1/accounts");
+            ledger_application::trace_context::continue_trace(
+                &span,
+                Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            );
+            span.in_scope(|| {
+                tracing::info!(status = 201_u64, level = "field", "request served");
+            });
+            tracing::info!("outside");
+        });
+        let objects = lines.objects();
+        assert_eq!(objects.len(), 2, "{objects:?}");
+        let served = &objects[0];
+        let keys: Vec<&str> = served.keys().map(String::as_str).collect();
+        assert!(keys.contains(&"timestamp"), "{keys:?}");
+        assert_eq!(served["level"], "INFO");
+        assert_eq!(served["message"], "request served");
+        assert_eq!(served["status"], 201);
+        // A field named like a key of the line is kept under another name, not lost.
+        assert_eq!(served["fields.level"], "field");
+        assert_eq!(served["trace_id"], "0af7651916cd43dd8448eb211c80319c");
+        let span_id = served["span_id"].as_str().expect("a span id");
+        assert_eq!(span_id.len(), 16);
+        assert_ne!(
+            span_id, "b7ad6b7169203331",
+            "the line's own span, not the client's"
+        );
+        assert_eq!(served["spans"][0]["name"], "http.request");
+        assert_eq!(served["spans"][0]["url.path"], "/v1/accounts");
+        // Outside any span there is no trace.
+        assert!(!objects[1].contains_key("trace_id"), "{:?}", objects[1]);
+        assert!(!objects[1].contains_key("spans"), "{:?}", objects[1]);
+    }
+
+    #[test]
+    fn without_an_opentelemetry_layer_lines_have_no_trace_ids() {
+        let lines = Lines::default();
+        tracing::dispatcher::with_default(&subscriber_with(false, &lines), || {
+            tracing::info_span!("http.request").in_scope(|| tracing::info!("request served"));
+        });
+        let objects = lines.objects();
+        assert_eq!(objects.len(), 1);
+        assert!(!objects[0].contains_key("trace_id"), "{:?}", objects[0]);
+        assert_eq!(objects[0]["spans"][0]["name"], "http.request");
     }
 }
