@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
+use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
@@ -19,6 +20,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
 
 /// The largest export accepted (a batch of 512 spans is far below it).
@@ -205,7 +207,7 @@ pub fn describe_spans(spans: &[ReceivedSpan]) -> String {
 
 /// A request the exporter could send but this receiver does not read: compressed bodies (the
 /// workspace's exporter has no compression feature, so none should come) and JSON.
-fn unreadable(req: &HttpRequest) -> Option<HttpResponse> {
+fn unreadable(req: &HttpRequest) -> Option<StatusCode> {
     let headers = req.headers();
     let encoded = headers
         .get(CONTENT_ENCODING)
@@ -215,7 +217,7 @@ fn unreadable(req: &HttpRequest) -> Option<HttpResponse> {
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|content_type| content_type.starts_with("application/x-protobuf"));
-    (encoded || !protobuf).then(|| HttpResponse::UnsupportedMediaType().finish())
+    (encoded || !protobuf).then_some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
 }
 
 fn protobuf_response(body: Vec<u8>) -> HttpResponse {
@@ -224,21 +226,34 @@ fn protobuf_response(body: Vec<u8>) -> HttpResponse {
         .body(body)
 }
 
+/// Counts the request and decodes its export, or answers why it cannot (415, 400).
+fn decode_export<M: prost::Message + Default>(
+    req: &HttpRequest,
+    body: &[u8],
+    received: &mut Received,
+) -> Result<M, StatusCode> {
+    received.requests += 1;
+    if let Some(refused) = unreadable(req) {
+        return Err(refused);
+    }
+    M::decode(body).map_err(|_| StatusCode::BAD_REQUEST)
+}
+
+/// The `service.name` of an export's resource.
+fn resource_service_name(resource: Option<&Resource>) -> String {
+    resource
+        .map(|resource| service_name(&resource.attributes))
+        .unwrap_or_default()
+}
+
 async fn traces(req: HttpRequest, body: web::Bytes, state: web::Data<Shared>) -> HttpResponse {
     let mut received = state.lock().unwrap_or_else(PoisonError::into_inner);
-    received.requests += 1;
-    if let Some(refused) = unreadable(&req) {
-        return refused;
-    }
-    let Ok(export) = ExportTraceServiceRequest::decode(body.as_ref()) else {
-        return HttpResponse::BadRequest().finish();
+    let export: ExportTraceServiceRequest = match decode_export(&req, &body, &mut received) {
+        Ok(export) => export,
+        Err(refused) => return HttpResponse::new(refused),
     };
     for resource_spans in export.resource_spans {
-        let service_name = resource_spans
-            .resource
-            .as_ref()
-            .map(|resource| service_name(&resource.attributes))
-            .unwrap_or_default();
+        let service_name = resource_service_name(resource_spans.resource.as_ref());
         for scope_spans in resource_spans.scope_spans {
             for span in scope_spans.spans {
                 received.spans.push(ReceivedSpan {
@@ -259,19 +274,12 @@ async fn traces(req: HttpRequest, body: web::Bytes, state: web::Data<Shared>) ->
 
 async fn metrics(req: HttpRequest, body: web::Bytes, state: web::Data<Shared>) -> HttpResponse {
     let mut received = state.lock().unwrap_or_else(PoisonError::into_inner);
-    received.requests += 1;
-    if let Some(refused) = unreadable(&req) {
-        return refused;
-    }
-    let Ok(export) = ExportMetricsServiceRequest::decode(body.as_ref()) else {
-        return HttpResponse::BadRequest().finish();
+    let export: ExportMetricsServiceRequest = match decode_export(&req, &body, &mut received) {
+        Ok(export) => export,
+        Err(refused) => return HttpResponse::new(refused),
     };
     for resource_metrics in export.resource_metrics {
-        let service_name = resource_metrics
-            .resource
-            .as_ref()
-            .map(|resource| service_name(&resource.attributes))
-            .unwrap_or_default();
+        let service_name = resource_service_name(resource_metrics.resource.as_ref());
         for scope_metrics in resource_metrics.scope_metrics {
             for metric in scope_metrics.metrics {
                 let points: Vec<(BTreeMap<String, String>, u64)> = match metric.data {
