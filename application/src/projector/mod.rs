@@ -185,10 +185,7 @@ impl Projector {
             .project_with_retries(event)
             .instrument(span.clone())
             .await;
-        match &projected {
-            Ok(projected) => span.record("ledger.projection.outcome", projected.as_str()),
-            Err(_) => span.record("otel.status_code", "error"),
-        };
+        mark_apply_span(&span, &projected, Projected::as_str);
         let projected = projected?;
         if projected == Projected::Applied {
             record_lag(event, self.clock.now());
@@ -592,10 +589,7 @@ impl Projector {
             for event in &tail {
                 let span = apply_span(event);
                 let handled = self.handle(event).instrument(span.clone()).await;
-                match &handled {
-                    Ok(handled) => span.record("ledger.projection.outcome", handled.as_str()),
-                    Err(_) => span.record("otel.status_code", "error"),
-                };
+                mark_apply_span(&span, &handled, Handled::as_str);
                 match handled.map_err(RedriveError::StillFailing)? {
                     Handled::Applied => {
                         record_lag(event, self.clock.now());
@@ -655,6 +649,18 @@ fn apply_span(event: &RecordedEvent) -> tracing::Span {
     );
     trace_context::continue_trace(&span, event.metadata.traceparent.as_deref());
     span
+}
+
+/// Marks a `projector.apply` span with its event's outcome, or as an error.
+fn mark_apply_span<T: Copy>(
+    span: &tracing::Span,
+    result: &Result<T, StoreError>,
+    label: fn(T) -> &'static str,
+) {
+    match result {
+        Ok(outcome) => span.record("ledger.projection.outcome", label(*outcome)),
+        Err(_) => span.record("otel.status_code", "error"),
+    };
 }
 
 /// The projection lag of one event applied at `applied_at`: zero if the clocks disagree so far that
