@@ -14,7 +14,8 @@ use ledger_application::idempotency::{IdempotencyKey, IdempotencyRecord};
 use ledger_application::memory::{InMemoryEventStore, InMemoryReadModel};
 use ledger_application::metrics;
 use ledger_application::ports::{
-    AppendError, AtomicAppend, EventStore, StoreError, SystemClock, UndecodableEvent, UuidV7Ids,
+    AppendError, AtomicAppend, EventStore, Projection, StoreError, SystemClock, UndecodableEvent,
+    UuidV7Ids,
 };
 use ledger_application::testkit::fixtures::{
     account, at, deposit_request, deposited_event, key, open_request, recorded, withdraw_request,
@@ -358,6 +359,54 @@ async fn a_batch_links_every_events_trace_and_each_event_still_reaches_its_own()
                 .iter()
                 .any(|link| link.span_context.span_id() == span_id(batch)),
             "each event's apply links back to the batch"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_redrive_applies_each_event_in_its_own_trace() {
+    let _serial = exclusive().await;
+    let traced = traced();
+    let (store, events) = open_and_deposit("acc-r").await;
+    let read_model = Arc::new(InMemoryReadModel::new());
+    let projector = Projector::new(
+        read_model.clone(),
+        Arc::new(SystemClock),
+        ProjectionRetry {
+            attempts_per_event_max: 1,
+            retry_delay: std::time::Duration::ZERO,
+        },
+    );
+    // The deposit arrives first: a gap, dead-lettered; the redrive applies both from the store.
+    assert_eq!(
+        projector.project(&events[1]).await.expect("project"),
+        Projected::DeadLettered
+    );
+    let letter = read_model.dead_letters(10).await.expect("letters")[0].id;
+    traced.exporter.reset();
+    let redriven = projector
+        .redrive(store.as_ref(), letter)
+        .await
+        .expect("redrive");
+    assert_eq!(redriven.applied, 2);
+
+    let spans = traced.spans();
+    let applies = named(&spans, "projector.apply");
+    assert_eq!(applies.len(), 2, "{:#?}", names(&spans));
+    for (apply, event) in applies.iter().zip(&events) {
+        let stored = parse_traceparent(event.metadata.traceparent.as_deref().expect("stored"))
+            .expect("valid");
+        assert_eq!(trace_id(apply), stored.trace_id());
+        assert_eq!(
+            string_attribute(apply, "ledger.projection.outcome"),
+            "applied"
+        );
+        assert_eq!(
+            named(&spans, "read_model.apply")
+                .into_iter()
+                .filter(|write| is_child_of(write, apply))
+                .count(),
+            1
         );
     }
 }
