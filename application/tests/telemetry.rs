@@ -512,7 +512,12 @@ async fn commands_by_type_and_outcome_and_the_projection_lag_are_measured() {
         .await;
     assert!(again.is_ok());
     let events = store.load(&account("acc-m"), 0).await.expect("load");
-    projector().project_batch(&events).await.expect("project");
+    assert_eq!(events.len(), 1);
+    // The same kind of event once through each path: one lag measurement each.
+    let projector = projector();
+    projector.project(&events[0]).await.expect("single");
+    let (_, other) = open_and_deposit("acc-m2").await;
+    projector.project_batch(&other).await.expect("batch");
     let after = Reading::now();
 
     let commands_of = |command_type, outcome| {
@@ -526,7 +531,11 @@ async fn commands_by_type_and_outcome_and_the_projection_lag_are_measured() {
             ],
         )
     };
-    assert_eq!(commands_of("open_account", "accepted"), 1);
+    assert_eq!(
+        commands_of("open_account", "accepted"),
+        2,
+        "acc-m and acc-m2"
+    );
     assert_eq!(commands_of("withdraw", "rejected"), 1);
     assert_eq!(commands_of("open_account", "replayed"), 1);
     assert_eq!(
@@ -536,8 +545,18 @@ async fn commands_by_type_and_outcome_and_the_projection_lag_are_measured() {
             metrics::PROJECTION_LAG,
             &[("ledger.event_type", "AccountOpened")]
         ),
+        2
+    );
+    assert_eq!(
+        grew(
+            &before,
+            &after,
+            metrics::PROJECTION_LAG,
+            &[("ledger.event_type", "MoneyDeposited")]
+        ),
         1
     );
+    assert_eq!(commands_of("deposit", "accepted"), 1);
     assert_eq!(
         grew(
             &before,
@@ -548,8 +567,9 @@ async fn commands_by_type_and_outcome_and_the_projection_lag_are_measured() {
                 ("ledger.event_store.outcome", "ok")
             ]
         ),
-        3,
-        "the opening, the rejection's record and the replay's refused append: refusals are answers"
+        5,
+        "the two openings, the deposit, the rejection's record and the replay's refused append: \
+         refusals are answers"
     );
     assert!(
         grew(
