@@ -292,25 +292,7 @@ async fn the_projector_continues_each_commands_trace_one_event_at_a_time() {
     let applies = named(&spans, "projector.apply");
     assert_eq!(applies.len(), 2, "{:#?}", names(&spans));
     for (apply, event) in applies.iter().zip(&events) {
-        let stored = parse_traceparent(event.metadata.traceparent.as_deref().expect("stored"))
-            .expect("valid");
-        assert_eq!(trace_id(apply), stored.trace_id());
-        assert_eq!(apply.parent_span_id, stored.span_id());
-        assert!(apply.parent_span_is_remote);
-        assert_eq!(apply.span_kind, SpanKind::Consumer);
-        assert_eq!(
-            string_attribute(apply, "ledger.projection.outcome"),
-            "applied"
-        );
-        assert_eq!(
-            string_attribute(apply, "ledger.sequence"),
-            event.sequence.to_string()
-        );
-        let writes: Vec<_> = named(&spans, "read_model.apply")
-            .into_iter()
-            .filter(|write| is_child_of(write, apply))
-            .collect();
-        assert_eq!(writes.len(), 1, "one read-model write under each apply");
+        assert_applied_in_its_trace(&spans, apply, event);
     }
 }
 
@@ -394,21 +376,32 @@ async fn a_redrive_applies_each_event_in_its_own_trace() {
     let applies = named(&spans, "projector.apply");
     assert_eq!(applies.len(), 2, "{:#?}", names(&spans));
     for (apply, event) in applies.iter().zip(&events) {
-        let stored = parse_traceparent(event.metadata.traceparent.as_deref().expect("stored"))
-            .expect("valid");
-        assert_eq!(trace_id(apply), stored.trace_id());
-        assert_eq!(
-            string_attribute(apply, "ledger.projection.outcome"),
-            "applied"
-        );
-        assert_eq!(
-            named(&spans, "read_model.apply")
-                .into_iter()
-                .filter(|write| is_child_of(write, apply))
-                .count(),
-            1
-        );
+        assert_applied_in_its_trace(&spans, apply, event);
     }
+}
+
+/// `apply` is the `projector.apply` of `event`: in the trace of the command that recorded it, a
+/// child of the command span, applied, with one read-model write under it.
+fn assert_applied_in_its_trace(spans: &[SpanData], apply: &SpanData, event: &RecordedEvent) {
+    let stored =
+        parse_traceparent(event.metadata.traceparent.as_deref().expect("stored")).expect("valid");
+    assert_eq!(trace_id(apply), stored.trace_id());
+    assert_eq!(apply.parent_span_id, stored.span_id());
+    assert!(apply.parent_span_is_remote);
+    assert_eq!(apply.span_kind, SpanKind::Consumer);
+    assert_eq!(
+        string_attribute(apply, "ledger.projection.outcome"),
+        "applied"
+    );
+    assert_eq!(
+        string_attribute(apply, "ledger.sequence"),
+        event.sequence.to_string()
+    );
+    let writes = named(spans, "read_model.apply")
+        .into_iter()
+        .filter(|write| is_child_of(write, apply))
+        .count();
+    assert_eq!(writes, 1, "one read-model write under each apply");
 }
 
 /// The meter provider of this test binary, installed before anything records (every test calls
@@ -440,27 +433,22 @@ impl Reading {
             for scope in resource.scope_metrics() {
                 for metric in scope.metrics() {
                     let name = metric.name().to_owned();
-                    match metric.data() {
-                        AggregatedMetrics::U64(MetricData::Sum(sum)) => {
-                            for point in sum.data_points() {
-                                points.push((
-                                    name.clone(),
-                                    point.attributes().cloned().collect(),
-                                    point.value(),
-                                ));
-                            }
-                        }
-                        AggregatedMetrics::F64(MetricData::Histogram(histogram)) => {
-                            for point in histogram.data_points() {
-                                points.push((
-                                    name.clone(),
-                                    point.attributes().cloned().collect(),
-                                    point.count(),
-                                ));
-                            }
-                        }
-                        _ => {}
-                    }
+                    let readings: Vec<(Vec<KeyValue>, u64)> = match metric.data() {
+                        AggregatedMetrics::U64(MetricData::Sum(sum)) => sum
+                            .data_points()
+                            .map(|point| (point.attributes().cloned().collect(), point.value()))
+                            .collect(),
+                        AggregatedMetrics::F64(MetricData::Histogram(histogram)) => histogram
+                            .data_points()
+                            .map(|point| (point.attributes().cloned().collect(), point.count()))
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    points.extend(
+                        readings
+                            .into_iter()
+                            .map(|(attributes, value)| (name.clone(), attributes, value)),
+                    );
                 }
             }
         }
