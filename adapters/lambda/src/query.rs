@@ -17,6 +17,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use lambda_http::http::{HeaderName, HeaderValue, Method, StatusCode};
+use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use ledger_application::QueryService;
 use ledger_application::ports::HealthCheck;
@@ -63,8 +64,8 @@ pub async fn handle_query_request(state: &QueryFunctionState, request: Request) 
     let raw_path = match request.raw_http_path() {
         "" => request.uri().path(),
         raw => raw,
-    }
-    .to_owned();
+    };
+    let raw_path = without_stage(raw_path, stage_of(&request)).to_owned();
     let raw_query = request.uri().query().unwrap_or_default().to_owned();
     let method = request.method().clone();
     let resolved = resolve(&raw_path);
@@ -113,6 +114,30 @@ pub async fn handle_query_request(state: &QueryFunctionState, request: Request) 
     }
     .instrument(span)
     .await
+}
+
+/// The API Gateway stage the request came through, if the request says.
+fn stage_of(request: &Request) -> Option<&str> {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.stage.as_deref(),
+        _ => None,
+    }
+}
+
+/// `raw_path` without a named stage's prefix: an HTTP API serves stage `prod` at `/prod/...` and
+/// puts that prefix in `rawPath`, which is no part of the ledger's routes. `$default` adds none.
+fn without_stage<'path>(raw_path: &'path str, stage: Option<&str>) -> &'path str {
+    let Some(stage) = stage.filter(|stage| *stage != "$default" && !stage.is_empty()) else {
+        return raw_path;
+    };
+    match raw_path
+        .strip_prefix('/')
+        .and_then(|rest| rest.strip_prefix(stage))
+    {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => raw_path,
+    }
 }
 
 /// The answer to `method` on the resolved route, as actix's resources and default service give it.
@@ -165,4 +190,31 @@ fn into_lambda_response(plain: PlainResponse, correlation_id: Option<&str>) -> R
         headers.insert(HeaderName::from_static(CORRELATION_ID), value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_named_stage_prefix_is_removed_and_nothing_else() {
+        assert_eq!(
+            without_stage("/prod/v1/accounts/a", Some("prod")),
+            "/v1/accounts/a"
+        );
+        assert_eq!(without_stage("/prod", Some("prod")), "/");
+        assert_eq!(
+            without_stage("/production/v1", Some("prod")),
+            "/production/v1"
+        );
+        assert_eq!(
+            without_stage("/v1/accounts/a", Some("prod")),
+            "/v1/accounts/a"
+        );
+        assert_eq!(
+            without_stage("/v1/accounts/a", Some("$default")),
+            "/v1/accounts/a"
+        );
+        assert_eq!(without_stage("/v1/accounts/a", None), "/v1/accounts/a");
+    }
 }

@@ -610,3 +610,24 @@ async fn a_command_sent_to_the_query_function_is_refused_saying_nothing_was_writ
         );
     }
 }
+
+#[tokio::test]
+async fn a_named_stage_serves_the_same_routes_as_the_default_one() {
+    let queries = Arc::new(QueryService::new(
+        Arc::new(InMemoryReadModel::new()),
+        FreshnessWait::default(),
+    ));
+    let state = QueryFunctionState::new(queries, Vec::new());
+    let mut event = event_for(&get("/prod/v1/accounts/par-nobody", ""));
+    event["requestContext"]["stage"] = json!("prod");
+    let request = Request::from(
+        serde_json::from_value::<LambdaRequest>(event).expect("an API Gateway v2 request"),
+    );
+    let response = handle_query_request(&state, request).await;
+    let Body::Text(body) = response.body() else {
+        panic!("a JSON answer is text");
+    };
+    let body: Value = serde_json::from_str(body).expect("a problem");
+    // The account route answered (the account is unknown), not the 404 of an unknown path.
+    assert_eq!(body["code"], "account_not_found", "{body}");
+}
