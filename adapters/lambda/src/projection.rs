@@ -48,10 +48,11 @@
 //!   it is small because only an unavailable read model is reported: a poison event is the
 //!   projector's, dead-lettered after bounded retries, and never pins the shard.
 //!
-//! The ESM must retry such records until they succeed (`MaximumRetryAttempts` -1, the default, and
-//! no `MaximumRecordAgeInSeconds` shorter than the stream's 24 hours): records it discarded would
-//! never be projected, and the account's next event would be a gap, dead-lettered as one, until
-//! `ledger dead-letters retry` re-reads the account from the event store.
+//! Records the ESM gives up on (bounded `MaximumRetryAttempts` or `MaximumRecordAgeInSeconds`, with
+//! an on-failure destination that receives their positions) are not lost from the ledger: they stay
+//! in the event store, the account's next event arrives as a gap and is dead-lettered (visible,
+//! readiness fails), and `ledger dead-letters retry` re-reads the account from the event store. So
+//! bounding the retries trades an operator's redrive for a shard that is never pinned for long.
 //!
 //! There are no checkpoints (the ESM owns the position) and no projector lease (the ESM runs one
 //! batch per shard at a time).
