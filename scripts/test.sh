@@ -35,5 +35,8 @@ postgres_local_start
 step "cargo test"
 cargo test --workspace --all-targets --locked
 
+step "Lambda smoke test (both functions under cargo lambda watch, invoked with cargo lambda invoke)"
+./scripts/lambda-smoke.sh
+
 step "fuzz (schemathesis against a real ledger-api, from its own OpenAPI document)"
 ./scripts/fuzz.sh

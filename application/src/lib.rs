@@ -8,7 +8,9 @@ pub mod codec;
 pub mod command_service;
 pub mod envelope;
 pub mod idempotency;
+pub mod instrumented_event_store;
 pub mod memory;
+pub mod metrics;
 pub mod ports;
 pub mod projector;
 pub mod query_service;
@@ -28,6 +30,7 @@ pub use idempotency::{
     CommandOutcome, IdempotencyKey, IdempotencyRecord, InvalidIdempotencyKey, PostedEvent,
     RecordedOutcome, RequestFingerprint,
 };
+pub use instrumented_event_store::InstrumentedEventStore;
 pub use projector::{
     DeadLetterCheck, FeedProjector, FeedProjectorConfig, Handled, LeaseEnded, LeaseSchedule,
     Projected, ProjectionLagCheck, ProjectionProgress, ProjectionRetry, Projector, RedriveError,

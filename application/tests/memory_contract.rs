@@ -15,6 +15,18 @@ ledger_application::event_store_contract_tests!(|| async {
     EventStoreSubject::new(Arc::new(InMemoryEventStore::new()), ())
 });
 
+/// The same contract over the tracing decorator around the in-memory store: it forwards faithfully.
+mod instrumented_event_store {
+    use super::*;
+    use ledger_application::InstrumentedEventStore;
+    use ledger_application::ports::EventStore;
+
+    ledger_application::event_store_contract_tests!(|| async {
+        let inner: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
+        EventStoreSubject::new(Arc::new(InstrumentedEventStore::new(inner)), ())
+    });
+}
+
 mod two_instances {
     use super::*;
 

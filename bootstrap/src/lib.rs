@@ -3,6 +3,8 @@
 
 pub mod admin;
 pub mod config;
+pub mod lambda_projection;
+pub mod lambda_query;
 pub mod startup;
 pub mod telemetry;
 

@@ -12,8 +12,8 @@ use ledger_application::ports::{
 };
 use ledger_application::{
     CommandService, DeadLetterCheck, FeedProjector, FeedProjectorConfig, FreshnessWait,
-    ProjectionLagCheck, ProjectionProgress, ProjectionRetry, Projector, QueryService, RetryPolicy,
-    SignallingEventStore,
+    InstrumentedEventStore, ProjectionLagCheck, ProjectionProgress, ProjectionRetry, Projector,
+    QueryService, RetryPolicy, SignallingEventStore,
 };
 use ledger_dynamodb::config::{DynamoClients, DynamoSettings, DynamoTables};
 use ledger_dynamodb::event_store::DynamoEventStore;
@@ -349,11 +349,11 @@ fn embedded(
 ) -> EventSide {
     let appended = Arc::new(Notify::new());
     let event_store = Arc::new(database.event_store());
+    // Every call of the command path is traced and timed (`event_store.*` spans and latency).
     let commands = CommandService::new(
-        Arc::new(SignallingEventStore::new(
-            event_store.clone(),
-            Arc::clone(&appended),
-        )),
+        Arc::new(InstrumentedEventStore::new(Arc::new(
+            SignallingEventStore::new(event_store.clone(), Arc::clone(&appended)),
+        ))),
         Arc::new(SystemClock),
         Arc::new(UuidV7Ids),
         retry,
@@ -404,7 +404,7 @@ async fn dynamodb(
     let event_store = Arc::new(DynamoEventStore::new(client.clone(), settings.clone()));
     let snapshots = Arc::new(DynamoSnapshotStore::new(client, settings));
     let commands = CommandService::new(
-        event_store.clone(),
+        Arc::new(InstrumentedEventStore::new(event_store.clone())),
         Arc::new(SystemClock),
         Arc::new(UuidV7Ids),
         retry,

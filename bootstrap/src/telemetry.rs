@@ -91,6 +91,18 @@ impl Telemetry {
         }
     }
 
+    /// [`Telemetry::flush`] on a blocking thread, for async code (a Lambda's handler); nothing at all
+    /// when nothing is exported.
+    pub async fn flush_off_runtime(&self) {
+        if !self.exports_traces() && !self.exports_metrics() {
+            return;
+        }
+        let telemetry = self.clone();
+        if let Err(error) = tokio::task::spawn_blocking(move || telemetry.flush()).await {
+            tracing::warn!(%error, "flushing telemetry failed");
+        }
+    }
+
     /// Flushes and stops the exporters' threads; for a binary's graceful shutdown (after the server
     /// drained, so the last requests' spans go too). Spans ended after it are dropped.
     pub fn shutdown(&self) {

@@ -21,8 +21,8 @@ use ledger_application::ports::{
     ReadModelQuery, ReadModelUpdate, ShardCheckpoint, StoreError, StoredDeadLetter, SystemClock,
 };
 use ledger_application::testkit::fixtures::{
-    account, at, balance, deposited_event, multi_append, opened_event, recorded, single_append,
-    transfer_events,
+    account, at, balance, deposited_event, multi_append, opening_and_deposits, recorded,
+    single_append, transfer_events,
 };
 use ledger_application::{ProjectionRetry, Projector};
 use ledger_domain::AccountId;
@@ -165,18 +165,7 @@ impl World {
 
     /// Appends `account`'s events `from..=to`: an opening at 1, then deposits of 10.00 each.
     async fn append_history(&self, account_id: &str, from: u64, to: u64) {
-        let events = (from..=to)
-            .map(|sequence| {
-                let event = if sequence == 1 {
-                    opened_event()
-                } else {
-                    let after = format!("{}.00", (sequence - 1) * 10);
-                    deposited_event("10.00", &after)
-                };
-                let micros = u32::try_from(sequence).expect("small sequence");
-                recorded(account_id, sequence, event, at(3, 9, micros))
-            })
-            .collect();
+        let events = opening_and_deposits(account_id, from, to);
         let key = format!("append-{account_id}-{from}");
         self.store
             .append(single_append(&key, from - 1, events))
@@ -726,9 +715,7 @@ mod scripted {
     use ledger_application::ports::{
         Projection, ProjectionCheckpoints, ReadModelQuery, ShardCheckpoint, SystemClock,
     };
-    use ledger_application::testkit::fixtures::{
-        account, at, deposited_event, opened_event, recorded,
-    };
+    use ledger_application::testkit::fixtures::{account, opening_and_deposits};
     use ledger_application::{ProjectionRetry, Projector};
     use ledger_dynamodb::items::event_item;
     use ledger_dynamodb::streams::{PollReport, StreamPoller, StreamPollerConfig};
@@ -769,15 +756,10 @@ mod scripted {
     struct Script(Arc<Mutex<FakeStream>>);
 
     fn image_of(account_id: &str, sequence: u64) -> Value {
-        let event = if sequence == 1 {
-            opened_event()
-        } else {
-            let after = format!("{}.00", (sequence - 1) * 10);
-            deposited_event("10.00", &after)
-        };
-        let micros = u32::try_from(sequence).expect("small sequence");
-        let encoded = codec::encode(&recorded(account_id, sequence, event, at(3, 9, micros)))
-            .expect("encode");
+        let event = opening_and_deposits(account_id, sequence, sequence)
+            .pop()
+            .expect("one event");
+        let encoded = codec::encode(&event).expect("encode");
         let attributes = event_item(&encoded)
             .into_iter()
             .map(|(name, value)| {

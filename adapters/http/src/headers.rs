@@ -34,9 +34,17 @@ pub struct CorrelationId(pub String);
 
 /// The client's `X-Correlation-Id` if it is 1-128 visible ASCII characters, else a new UUIDv7.
 pub fn correlation_id(headers: &HeaderMap) -> String {
-    headers
-        .get(CORRELATION_ID)
-        .and_then(|value| value.to_str().ok())
+    adopt_or_mint_correlation_id(
+        headers
+            .get(CORRELATION_ID)
+            .and_then(|value| value.to_str().ok()),
+    )
+}
+
+/// [`correlation_id`] over the header's text (`None` when absent or not visible ASCII), for an
+/// adapter whose header map is not actix's (the query Lambda's).
+pub fn adopt_or_mint_correlation_id(client_value: Option<&str>) -> String {
+    client_value
         .filter(|text| {
             !text.is_empty()
                 && text.len() <= CORRELATION_ID_MAX_LEN
@@ -48,7 +56,11 @@ pub fn correlation_id(headers: &HeaderMap) -> String {
 /// The `traceparent` header if it is a well-formed W3C trace context, else `None`: a malformed one
 /// is dropped rather than refused, as the trace-context specification asks of receivers.
 pub fn traceparent(headers: &HeaderMap) -> Option<String> {
-    let text = headers.get(TRACEPARENT)?.to_str().ok()?;
+    well_formed_traceparent(headers.get(TRACEPARENT)?.to_str().ok()?)
+}
+
+/// [`traceparent`] over the header's text, for an adapter whose header map is not actix's.
+pub fn well_formed_traceparent(text: &str) -> Option<String> {
     is_valid_traceparent(text).then(|| text.to_owned())
 }
 

@@ -14,13 +14,17 @@ use actix_web::web;
 use ledger_application::ports::HealthCheck;
 use ledger_application::{CommandService, QueryService};
 
+pub mod answers;
 pub mod dto;
 mod handlers;
 pub mod headers;
 pub mod openapi;
+pub mod plain;
 pub mod problem;
+pub mod routes;
 
 pub use openapi::ApiDoc;
+pub use plain::PlainResponse;
 pub use problem::{ApiError, FieldError, Problem};
 
 /// The largest request body accepted, in bytes. The biggest valid command is well under 2 KiB; the
@@ -46,7 +50,7 @@ impl fmt::Debug for HttpState {
     }
 }
 
-/// Registers every route, the shared state, the extractor configurations (body limit, problem+json
+/// Registers every route (the templates of `routes`, which the query Lambda resolves alike), the shared state, the extractor configurations (body limit, problem+json
 /// for malformed bodies, queries and paths) and the problem+json 404 for unknown routes.
 ///
 /// Call it once per worker: `HttpServer::new(move || App::new().configure(configure(state.clone())))`.
@@ -64,54 +68,57 @@ pub fn configure(state: HttpState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(web::PathConfig::default().error_handler(problem::path_error_handler))
             .app_data(web::QueryConfig::default().error_handler(problem::query_error_handler))
             .service(
-                web::scope("/v1")
+                web::scope(routes::V1_SCOPE)
                     .wrap(from_fn(headers::correlate))
                     .service(handlers::post(
-                        "/accounts",
+                        routes::ACCOUNTS,
                         handlers::commands::open_account,
                     ))
                     .service(handlers::get(
-                        "/accounts/{id}",
+                        routes::ACCOUNT,
                         handlers::queries::get_account,
                     ))
                     .service(handlers::post(
-                        "/accounts/{id}/deposits",
+                        routes::DEPOSITS,
                         handlers::commands::deposit,
                     ))
                     .service(handlers::post(
-                        "/accounts/{id}/withdrawals",
+                        routes::WITHDRAWALS,
                         handlers::commands::withdraw,
                     ))
+                    .service(handlers::post(routes::FREEZE, handlers::commands::freeze))
                     .service(handlers::post(
-                        "/accounts/{id}/freeze",
-                        handlers::commands::freeze,
-                    ))
-                    .service(handlers::post(
-                        "/accounts/{id}/unfreeze",
+                        routes::UNFREEZE,
                         handlers::commands::unfreeze,
                     ))
-                    .service(handlers::post(
-                        "/accounts/{id}/close",
-                        handlers::commands::close,
-                    ))
+                    .service(handlers::post(routes::CLOSE, handlers::commands::close))
                     .service(handlers::get(
-                        "/accounts/{id}/transactions",
+                        routes::TRANSACTIONS,
                         handlers::queries::list_transactions,
                     ))
                     .service(handlers::get(
-                        "/accounts/{id}/balance",
+                        routes::BALANCE,
                         handlers::queries::balance_as_of,
                     ))
                     .service(handlers::get(
-                        "/accounts/{id}/daily-balances",
+                        routes::DAILY_BALANCES,
                         handlers::queries::daily_balances,
                     ))
-                    .service(handlers::post("/transfers", handlers::commands::transfer)),
+                    .service(handlers::post(
+                        routes::TRANSFERS,
+                        handlers::commands::transfer,
+                    )),
             )
-            .service(handlers::get("/health/live", handlers::operations::live))
-            .service(handlers::get("/health/ready", handlers::operations::ready))
             .service(handlers::get(
-                "/openapi.json",
+                routes::HEALTH_LIVE,
+                handlers::operations::live,
+            ))
+            .service(handlers::get(
+                routes::HEALTH_READY,
+                handlers::operations::ready,
+            ))
+            .service(handlers::get(
+                routes::OPENAPI,
                 handlers::operations::openapi,
             ))
             .default_service(web::to(handlers::not_found));

@@ -10,7 +10,6 @@ use std::fmt;
 
 use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use ledger_application::ports::StoreError;
 use ledger_application::{CommandError, QueryError};
@@ -19,6 +18,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::BODY_LIMIT_BYTES;
+use crate::plain::PlainResponse;
 
 /// The media type of every error body.
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
@@ -179,6 +179,9 @@ pub enum ApiError {
     MethodNotAllowed {
         allow: &'static str,
     },
+    /// A command reached a deployable that serves only queries (the query Lambda, to which API
+    /// Gateway routes `GET`s alone): it was not carried out, and the client must learn that.
+    CommandNotServedHere,
     /// A query named an account the read model does not hold (or did not at the time asked).
     AccountNotFound {
         account_id: String,
@@ -305,6 +308,19 @@ impl ApiError {
                 "Method not allowed",
             )
             .detail(format!("this resource only accepts {allow}")),
+            // 421: "directed at a server that is unable or unwilling to produce an authoritative
+            // response for the target URI" (RFC 9110 15.5.20). Not 405: POST is this resource's
+            // method, only not here; not 404: the resource exists.
+            Self::CommandNotServedHere => Described::new(
+                S::MISDIRECTED_REQUEST,
+                "misdirected_request",
+                "Misdirected request",
+            )
+            .detail(
+                "this endpoint serves the ledger's queries only and did not carry out this \
+                 command: nothing was written. Send commands to the ledger's command API; \
+                 sending it there with the same Idempotency-Key is safe",
+            ),
             Self::AccountNotFound { account_id, detail } => {
                 let mut described =
                     Described::new(S::NOT_FOUND, "account_not_found", "Account not found")
@@ -519,32 +535,46 @@ impl fmt::Display for ApiError {
     }
 }
 
+impl ApiError {
+    /// The response this error is: its status, `Content-Type: application/problem+json`,
+    /// `Retry-After` for the transient ones, `Allow` for a method not allowed, and the problem body.
+    /// Framework-neutral, so that actix ([`ResponseError`]) and the query Lambda send the same.
+    pub fn to_plain_response(&self) -> PlainResponse {
+        let described = self.problem();
+        let mut headers = vec![("content-type", PROBLEM_CONTENT_TYPE.to_owned())];
+        if described.retry_after {
+            headers.push(("retry-after", RETRY_AFTER_SECONDS.to_owned()));
+        }
+        if let Self::MethodNotAllowed { allow } = self {
+            headers.push(("allow", (*allow).to_owned()));
+        }
+        match serde_json::to_vec(&described.problem) {
+            Ok(body) => PlainResponse {
+                status: described.status.as_u16(),
+                headers,
+                body,
+            },
+            Err(error) => {
+                // A struct of strings and numbers always serializes; if it ever does not, the client
+                // still gets a well-formed problem rather than an empty body.
+                tracing::error!(%error, "could not serialize a problem body");
+                PlainResponse {
+                    status: StatusCode::INTERNAL_SERVER_ERROR.as_u16(),
+                    headers: vec![("content-type", PROBLEM_CONTENT_TYPE.to_owned())],
+                    body: FALLBACK_INTERNAL_PROBLEM.as_bytes().to_vec(),
+                }
+            }
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.problem().status
     }
 
     fn error_response(&self) -> HttpResponse {
-        let described = self.problem();
-        let mut response = HttpResponse::build(described.status);
-        response.insert_header((CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE)));
-        if described.retry_after {
-            response.insert_header((RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS)));
-        }
-        if let Self::MethodNotAllowed { allow } = self {
-            response.insert_header((ALLOW, HeaderValue::from_static(allow)));
-        }
-        match serde_json::to_vec(&described.problem) {
-            Ok(body) => response.body(body),
-            Err(error) => {
-                // A struct of strings and numbers always serializes; if it ever does not, the client
-                // still gets a well-formed problem rather than an empty body.
-                tracing::error!(%error, "could not serialize a problem body");
-                HttpResponse::InternalServerError()
-                    .insert_header((CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE)))
-                    .body(FALLBACK_INTERNAL_PROBLEM)
-            }
-        }
+        self.to_plain_response().into()
     }
 }
 
@@ -700,6 +730,7 @@ fn bounded(text: &str) -> String {
 mod tests {
     use super::*;
     use actix_web::body::to_bytes;
+    use actix_web::http::header::{CONTENT_TYPE, RETRY_AFTER};
     use ledger_domain::{AccountId, Amount, Balance, Currency};
 
     fn account() -> AccountId {

@@ -50,16 +50,20 @@ pub use self::request::CommandRequest;
 use self::request::Resolved;
 use self::state_cache::{CachedAccount, DEFAULT_STATE_CACHE_ACCOUNTS, StateCache};
 
+use tracing::Instrument;
+
 use crate::account_locks::AccountLocks;
 use crate::envelope::{EventMetadata, RecordedEvent};
 use crate::idempotency::{
     CommandOutcome, IdempotencyKey, IdempotencyRecord, PostedEvent, RecordedOutcome,
     RequestFingerprint,
 };
+use crate::metrics::{self, CommandOutcomeLabel};
 use crate::ports::{
     AppendError, AtomicAppend, Clock, EventStore, IdSource, Snapshot, SnapshotStore, StoreError,
     StreamAppend,
 };
+use crate::trace_context;
 
 /// Who is asking, for idempotency and the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,6 +245,11 @@ struct Attempts {
     load: LoadFrom,
     /// Appends of unknown outcome so far.
     unknown_outcomes: u32,
+    /// Decisions taken (each followed by an append), stale-cache retries included: the command
+    /// span's `ledger.command.attempts`.
+    decisions: u32,
+    /// Whether the answer came from the idempotency record rather than this command's decision.
+    replayed: bool,
 }
 
 /// What to do after an append that did not commit.
@@ -297,16 +306,32 @@ impl CommandService {
 
     /// Carries out `request` once, whatever the number of times it is sent with the same key, and
     /// gives every attempt under that key the same answer.
-    #[tracing::instrument(skip_all, fields(idempotency_key = %context.idempotency_key))]
+    ///
+    /// Inside a `command` span (a child of the current span, or of the incoming `traceparent` when
+    /// there is none), which records the type, the outcome and the attempts; the events' stored
+    /// `traceparent` names this span, so the projector continues the trace from it.
     pub async fn execute(
         &self,
         context: &CommandContext,
         request: &CommandRequest,
     ) -> Result<CommandOutcome, CommandError> {
-        let fingerprint = request.fingerprint();
-        let resolved = request.resolve(self.ids.as_ref());
-        let accounts = resolved.accounts();
-        let _queued = self.locks.lock(&accounts).await;
+        let command_type = request.command_type();
+        let span = tracing::info_span!(
+            "command",
+            otel.name = format!("command {command_type}"),
+            otel.kind = "internal",
+            otel.status_code = tracing::field::Empty,
+            "ledger.command.type" = command_type,
+            ledger.command.outcome = tracing::field::Empty,
+            ledger.command.attempts = tracing::field::Empty,
+            idempotency_key = %context.idempotency_key,
+        );
+        // Under an HTTP request span the trace is already the caller's; without one (a Lambda, a
+        // tool) the header's trace is continued here, so the command never starts a trace of its
+        // own when the caller sent one.
+        if trace_context::current_traceparent().is_none() {
+            trace_context::continue_trace(&span, context.traceparent.as_deref());
+        }
         let mut attempts = Attempts {
             number: 1,
             load: if self.cache.is_enabled() {
@@ -315,8 +340,47 @@ impl CommandService {
                 LoadFrom::Snapshot
             },
             unknown_outcomes: 0,
+            decisions: 0,
+            replayed: false,
         };
+        let result = self
+            .execute_in_span(context, request, command_type, &mut attempts)
+            .instrument(span.clone())
+            .await;
+        let outcome = outcome_label(&result, attempts.replayed);
+        span.record("ledger.command.outcome", outcome.as_str());
+        span.record("ledger.command.attempts", attempts.decisions);
+        if matches!(
+            outcome,
+            CommandOutcomeLabel::Failed | CommandOutcomeLabel::OutcomeUnknown
+        ) {
+            span.record("otel.status_code", "error");
+        }
+        metrics::count_command(command_type, outcome);
+        result
+    }
+
+    async fn execute_in_span(
+        &self,
+        context: &CommandContext,
+        request: &CommandRequest,
+        command_type: &'static str,
+        attempts: &mut Attempts,
+    ) -> Result<CommandOutcome, CommandError> {
+        // The events carry the command span's context (taken here, inside it), or the caller's
+        // header when telemetry is off.
+        let traced_context = CommandContext {
+            traceparent: trace_context::current_traceparent()
+                .or_else(|| context.traceparent.clone()),
+            ..context.clone()
+        };
+        let context = &traced_context;
+        let fingerprint = request.fingerprint();
+        let resolved = request.resolve(self.ids.as_ref());
+        let accounts = resolved.accounts();
+        let _queued = self.locks.lock(&accounts).await;
         loop {
+            attempts.decisions += 1;
             let prepared = self
                 .prepare(context, &resolved, fingerprint.clone(), attempts.load)
                 .await?;
@@ -330,6 +394,9 @@ impl CommandService {
                 }
                 Err(refusal) => refusal,
             };
+            if matches!(refusal, AppendError::Conflict { .. }) {
+                metrics::count_conflict(command_type);
+            }
             // Whatever the refusal, a cached state may be what the store refused.
             for account_id in &accounts {
                 self.cache.forget(account_id);
@@ -341,7 +408,7 @@ impl CommandService {
                 .after_refusal(
                     refusal,
                     prepared.rests_on_cache,
-                    &mut attempts,
+                    attempts,
                     context,
                     &fingerprint,
                 )
@@ -351,6 +418,7 @@ impl CommandService {
                 ControlFlow::Break(answer) => return answer,
             };
             if retry == Retry::StaleCache {
+                metrics::count_retry(command_type);
                 continue;
             }
             if attempts.number >= self.retry.attempts_max {
@@ -358,6 +426,7 @@ impl CommandService {
                     attempts: self.retry.attempts_max,
                 });
             }
+            metrics::count_retry(command_type);
             if retry == Retry::AfterBackoff {
                 tokio::time::sleep(self.retry.delay_before_retry(attempts.number)).await;
             }
@@ -421,6 +490,7 @@ impl CommandService {
                 // This key's request was carried out (by an earlier attempt, or one running now
                 // here or in another process): its record is the answer, whatever this attempt
                 // decided.
+                attempts.replayed = true;
                 return ControlFlow::Break(self.answer_from_record(&key, fingerprint).await);
             }
             AppendError::OutcomeUnknown(source) => {
@@ -429,7 +499,10 @@ impl CommandService {
                 attempts.unknown_outcomes += 1;
                 match self.read_record(&context.idempotency_key).await {
                     // It committed (or a concurrent attempt did): the record is the answer.
-                    Ok(Some(record)) => return ControlFlow::Break(replay(&record, fingerprint)),
+                    Ok(Some(record)) => {
+                        attempts.replayed = true;
+                        return ControlFlow::Break(replay(&record, fingerprint));
+                    }
                     // It did not commit, or it is still in flight: appending again is safe, since
                     // the record's key lets at most one of the two commit.
                     Ok(None) if attempts.unknown_outcomes < UNKNOWN_OUTCOMES_MAX => Retry::Now,
@@ -885,6 +958,28 @@ impl Decided {
             states_after,
             rests_on_cache,
             recorded_at,
+        }
+    }
+}
+
+/// How a command's result is counted and marked on its span. `replayed`: the answer came from the
+/// idempotency record (of an earlier or concurrent attempt), whether accepted or rejected.
+fn outcome_label(
+    result: &Result<CommandOutcome, CommandError>,
+    replayed: bool,
+) -> CommandOutcomeLabel {
+    match result {
+        Ok(_) | Err(CommandError::Rejected(_)) if replayed => CommandOutcomeLabel::Replayed,
+        Ok(_) => CommandOutcomeLabel::Accepted,
+        Err(
+            CommandError::Rejected(_)
+            | CommandError::IdempotencyKeyReused { .. }
+            | CommandError::TooLarge { .. },
+        ) => CommandOutcomeLabel::Rejected,
+        Err(CommandError::ConcurrencyConflict { .. }) => CommandOutcomeLabel::Conflict,
+        Err(CommandError::OutcomeUnknown { .. }) => CommandOutcomeLabel::OutcomeUnknown,
+        Err(CommandError::CorruptHistory { .. } | CommandError::Store(_)) => {
+            CommandOutcomeLabel::Failed
         }
     }
 }

@@ -52,6 +52,20 @@ pub enum CommandRequest {
 }
 
 impl CommandRequest {
+    /// The command's type as telemetry names it (`ledger.command.type`): the `command` tag of its
+    /// JSON form.
+    pub fn command_type(&self) -> &'static str {
+        match self {
+            Self::OpenAccount { .. } => "open_account",
+            Self::Deposit { .. } => "deposit",
+            Self::Withdraw { .. } => "withdraw",
+            Self::Transfer { .. } => "transfer",
+            Self::Freeze { .. } => "freeze",
+            Self::Unfreeze { .. } => "unfreeze",
+            Self::Close { .. } => "close",
+        }
+    }
+
     /// The domain command this request asks for, with any ids it generates drawn from `ids` once, so
     /// that every retry of the attempt writes the same ones.
     pub(super) fn resolve(&self, ids: &dyn IdSource) -> Resolved {

@@ -913,3 +913,37 @@ async fn without_the_cache_every_command_loads() {
             .unwrap();
     }
 }
+
+#[test]
+fn the_command_type_telemetry_names_is_the_requests_json_tag() {
+    let other = AccountId::parse("acc-2").unwrap();
+    let requests = [
+        crate::testkit::fixtures::open_request("acc-1"),
+        deposit("1.00"),
+        CommandRequest::Withdraw {
+            account_id: account_id(),
+            amount: Amount::parse("1.00").unwrap(),
+            description: None,
+        },
+        CommandRequest::Transfer {
+            source_account_id: account_id(),
+            target_account_id: other,
+            amount: Amount::parse("1.00").unwrap(),
+            description: None,
+        },
+        CommandRequest::Freeze {
+            account_id: account_id(),
+            reason: ledger_domain::FreezeReason::parse("audit").unwrap(),
+        },
+        CommandRequest::Unfreeze {
+            account_id: account_id(),
+        },
+        CommandRequest::Close {
+            account_id: account_id(),
+        },
+    ];
+    for request in requests {
+        let json = serde_json::to_value(&request).unwrap();
+        assert_eq!(json["command"], request.command_type(), "{request:?}");
+    }
+}

@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ledger_domain::AccountId;
+use opentelemetry::trace::TraceContextExt;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub use self::feed::{FeedProjector, FeedProjectorConfig};
 pub use self::health::{DeadLetterCheck, ProjectionLagCheck, ProjectionProgress};
@@ -26,10 +29,12 @@ pub use self::lease::{
 };
 use crate::codec;
 use crate::envelope::RecordedEvent;
+use crate::metrics::{self, DeadLetterReason};
 use crate::ports::{
     ApplyOutcome, Clock, DeadLetter, DeadLetterId, EventStore, Projection, ReadModelUpdate,
     StoreError, StoredDeadLetter, UndecodableEvent,
 };
+use crate::trace_context;
 
 /// What became of one delivered event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +101,10 @@ const STALE_RETRIES_MAX: u32 = 3;
 /// Most events one [`Projection::apply_batch`] of [`Projector::project_batch`] carries: one
 /// transaction's worth, which keeps a batch's commit short beside the queries reading the model.
 pub const BATCH_EVENTS_MAX: usize = 1_000;
+
+/// Most links from one `projector.apply_batch` span to the traces of its events: the SDK's default
+/// limit of links per span, so no context is parsed only to be dropped.
+const BATCH_SPAN_LINKS_MAX: usize = 128;
 
 /// Rounds of a redrive: apply the account's tail, resolve its letters, and look again for events
 /// that a running projector recorded as waiting meanwhile.
@@ -168,8 +177,19 @@ impl Projector {
     /// at once (no retries: it cannot heal before the letter is redriven). An unavailable store is
     /// returned as an error, and nothing is dead-lettered for an outage: the caller retries later
     /// from its checkpoint.
+    ///
+    /// Inside a `projector.apply` span continuing the trace of the command that recorded the event.
     pub async fn project(&self, event: &RecordedEvent) -> Result<Projected, StoreError> {
-        let projected = self.project_with_retries(event).await?;
+        let span = apply_span(event);
+        let projected = self
+            .project_with_retries(event)
+            .instrument(span.clone())
+            .await;
+        mark_apply_span(&span, &projected, Projected::as_str);
+        let projected = projected?;
+        if projected == Projected::Applied {
+            record_lag(event, self.clock.now());
+        }
         self.progress.handled(event.recorded_at());
         Ok(projected)
     }
@@ -198,7 +218,31 @@ impl Projector {
         Ok(projected)
     }
 
+    /// One chunk inside a `projector.apply_batch` span linked to the traces of its events (each
+    /// event applied by a batch also gets a `projector.apply` span of its own in its trace).
     async fn project_chunk(&self, chunk: &[RecordedEvent]) -> Result<Vec<Projected>, StoreError> {
+        let span = tracing::info_span!(
+            "projector.apply_batch",
+            otel.kind = "internal",
+            ledger.batch.events = chunk.len(),
+        );
+        if !span.is_disabled() {
+            for remote in chunk
+                .iter()
+                .filter_map(|event| event.metadata.traceparent.as_deref())
+                .filter_map(trace_context::parse_traceparent)
+                .take(BATCH_SPAN_LINKS_MAX)
+            {
+                span.add_link(remote);
+            }
+        }
+        self.project_chunk_in_span(chunk).instrument(span).await
+    }
+
+    async fn project_chunk_in_span(
+        &self,
+        chunk: &[RecordedEvent],
+    ) -> Result<Vec<Projected>, StoreError> {
         if self.applied_as_batch(chunk.iter()).await? {
             return Ok(self.handled_all(chunk.iter()));
         }
@@ -232,7 +276,23 @@ impl Projector {
         if updates.is_empty() {
             return Ok(true);
         }
-        match self.projection.apply_batch(&updates).await {
+        let span = tracing::info_span!(
+            "read_model.apply_batch",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            ledger.batch.events = updates.len(),
+            ledger.batch.applied = tracing::field::Empty,
+        );
+        let applied = self
+            .projection
+            .apply_batch(&updates)
+            .instrument(span.clone())
+            .await;
+        match &applied {
+            Ok(applied) => span.record("ledger.batch.applied", applied),
+            Err(_) => span.record("otel.status_code", "error"),
+        };
+        match applied {
             Ok(applied) => Ok(applied),
             Err(StoreError::Corrupt { detail }) => {
                 tracing::debug!(%detail, events = updates.len(),
@@ -243,10 +303,25 @@ impl Projector {
         }
     }
 
-    /// Every event of an applied batch is handled, for the lag as for the caller.
+    /// Every event of an applied batch is handled, for the lag as for the caller. Each gets a
+    /// `projector.apply` span in its own trace, linked to the batch's span (the current one), so
+    /// every command's trace reaches the read model also when its event was applied in a batch.
     fn handled_all<'a>(&self, events: impl Iterator<Item = &'a RecordedEvent>) -> Vec<Projected> {
+        let applied_at = self.clock.now();
+        let batch = tracing::Span::current()
+            .context()
+            .span()
+            .span_context()
+            .clone();
         events
             .map(|event| {
+                let span = apply_span(event);
+                span.record("ledger.projection.outcome", Projected::Applied.as_str());
+                span.add_link(batch.clone());
+                // Entered and closed at once: the span marks the event's application by the batch,
+                // whose own span holds the time it took.
+                drop(span.enter());
+                record_lag(event, applied_at);
                 self.progress.handled(event.recorded_at());
                 Projected::Applied
             })
@@ -289,6 +364,7 @@ impl Projector {
 
     async fn project_with_retries(&self, event: &RecordedEvent) -> Result<Projected, StoreError> {
         let mut reason = String::new();
+        let mut reason_kind = DeadLetterReason::Gap;
         for attempt in 1..=self.retry.attempts_per_event_max {
             match self.handle(event).await {
                 Ok(Handled::Applied) => return Ok(Projected::Applied),
@@ -307,8 +383,12 @@ impl Projector {
                         "gap: read model is at sequence {last_sequence}, event is {}",
                         event.sequence
                     );
+                    reason_kind = DeadLetterReason::Gap;
                 }
-                Err(StoreError::Corrupt { detail }) => reason = detail,
+                Err(StoreError::Corrupt { detail }) => {
+                    reason = detail;
+                    reason_kind = DeadLetterReason::Refused;
+                }
                 Err(unavailable @ StoreError::Unavailable(_)) => return Err(unavailable),
             }
             if attempt < self.retry.attempts_per_event_max {
@@ -319,6 +399,7 @@ impl Projector {
             .projection
             .record_dead_letter(&self.letter(event, reason.clone(), None))
             .await?;
+        metrics::count_dead_letter(reason_kind);
         tracing::warn!(dead_letter = %id, account_id = %event.account_id, sequence = event.sequence,
             %reason, "event dead-lettered; the account's later events wait behind it until \
             `ledger dead-letters retry {id}`");
@@ -350,6 +431,7 @@ impl Projector {
             .projection
             .record_dead_letter(&self.letter(event, reason, Some(head.id)))
             .await?;
+        metrics::count_dead_letter(DeadLetterReason::Waiting);
         tracing::warn!(dead_letter = %id, waiting_behind = %head.id, account_id = %event.account_id,
             sequence = event.sequence, "event waits behind a dead letter of its account");
         Ok(Some(Projected::WaitingBehindDeadLetter))
@@ -379,6 +461,7 @@ impl Projector {
             recorded_at: self.clock.now(),
         };
         let id = self.projection.record_dead_letter(&letter).await?;
+        metrics::count_dead_letter(DeadLetterReason::Undecodable);
         tracing::warn!(dead_letter = %id, account_id = ?undecodable.account_id,
             sequence = ?undecodable.sequence, error = %undecodable.error,
             "undecodable event dead-lettered; the account's later events wait behind it");
@@ -403,7 +486,10 @@ impl Projector {
             waiting_behind: None,
             recorded_at: self.clock.now(),
         };
-        self.projection.record_dead_letter(&letter).await
+        let id = self.projection.record_dead_letter(&letter).await?;
+        // Its one caller records stream records lost to the trim.
+        metrics::count_dead_letter(DeadLetterReason::Trimmed);
+        Ok(id)
     }
 
     fn letter(
@@ -424,8 +510,8 @@ impl Projector {
         }
     }
 
-    /// Applies `event` if and only if it is the next one of its stream.
-    #[tracing::instrument(skip_all, fields(account_id = %event.account_id, sequence = event.sequence))]
+    /// Applies `event` if and only if it is the next one of its stream, each write to the read model
+    /// in a `read_model.apply` span (a child of the caller's `projector.apply`).
     pub async fn handle(&self, event: &RecordedEvent) -> Result<Handled, StoreError> {
         let update = ReadModelUpdate::from_event(event);
         for _ in 0..=STALE_RETRIES_MAX {
@@ -435,7 +521,22 @@ impl Projector {
                 Classification::Duplicate => return Ok(Handled::Duplicate),
                 Classification::Gap => return Ok(Handled::Gap { last_sequence }),
             }
-            match self.projection.apply(&update).await? {
+            let span = tracing::info_span!(
+                "read_model.apply",
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
+                ledger.account_id = event.account_id.as_str(),
+                ledger.sequence = event.sequence,
+            );
+            let applied = self
+                .projection
+                .apply(&update)
+                .instrument(span.clone())
+                .await;
+            if applied.is_err() {
+                span.record("otel.status_code", "error");
+            }
+            match applied? {
                 ApplyOutcome::Applied => return Ok(Handled::Applied),
                 // Someone moved last_sequence between our read and our write; look again.
                 ApplyOutcome::Stale => {}
@@ -486,12 +587,14 @@ impl Projector {
                 .await
                 .map_err(RedriveError::StillFailing)?;
             for event in &tail {
-                match self
-                    .handle(event)
-                    .await
-                    .map_err(RedriveError::StillFailing)?
-                {
-                    Handled::Applied => applied += 1,
+                let span = apply_span(event);
+                let handled = self.handle(event).instrument(span.clone()).await;
+                mark_apply_span(&span, &handled, Handled::as_str);
+                match handled.map_err(RedriveError::StillFailing)? {
+                    Handled::Applied => {
+                        record_lag(event, self.clock.now());
+                        applied += 1;
+                    }
                     Handled::Duplicate => {}
                     Handled::Gap { last_sequence } => {
                         return Err(RedriveError::MissingInStore {
@@ -529,6 +632,67 @@ impl Projector {
             resolved,
             last_sequence,
         })
+    }
+}
+
+/// The `projector.apply` span of one event: a consumer span continuing the trace of the command
+/// that recorded it (from the event's stored `traceparent`), its outcome recorded by the caller.
+fn apply_span(event: &RecordedEvent) -> tracing::Span {
+    let span = tracing::info_span!(
+        "projector.apply",
+        otel.kind = "consumer",
+        otel.status_code = tracing::field::Empty,
+        ledger.account_id = event.account_id.as_str(),
+        ledger.sequence = event.sequence,
+        ledger.event_type = event.event.event_type(),
+        ledger.projection.outcome = tracing::field::Empty,
+    );
+    trace_context::continue_trace(&span, event.metadata.traceparent.as_deref());
+    span
+}
+
+/// Marks a `projector.apply` span with its event's outcome, or as an error.
+fn mark_apply_span<T: Copy>(
+    span: &tracing::Span,
+    result: &Result<T, StoreError>,
+    label: fn(T) -> &'static str,
+) {
+    match result {
+        Ok(outcome) => span.record("ledger.projection.outcome", label(*outcome)),
+        Err(_) => span.record("otel.status_code", "error"),
+    };
+}
+
+/// The projection lag of one event applied at `applied_at`: zero if the clocks disagree so far that
+/// it was applied "before" it was recorded.
+fn record_lag(event: &RecordedEvent, applied_at: chrono::DateTime<chrono::Utc>) {
+    let lag = applied_at
+        .signed_duration_since(event.recorded_at())
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    metrics::record_projection_lag(event.event.event_type(), lag);
+}
+
+impl Projected {
+    /// The outcome as the `ledger.projection.outcome` span field says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Duplicate => "duplicate",
+            Self::DeadLettered => "dead_lettered",
+            Self::WaitingBehindDeadLetter => "waiting",
+        }
+    }
+}
+
+impl Handled {
+    /// The outcome as the `ledger.projection.outcome` span field says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Duplicate => "duplicate",
+            Self::Gap { .. } => "gap",
+        }
     }
 }
 

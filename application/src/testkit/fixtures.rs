@@ -85,6 +85,23 @@ pub fn deposited_event(amount_text: &str, balance_after: &str) -> AccountEvent {
     })
 }
 
+/// Events `from..=to` of a plain history of `account_id`: the opening at 1, then deposits of 10.00
+/// each (so event N leaves (N - 1) * 10.00), event N recorded at `at(3, 9, N)`.
+pub fn opening_and_deposits(account_id: &str, from: u64, to: u64) -> Vec<RecordedEvent> {
+    (from..=to)
+        .map(|sequence| {
+            let event = if sequence == 1 {
+                opened_event()
+            } else {
+                let after = format!("{}.00", (sequence - 1) * 10);
+                deposited_event("10.00", &after)
+            };
+            let micros = u32::try_from(sequence).expect("small sequence");
+            recorded(account_id, sequence, event, at(3, 9, micros))
+        })
+        .collect()
+}
+
 pub fn frozen_event(reason: &str) -> AccountEvent {
     AccountEvent::AccountFrozen(AccountFrozen {
         reason: FreezeReason::parse(reason).expect("reason"),

@@ -1,6 +1,7 @@
 //! The DynamoDB Streams reader: follows the events table's stream into the application's projector,
 //! every shard, parents before children, resuming from per-shard checkpoints kept beside the read
-//! model. Used by `ledger-projector` and in-process alike.
+//! model. Used by `ledger-projector` and in-process alike; its reading of records (`read_record`,
+//! `project_entries`) is also the projection Lambda's.
 
 mod poller;
 mod progress;
@@ -14,3 +15,4 @@ pub use poller::{
     DEFAULT_REQUESTS_PER_SHARD_PER_ROUND, GET_RECORDS_LIMIT_MAX, PollReport, StreamPoller,
     StreamPollerConfig,
 };
+pub use records::{StreamEntry, project_entries, read_record};

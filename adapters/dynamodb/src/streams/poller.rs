@@ -15,16 +15,13 @@ use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::error::DisplayErrorContext;
 use aws_sdk_dynamodbstreams::operation::get_shard_iterator::GetShardIteratorError;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType, StreamViewType};
-use ledger_application::ports::{
-    ProjectionCheckpoints, ShardCheckpoint, StoreError, UndecodableEvent,
-};
-use ledger_application::{Projected, ProjectionProgress, Projector, RecordedEvent};
+use ledger_application::ports::{ProjectionCheckpoints, ShardCheckpoint, StoreError};
+use ledger_application::{Projected, ProjectionProgress, Projector};
 use tokio::sync::{Mutex, watch};
 
 use super::progress::{IteratorStart, checkpoint_after_batch};
-use super::records::{StreamChange, classify, image_identity, image_json};
+use super::records::{StreamEntry, project_entries, read_record};
 use super::shards::{ListedShard, is_readable, order_parents_first};
-use crate::items::decode_event;
 
 /// DynamoDB Streams' own ceiling on GetRecords' `Limit`.
 pub const GET_RECORDS_LIMIT_MAX: i32 = 1_000;
@@ -539,82 +536,39 @@ impl StreamPoller {
         Ok(ShardRead::Open)
     }
 
-    /// Hands the batch's events to the projector in stream order: the decodable events between two
-    /// undecodable ones as one run through the projector's batched path (one read-model
-    /// transaction where the sequence rule allows), an undecodable one alone, in its place. Returns
-    /// the sequence number of the last record handled (projected or deliberately skipped), to be
-    /// checkpointed. A projector error ends the round here: nothing of this batch is checkpointed,
-    /// so it is delivered again.
+    /// Hands the batch's records to the projector in stream order ([`project_entries`]: runs of
+    /// decodable events through the batched path, an undecodable one dead-lettered alone in its
+    /// place). Returns the sequence number of the last record handled (projected or deliberately
+    /// skipped), to be checkpointed. A projector error ends the round here: nothing of this batch is
+    /// checkpointed, so it is delivered again.
     async fn project_batch(
         &self,
         shard_id: &str,
         records: &[Record],
         report: &mut PollReport,
     ) -> Result<Option<String>, StoreError> {
-        let mut last_handled: Option<&str> = None;
         if !records.is_empty() {
             self.projector.note_work_found();
         }
-        let mut run: Vec<RecordedEvent> = Vec::with_capacity(records.len());
-        for record in records {
-            report.records += 1;
-            match classify(record) {
-                StreamChange::Insert {
-                    sequence_number,
-                    image,
-                } => {
-                    match decode_event(image) {
-                        Ok(event) => run.push(event),
-                        Err(error) => {
-                            self.project_run(&mut run, report).await?;
-                            // Stalling the shard would stall every account in it for one bad item:
-                            // it is dead-lettered with its image, and its account's later events
-                            // wait behind it.
-                            let (account_id, sequence) = image_identity(image);
-                            let undecodable = UndecodableEvent {
-                                account_id,
-                                sequence,
-                                raw: image_json(image),
-                                error: format!(
-                                    "stream record {sequence_number} of shard {shard_id}: {error}"
-                                ),
-                            };
-                            report.count(self.projector.project_undecodable(&undecodable).await?);
-                        }
-                    }
-                    last_handled = Some(sequence_number);
-                }
-                StreamChange::Unexpected {
-                    sequence_number,
-                    what,
-                } => {
-                    tracing::error!(stream = %self.stream_arn, shard_id, sequence_number,
-                        "{what} in the events table's stream: events are immutable; skipped");
-                    report.skipped += 1;
-                    last_handled = Some(sequence_number);
-                }
-                StreamChange::Unpositioned => {
-                    tracing::error!(stream = %self.stream_arn, shard_id,
-                        "stream record without a sequence number; skipped");
-                    report.skipped += 1;
-                }
-            }
-        }
-        self.project_run(&mut run, report).await?;
-        Ok(last_handled.map(str::to_owned))
-    }
-
-    /// Projects the run of decoded events gathered so far and empties it.
-    async fn project_run(
-        &self,
-        run: &mut Vec<RecordedEvent>,
-        report: &mut PollReport,
-    ) -> Result<(), StoreError> {
-        for projected in self.projector.project_batch(run).await? {
+        let origin = format!("shard {shard_id} of {}", self.stream_arn);
+        let entries: Vec<StreamEntry<'_>> = records
+            .iter()
+            .map(|record| read_record(record, &origin))
+            .collect();
+        report.records += entries.len();
+        report.skipped += entries
+            .iter()
+            .filter(|entry| matches!(entry, StreamEntry::Skipped { .. }))
+            .count();
+        let last_handled = entries
+            .iter()
+            .rev()
+            .find_map(StreamEntry::sequence_number)
+            .map(str::to_owned);
+        for projected in project_entries(&self.projector, entries).await? {
             report.count(projected);
         }
-        run.clear();
-        Ok(())
+        Ok(last_handled)
     }
 
     /// An iterator just after `position`, or at the oldest record if the shard was never read. If the

@@ -1,13 +1,142 @@
-//! What one stream record is to the poller: an appended event to project, or something the events
-//! table can never legitimately produce.
+//! What one stream record is to a projector (the stream poller and the projection Lambda alike): an
+//! appended event to project, an image that cannot be decoded (dead-lettered with its image), or
+//! something the events table can never legitimately produce (logged and skipped); and the one way a
+//! batch of them is handed to the `Projector`.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, Record};
+use ledger_application::ports::{StoreError, UndecodableEvent};
+use ledger_application::{Projected, Projector, RecordedEvent};
+use ledger_domain::AccountId;
+
+use crate::items::decode_event;
+
+/// One stream record, read: what the projector is handed for it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEntry<'a> {
+    /// An INSERT whose image decodes: the event to project.
+    Event {
+        sequence_number: &'a str,
+        event: RecordedEvent,
+    },
+    /// An INSERT whose image does not decode: to be dead-lettered with its image, so that the shard
+    /// moves on and the account's later events wait behind it.
+    Undecodable {
+        sequence_number: &'a str,
+        undecodable: UndecodableEvent,
+    },
+    /// A record that is not an appended event (a MODIFY or REMOVE, an INSERT without its image, a
+    /// record without a position): logged as an error and skipped.
+    Skipped { sequence_number: Option<&'a str> },
+}
+
+impl<'a> StreamEntry<'a> {
+    /// The record's position in its shard, if it has one.
+    pub fn sequence_number(&self) -> Option<&'a str> {
+        match self {
+            Self::Event {
+                sequence_number, ..
+            }
+            | Self::Undecodable {
+                sequence_number, ..
+            } => Some(sequence_number),
+            Self::Skipped { sequence_number } => *sequence_number,
+        }
+    }
+
+    /// The account the record belongs to, as far as it can be read (`None` for a skipped record
+    /// and for an undecodable image whose account attribute cannot be read).
+    pub fn account_id(&self) -> Option<&AccountId> {
+        match self {
+            Self::Event { event, .. } => Some(&event.account_id),
+            Self::Undecodable { undecodable, .. } => undecodable.account_id.as_ref(),
+            Self::Skipped { .. } => None,
+        }
+    }
+}
+
+/// Reads one stream record: classifies it and decodes an INSERT's image through
+/// [`decode_event`], the same decoder as every Query result. `origin` names where the record came
+/// from (a shard, a stream) for the logs and for an undecodable image's error. A skipped record is
+/// logged here, as an error: events are immutable, so it means the table was changed behind the
+/// application's back.
+pub fn read_record<'a>(record: &'a Record, origin: &str) -> StreamEntry<'a> {
+    match classify(record) {
+        StreamChange::Insert {
+            sequence_number,
+            image,
+        } => match decode_event(image) {
+            Ok(event) => StreamEntry::Event {
+                sequence_number,
+                event,
+            },
+            Err(error) => {
+                let (account_id, sequence) = image_identity(image);
+                StreamEntry::Undecodable {
+                    sequence_number,
+                    undecodable: UndecodableEvent {
+                        account_id,
+                        sequence,
+                        raw: image_json(image),
+                        error: format!("stream record {sequence_number} of {origin}: {error}"),
+                    },
+                }
+            }
+        },
+        StreamChange::Unexpected {
+            sequence_number,
+            what,
+        } => {
+            tracing::error!(
+                origin,
+                sequence_number,
+                "{what} in the events table's stream: events are immutable; skipped"
+            );
+            StreamEntry::Skipped {
+                sequence_number: Some(sequence_number),
+            }
+        }
+        StreamChange::Unpositioned => {
+            tracing::error!(origin, "stream record without a sequence number; skipped");
+            StreamEntry::Skipped {
+                sequence_number: None,
+            }
+        }
+    }
+}
+
+/// Hands `entries` (taken, so that their events are not copied) to the projector in stream order, with the outcome of each event and undecodable
+/// entry (skipped ones have none), in that order: the decodable events between two undecodable ones
+/// as one run through the projector's batched path (one read-model transaction where the sequence
+/// rule allows), an undecodable one alone, in its place, dead-lettered with its image (stalling the
+/// shard would stall every account in it for one bad item). A projector error (the read model is
+/// unavailable) is returned at once: what was projected before it stays projected, and delivering
+/// the entries again only meets duplicates.
+pub async fn project_entries(
+    projector: &Projector,
+    entries: Vec<StreamEntry<'_>>,
+) -> Result<Vec<Projected>, StoreError> {
+    let mut projected = Vec::with_capacity(entries.len());
+    let mut run: Vec<RecordedEvent> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match entry {
+            StreamEntry::Event { event, .. } => run.push(event),
+            StreamEntry::Undecodable { undecodable, .. } => {
+                projected.extend(projector.project_batch(&run).await?);
+                run.clear();
+                projected.push(projector.project_undecodable(&undecodable).await?);
+            }
+            StreamEntry::Skipped { .. } => {}
+        }
+    }
+    projected.extend(projector.project_batch(&run).await?);
+    Ok(projected)
+}
 
 /// One stream record, classified.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum StreamChange<'a> {
+enum StreamChange<'a> {
     /// An appended event: its item as written.
     Insert {
         sequence_number: &'a str,
@@ -28,7 +157,7 @@ pub enum StreamChange<'a> {
 /// attributes in name order so that the same image always reads the same: the raw form a dead letter
 /// keeps of an event that could not be decoded. Binary values, which the events table never holds,
 /// are written as hex under `B_hex`.
-pub fn image_json(image: &HashMap<String, AttributeValue>) -> String {
+fn image_json(image: &HashMap<String, AttributeValue>) -> String {
     serde_json::Value::Object(attributes_json(image)).to_string()
 }
 
@@ -73,7 +202,7 @@ fn attribute_json(value: &AttributeValue) -> serde_json::Value {
 }
 
 /// What can be read of an undecodable image's identity: its account and sequence attributes.
-pub fn image_identity(
+fn image_identity(
     image: &HashMap<String, AttributeValue>,
 ) -> (Option<ledger_domain::AccountId>, Option<u64>) {
     let account_id = match image.get(crate::items::ACCOUNT_ID) {
@@ -87,7 +216,7 @@ pub fn image_identity(
     (account_id, sequence)
 }
 
-pub fn classify(record: &Record) -> StreamChange<'_> {
+fn classify(record: &Record) -> StreamChange<'_> {
     let Some(sequence_number) = record
         .dynamodb()
         .and_then(|change| change.sequence_number())

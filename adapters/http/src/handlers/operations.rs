@@ -1,20 +1,14 @@
-//! Operations endpoints: liveness, readiness (every `HealthCheck`, each bounded in time) and the
-//! OpenAPI document.
+//! Operations endpoints: liveness, readiness and the OpenAPI document, answered by `answers` (the
+//! query Lambda answers them the same way).
 
-use std::time::Duration;
-
-use actix_web::rt::time::timeout;
 use actix_web::{HttpResponse, web};
-use utoipa::OpenApi;
 
 use crate::HttpState;
+use crate::answers;
+// Named by the utoipa annotations.
 use crate::dto::HealthResponse;
-use crate::openapi::{ApiDoc, ReadinessProblems};
+use crate::openapi::ReadinessProblems;
 use crate::problem::ApiError;
-
-/// How long one readiness check may take before it counts as failed: a load balancer polling
-/// readiness must get an answer, not a hung connection.
-pub const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The process is up and serving HTTP. Checks no dependency.
 #[utoipa::path(
@@ -23,8 +17,8 @@ pub const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
     tag = "operations",
     responses((status = 200, description = "Alive.", body = HealthResponse))
 )]
-pub(crate) async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(HealthResponse::ok())
+pub(crate) async fn live() -> Result<HttpResponse, ApiError> {
+    answers::liveness().map(HttpResponse::from)
 }
 
 /// Every dependency answers: the service can take traffic.
@@ -38,29 +32,9 @@ pub(crate) async fn live() -> HttpResponse {
     )
 )]
 pub(crate) async fn ready(state: web::Data<HttpState>) -> Result<HttpResponse, ApiError> {
-    let mut failing_checks = Vec::new();
-    for check in &state.health_checks {
-        match timeout(HEALTH_CHECK_TIMEOUT, check.check()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(check = check.name(), %error, "readiness check failed");
-                failing_checks.push(check.name());
-            }
-            Err(_) => {
-                tracing::warn!(
-                    check = check.name(),
-                    timeout_ms = HEALTH_CHECK_TIMEOUT.as_millis(),
-                    "readiness check timed out"
-                );
-                failing_checks.push(check.name());
-            }
-        }
-    }
-    if failing_checks.is_empty() {
-        Ok(HttpResponse::Ok().json(HealthResponse::ok()))
-    } else {
-        Err(ApiError::NotReady { failing_checks })
-    }
+    answers::readiness(&state.health_checks)
+        .await
+        .map(HttpResponse::from)
 }
 
 /// This document.
@@ -71,10 +45,5 @@ pub(crate) async fn ready(state: web::Data<HttpState>) -> Result<HttpResponse, A
     responses((status = 200, description = "The OpenAPI document of this API.", content_type = "application/json"))
 )]
 pub(crate) async fn openapi() -> Result<HttpResponse, ApiError> {
-    let document = ApiDoc::openapi()
-        .to_json()
-        .map_err(|error| ApiError::internal(&error))?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(document))
+    answers::openapi_document().map(HttpResponse::from)
 }

@@ -1,15 +1,29 @@
-//! Query handlers (`GET`): parse the path and query string, ask the `QueryService`, shape the view.
+//! Query handlers (`GET`): the path's account id and the raw query string handed to
+//! `answers::answer_query`, which does the work for actix and the query Lambda alike. The utoipa
+//! annotations describe the parameters `answer_query` parses.
 
-use actix_web::{HttpResponse, web};
-use chrono::Utc;
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::HttpState;
+use crate::answers::{QueryEndpoint, answer_query};
+// Named by the utoipa annotations, which describe what `answer_query` parses and answers.
 use crate::dto::{
-    AccountParams, AccountResponse, BalanceParams, BalanceResponse, DailyBalanceItem,
-    DailyBalancesParams, DailyBalancesResponse, TransactionPageResponse, TransactionsParams,
+    AccountParams, AccountResponse, BalanceParams, BalanceResponse, DailyBalancesParams,
+    DailyBalancesResponse, TransactionPageResponse, TransactionsParams,
 };
 use crate::openapi::{AccountIdPathParams, QueryProblems};
 use crate::problem::ApiError;
+
+async fn answer(
+    state: &HttpState,
+    endpoint: QueryEndpoint,
+    account_id: &str,
+    request: &HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    answer_query(&state.queries, endpoint, account_id, request.query_string())
+        .await
+        .map(HttpResponse::from)
+}
 
 /// An account as the read model holds it, with `last_sequence` saying how fresh it is.
 #[utoipa::path(
@@ -25,14 +39,9 @@ use crate::problem::ApiError;
 pub(crate) async fn get_account(
     state: web::Data<HttpState>,
     account_id: web::Path<String>,
-    params: web::Query<AccountParams>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let query = params.into_inner().try_into_domain(&account_id)?;
-    let view = state
-        .queries
-        .account(&query.account_id, query.min_sequence)
-        .await?;
-    Ok(HttpResponse::Ok().json(AccountResponse::from(view)))
+    answer(&state, QueryEndpoint::Account, &account_id, &request).await
 }
 
 /// The account's money movements in sequence order, one page at a time.
@@ -49,19 +58,9 @@ pub(crate) async fn get_account(
 pub(crate) async fn list_transactions(
     state: web::Data<HttpState>,
     account_id: web::Path<String>,
-    params: web::Query<TransactionsParams>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let query = params.into_inner().try_into_domain(&account_id)?;
-    let page = state
-        .queries
-        .transactions(
-            &query.account_id,
-            query.after_sequence,
-            query.limit,
-            query.min_sequence,
-        )
-        .await?;
-    Ok(HttpResponse::Ok().json(TransactionPageResponse::from(page)))
+    answer(&state, QueryEndpoint::Transactions, &account_id, &request).await
 }
 
 /// The balance at an instant: that of the last movement at or before `as_of`.
@@ -78,16 +77,9 @@ pub(crate) async fn list_transactions(
 pub(crate) async fn balance_as_of(
     state: web::Data<HttpState>,
     account_id: web::Path<String>,
-    params: web::Query<BalanceParams>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let query = params
-        .into_inner()
-        .try_into_domain(&account_id, Utc::now())?;
-    let balance = state
-        .queries
-        .balance_as_of(&query.account_id, query.as_of, query.min_sequence)
-        .await?;
-    Ok(HttpResponse::Ok().json(BalanceResponse::from(balance)))
+    answer(&state, QueryEndpoint::BalanceAsOf, &account_id, &request).await
 }
 
 /// Closing balances (UTC days) of the days in `from..=to` on which money moved.
@@ -104,17 +96,7 @@ pub(crate) async fn balance_as_of(
 pub(crate) async fn daily_balances(
     state: web::Data<HttpState>,
     account_id: web::Path<String>,
-    params: web::Query<DailyBalancesParams>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let query = params
-        .into_inner()
-        .try_into_domain(&account_id, Utc::now().date_naive())?;
-    let days = state
-        .queries
-        .daily_balances(&query.account_id, query.from, query.to, query.min_sequence)
-        .await?;
-    Ok(HttpResponse::Ok().json(DailyBalancesResponse {
-        account_id: query.account_id.to_string(),
-        items: days.into_iter().map(DailyBalanceItem::from).collect(),
-    }))
+    answer(&state, QueryEndpoint::DailyBalances, &account_id, &request).await
 }
