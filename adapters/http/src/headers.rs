@@ -167,23 +167,28 @@ pub async fn correlate(
     Ok(response)
 }
 
-/// The request's server span, named by its route template (never the raw path, which holds ids),
-/// its parent the client's trace when the request carries a well-formed `traceparent`.
+/// The request's server span, named by its route template (never the raw path, which holds ids;
+/// the method alone for a path no route matches, as OpenTelemetry's HTTP conventions say), its
+/// parent the client's trace when the request carries a well-formed `traceparent`.
 fn request_span(req: &ServiceRequest, correlation_id: &str) -> tracing::Span {
     let method = req.method().as_str();
     let route = req.match_pattern();
-    let route = route.as_deref().unwrap_or("unmatched");
     let span = tracing::info_span!(
         "http.request",
-        otel.name = %format_args!("{method} {route}"),
+        otel.name = %route
+            .as_deref()
+            .map_or_else(|| method.to_owned(), |route| format!("{method} {route}")),
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
         http.request.method = method,
-        http.route = route,
+        http.route = tracing::field::Empty,
         url.path = req.path(),
         http.response.status_code = tracing::field::Empty,
         correlation_id,
     );
+    if let Some(route) = route.as_deref() {
+        span.record("http.route", route);
+    }
     // Before the span is entered: once started, its parent is fixed.
     continue_trace(&span, traceparent(req.headers()).as_deref());
     span
