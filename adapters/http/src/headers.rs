@@ -167,40 +167,59 @@ pub async fn correlate(
     Ok(response)
 }
 
-/// The request's server span, named by its route template (never the raw path, which holds ids;
-/// the method alone for a path no route matches, as OpenTelemetry's HTTP conventions say), its
-/// parent the client's trace when the request carries a well-formed `traceparent`.
+/// The request's server span, named by its route template.
 fn request_span(req: &ServiceRequest, correlation_id: &str) -> tracing::Span {
-    let method = req.method().as_str();
-    let route = req.match_pattern();
+    let span = http_request_span(
+        req.method().as_str(),
+        req.match_pattern().as_deref(),
+        req.path(),
+        traceparent(req.headers()).as_deref(),
+    );
+    span.record("correlation_id", correlation_id);
+    span
+}
+
+/// One `http.request` server span, for the actix middleware and the query Lambda alike: named by
+/// its route template (never the raw path, which holds ids; the method alone for a path no route
+/// matches, as OpenTelemetry's HTTP conventions say), its parent the client's trace when the
+/// request carries a well-formed `traceparent`. Record the answer with [`record_http_status`].
+pub fn http_request_span(
+    method: &str,
+    route: Option<&str>,
+    path: &str,
+    traceparent: Option<&str>,
+) -> tracing::Span {
     let span = tracing::info_span!(
         "http.request",
-        otel.name = %route
-            .as_deref()
-            .map_or_else(|| method.to_owned(), |route| format!("{method} {route}")),
+        otel.name = %route.map_or_else(|| method.to_owned(), |route| format!("{method} {route}")),
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
         http.request.method = method,
         http.route = tracing::field::Empty,
-        url.path = req.path(),
+        url.path = path,
         http.response.status_code = tracing::field::Empty,
-        correlation_id,
+        correlation_id = tracing::field::Empty,
     );
-    if let Some(route) = route.as_deref() {
+    if let Some(route) = route {
         span.record("http.route", route);
     }
     // Before the span is entered: once started, its parent is fixed.
-    continue_trace(&span, traceparent(req.headers()).as_deref());
+    continue_trace(&span, traceparent);
     span
 }
 
-/// The status on the span (a 5xx marks it failed, as OpenTelemetry's HTTP conventions ask of a
-/// server; a 4xx is the client's error, not the server's) and one access-log line inside it.
-fn record_status(span: &tracing::Span, status: StatusCode, elapsed: Duration) {
-    span.record("http.response.status_code", status.as_u16());
-    if status.is_server_error() {
+/// The answer's status on an [`http_request_span`]: a 5xx marks it failed, as OpenTelemetry's HTTP
+/// conventions ask of a server; a 4xx is the client's error, not the server's.
+pub fn record_http_status(span: &tracing::Span, status: u16) {
+    span.record("http.response.status_code", status);
+    if (500..600).contains(&status) {
         span.record("otel.status_code", "ERROR");
     }
+}
+
+/// The status on the span and one access-log line inside it.
+fn record_status(span: &tracing::Span, status: StatusCode, elapsed: Duration) {
+    record_http_status(span, status.as_u16());
     let elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     span.in_scope(|| {
         tracing::info!(status = status.as_u16(), elapsed_us, "request served");

@@ -58,12 +58,10 @@
 //! batch per shard at a time).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, Record, StreamRecord};
-use lambda_runtime::{LambdaEvent, service_fn};
 use ledger_application::Projector;
 use ledger_domain::AccountId;
 use ledger_dynamodb::streams::{StreamEntry, project_entries, read_record};
@@ -106,20 +104,6 @@ impl BatchOutcome {
 impl ProjectionFunction {
     pub fn new(projector: Projector) -> Self {
         Self { projector }
-    }
-
-    /// Serves invocations until the Lambda runtime stops: the function's `main` after set-up.
-    ///
-    /// # Errors
-    /// When the runtime API cannot be reached or an event cannot be parsed; a batch the read model
-    /// cannot take is answered with batch item failures, never an error.
-    pub async fn run(self) -> Result<(), lambda_runtime::Error> {
-        let function = Arc::new(self);
-        lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
-            let function = Arc::clone(&function);
-            async move { Ok::<_, lambda_runtime::Error>(function.handle(event.payload).await) }
-        }))
-        .await
     }
 
     /// Projects one invocation's batch and answers which records the ESM must deliver again.

@@ -21,13 +21,14 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use ledger_application::QueryService;
 use ledger_application::ports::HealthCheck;
-use ledger_application::trace_context::continue_trace;
 use ledger_http::answers::{answer_query, liveness, openapi_document, readiness};
-use ledger_http::headers::{CORRELATION_ID, TRACEPARENT, adopt_or_mint_correlation_id};
+use ledger_http::headers::{
+    CORRELATION_ID, TRACEPARENT, adopt_or_mint_correlation_id, http_request_span,
+    record_http_status,
+};
 use ledger_http::routes::{Route, RouteMatch, resolve};
 use ledger_http::{ApiError, PlainResponse};
 use tracing::Instrument;
-use tracing::field::Empty;
 
 /// What the function needs, built once per execution environment: the query service over the
 /// read model and the readiness checks (the read model's, as `ledger-api` has with PostgreSQL).
@@ -70,23 +71,10 @@ pub async fn handle_query_request(state: &QueryFunctionState, request: Request) 
     let method = request.method().clone();
     let resolved = resolve(&raw_path);
 
-    let span = tracing::info_span!(
-        "http.request",
-        otel.name = %resolved
-            .template
-            .map_or_else(|| method.to_string(), |template| format!("{method} {template}")),
-        otel.kind = "server",
-        http.request.method = %method,
-        http.route = Empty,
-        url.path = %raw_path,
-        http.response.status_code = Empty,
-        correlation_id = Empty,
-    );
-    if let Some(template) = resolved.template {
-        span.record("http.route", template);
-    }
-    continue_trace(
-        &span,
+    let span = http_request_span(
+        method.as_str(),
+        resolved.template,
+        &raw_path,
         request
             .headers()
             .get(TRACEPARENT)
@@ -109,7 +97,7 @@ pub async fn handle_query_request(state: &QueryFunctionState, request: Request) 
         let plain = answer(state, &method, &resolved, &raw_query)
             .await
             .unwrap_or_else(|error| error.to_plain_response());
-        tracing::Span::current().record("http.response.status_code", plain.status);
+        record_http_status(&tracing::Span::current(), plain.status);
         into_lambda_response(plain, correlation_id.as_deref())
     }
     .instrument(span)

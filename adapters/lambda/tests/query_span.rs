@@ -70,7 +70,11 @@ async fn span_fields(request: Request) -> BTreeMap<String, String> {
     let state = QueryFunctionState::new(
         Arc::new(QueryService::new(
             Arc::new(InMemoryReadModel::new()),
-            FreshnessWait::default(),
+            // Short, so that a `min_sequence` the empty model never reaches answers 503 at once.
+            FreshnessWait {
+                timeout: std::time::Duration::from_millis(50),
+                poll_interval: std::time::Duration::from_millis(10),
+            },
         )),
         Vec::new(),
     );
@@ -98,6 +102,21 @@ async fn a_query_runs_in_an_http_request_span_named_by_its_route_with_its_status
     assert_eq!(fields["url.path"], "/v1/accounts/par-nobody/balance");
     assert_eq!(fields["http.response.status_code"], "404");
     assert_eq!(fields["correlation_id"], "parity-correlation-7");
+    assert!(
+        !fields.contains_key("otel.status_code"),
+        "a 4xx is the client's error, not the span's: {fields:?}"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_5xx_answer_marks_the_span_failed() {
+    let mut behind = request("GET", "/v1/accounts/par-nobody");
+    *behind.uri_mut() = "/v1/accounts/par-nobody?min_sequence=3"
+        .parse()
+        .expect("a URI");
+    let fields = span_fields(behind).await;
+    assert_eq!(fields["http.response.status_code"], "503");
+    assert_eq!(fields["otel.status_code"], "ERROR");
 }
 
 #[tokio::test(flavor = "current_thread")]
