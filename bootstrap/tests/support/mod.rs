@@ -1,11 +1,13 @@
 //! What the binaries' tests share: running a binary to completion, running a long-lived one with its
 //! log lines collected (JSON, one object a line), and stopping one with SIGTERM (gracefully) or
-//! SIGKILL (a crash); `otlp` is the OTLP receiver of the telemetry tests.
+//! SIGKILL (a crash); `otlp` is the OTLP receiver of the telemetry tests, `lambda_runtime_api` the Lambda Runtime API the
+//! Lambda binaries run against.
 #![allow(
     dead_code,
     reason = "every test crate of the binaries compiles this module and uses a part of it"
 )]
 
+pub mod lambda_runtime_api;
 pub mod otlp;
 
 use std::io::{BufRead, BufReader, Read};
