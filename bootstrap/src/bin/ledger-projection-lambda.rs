@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use aws_lambda_events::event::dynamodb::Event;
 use lambda_runtime::{LambdaEvent, service_fn};
+use ledger_bootstrap::lambda_loop::serve_until_shutdown;
 use ledger_bootstrap::lambda_projection::projection_function;
 use ledger_bootstrap::{LedgerConfig, telemetry};
 
@@ -38,11 +39,5 @@ async fn main() -> ExitCode {
         telemetry.flush_off_runtime().await;
         Ok::<_, Infallible>(response)
     });
-    match lambda_runtime::run(handler).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "the Lambda runtime stopped");
-            ExitCode::FAILURE
-        }
-    }
+    serve_until_shutdown(telemetry, lambda_runtime::run(handler)).await
 }

@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::process::ExitCode;
 
 use lambda_http::{Request, service_fn};
+use ledger_bootstrap::lambda_loop::serve_until_shutdown;
 use ledger_bootstrap::lambda_query::query_function_state;
 use ledger_bootstrap::{LedgerConfig, telemetry};
 use ledger_lambda::query::handle_query_request;
@@ -35,11 +36,5 @@ async fn main() -> ExitCode {
         telemetry.flush_off_runtime().await;
         Ok::<_, Infallible>(response)
     });
-    match lambda_http::run(handler).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "the Lambda runtime stopped");
-            ExitCode::FAILURE
-        }
-    }
+    serve_until_shutdown(telemetry, lambda_http::run(handler)).await
 }
