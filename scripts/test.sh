@@ -38,5 +38,8 @@ cargo test --workspace --all-targets --locked
 step "Lambda smoke test (both functions under cargo lambda watch, invoked with cargo lambda invoke)"
 ./scripts/lambda-smoke.sh
 
+step "Pulumi unit tests (mocks, no cloud)"
+./scripts/pulumi-test.sh
+
 step "fuzz (schemathesis against a real ledger-api, from its own OpenAPI document)"
 ./scripts/fuzz.sh

@@ -1,0 +1,85 @@
+"""Builds the stack once under Pulumi's mocks (no CLI, no cloud) and records every resource's inputs.
+
+Each test then asserts one property on the recorded inputs (what `pulumi up` would send to AWS).
+"""
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+import pulumi
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+CONFIG = {
+    "ledger:databaseUrl": "postgres://ledger:secret@db.internal:5432/ledger",
+    "ledger:jwtIssuer": "https://issuer.example.com/",
+    "ledger:jwtAudience": "ledger-api",
+}
+
+
+@dataclass
+class Recorded:
+    typ: str
+    name: str
+    inputs: dict
+
+
+@dataclass
+class Mocks(pulumi.runtime.Mocks):
+    resources: list = field(default_factory=list)
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.resources.append(Recorded(args.typ, args.name, dict(args.inputs)))
+        arn = f"arn:aws:mock:eu-west-1:123456789012:{args.name}"
+        state = dict(args.inputs, arn=arn)
+        if args.typ == "aws:dynamodb/table:Table":
+            state["streamArn"] = f"{arn}/stream/2026-12-01T00:00:00.000"
+        if args.typ == "aws:lambda/function:Function":
+            state["invokeArn"] = f"arn:aws:apigateway:eu-west-1:lambda:path/functions/{arn}/invocations"
+        if args.typ == "aws:apigatewayv2/api:Api":
+            state["executionArn"] = f"arn:aws:execute-api:eu-west-1:123456789012:{args.name}"
+        if args.typ == "aws:apigatewayv2/stage:Stage":
+            state["invokeUrl"] = "https://mock.execute-api.eu-west-1.amazonaws.com/"
+        if args.typ == "aws:sqs/queue:Queue":
+            state["url"] = f"https://sqs.eu-west-1.amazonaws.com/123456789012/{args.name}"
+        if "name" not in state:
+            state["name"] = args.name
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+class Built:
+    def __init__(self, mocks: Mocks, stack):
+        self.resources = mocks.resources
+        self.stack = stack
+
+    def of_type(self, typ: str) -> list:
+        return [r for r in self.resources if r.typ == typ]
+
+    def one(self, typ: str, name: str) -> Recorded:
+        found = [r for r in self.of_type(typ) if r.name == name]
+        assert len(found) == 1, f"expected one {typ} named {name}, found {len(found)}"
+        return found[0]
+
+
+@pytest.fixture(scope="session")
+def built() -> Built:
+    mocks = Mocks()
+    pulumi.runtime.set_mocks(mocks, project="ledger", stack="test", preview=False)
+    for key, value in CONFIG.items():
+        pulumi.runtime.set_config(key, value)
+    from ledger_infra.stack import build
+
+    holder = {}
+
+    @pulumi.runtime.test
+    def run():
+        # The decorator waits for every registration the build started, so the inputs are recorded.
+        holder["stack"] = build()
+
+    run()
+    return Built(mocks, holder["stack"])

@@ -1,0 +1,40 @@
+"""Reading recorded inputs: policy actions, unwrapped secrets."""
+
+import json
+
+TABLE = "aws:dynamodb/table:Table"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+FUNCTION = "aws:lambda/function:Function"
+MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker of a serialized secret
+
+
+def unsecret(value):
+    """A secret's plain value (the mocks see secrets as {sig: ..., value: ...})."""
+    if isinstance(value, dict) and SECRET_SIG in value:
+        return value["value"]
+    return value
+
+
+def is_secret(value) -> bool:
+    return isinstance(value, dict) and SECRET_SIG in value
+
+
+def statements(policy_json: str) -> list:
+    found = json.loads(policy_json)["Statement"]
+    return found if isinstance(found, list) else [found]
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def policies_of(built, role_name: str) -> list:
+    """The inline policies attached to the role named `role_name` (the mocks give it id `<name>-id`)."""
+    return [r for r in built.of_type(ROLE_POLICY) if r.inputs["role"] == f"{role_name}-id"]
+
+
+def actions_of(built, role_name: str) -> list:
+    return [a for p in policies_of(built, role_name) for s in statements(p.inputs["policy"]) for a in as_list(s["Action"])]
