@@ -4,7 +4,8 @@
   any table (it writes PostgreSQL, not DynamoDB);
 - the query Lambda has no DynamoDB access at all (it reads the PostgreSQL read model);
 - the API task may write and read its three tables, with the five actions the DynamoDB adapter uses.
-Both Lambdas also get the AWS-managed basic execution policy (CloudWatch Logs only).
+Both Lambdas also get the AWS-managed VPC execution policy (CloudWatch Logs and their network
+interfaces in the private subnets, nothing else).
 """
 
 import json
@@ -15,7 +16,8 @@ import pulumi_aws as aws
 
 from .tables import Tables
 
-LAMBDA_LOGS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+# Logs, and the network interfaces a function in a VPC needs (AWS-managed; nothing else).
+LAMBDA_LOGS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 
 STREAM_READ_ACTIONS = [
     "dynamodb:DescribeStream",

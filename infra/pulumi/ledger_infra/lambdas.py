@@ -7,6 +7,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import iam
+from .network import Network
 from .settings import Settings
 from .tables import Tables
 
@@ -36,7 +37,7 @@ def _environment(settings: Settings):
     }
 
 
-def _function(name: str, zip_path: str, role: aws.iam.Role, timeout: int, settings: Settings):
+def _function(name: str, zip_path: str, role: aws.iam.Role, timeout: int, settings: Settings, network: Network):
     return aws.lambda_.Function(
         name,
         runtime="provided.al2023",
@@ -47,10 +48,16 @@ def _function(name: str, zip_path: str, role: aws.iam.Role, timeout: int, settin
         timeout=timeout,
         memory_size=256,
         environment=_environment(settings),
+        # In the private subnets, to reach the read model; the functions' group is the only one the
+        # database's port is open to.
+        vpc_config={
+            "subnet_ids": [subnet.id for subnet in network.private_subnets],
+            "security_group_ids": [network.functions_security_group.id],
+        },
     )
 
 
-def create(settings: Settings, tables: Tables) -> Lambdas:
+def create(settings: Settings, tables: Tables, network: Network) -> Lambdas:
     dead_letters = aws.sqs.Queue(
         "projection-dead-letters",
         message_retention_seconds=1_209_600,  # 14 days, the SQS maximum
@@ -58,7 +65,7 @@ def create(settings: Settings, tables: Tables) -> Lambdas:
     )
     projection_role = iam.lambda_role("projection-lambda")
     stream_access = iam.grant_projection(projection_role, tables.events.stream_arn, dead_letters.arn)
-    projection = _function("projection", settings.projection_zip, projection_role, 60, settings)
+    projection = _function("projection", settings.projection_zip, projection_role, 60, settings, network)
     mapping = aws.lambda_.EventSourceMapping(
         "projection-events-stream",
         event_source_arn=tables.events.stream_arn,
@@ -75,5 +82,5 @@ def create(settings: Settings, tables: Tables) -> Lambdas:
     )
     query_role = iam.lambda_role("query-lambda")
     # Its timeout must exceed LEDGER_READ_WAIT_TIMEOUT_MS (5 s).
-    query = _function("query", settings.query_zip, query_role, 10, settings)
+    query = _function("query", settings.query_zip, query_role, 10, settings, network)
     return Lambdas(projection, query, mapping, dead_letters, projection_role, query_role)

@@ -17,6 +17,9 @@ class Settings:
     jwt_audiences: list
     projection_lag_alarm_ms: int
     metrics_namespace: str
+    postgres_version: str
+    database_instance_class: str
+    database_multi_az: bool
 
 
 def load() -> Settings:
@@ -36,4 +39,7 @@ def load() -> Settings:
         jwt_audiences=[a.strip() for a in config.require("jwtAudience").split(",") if a.strip()],
         projection_lag_alarm_ms=config.get_int("projectionLagAlarmMs") or 10_000,
         metrics_namespace=config.get("metricsNamespace") or "Ledger",
+        postgres_version=config.get("postgresVersion") or "16",
+        database_instance_class=config.get("databaseInstanceClass") or "db.t4g.micro",
+        database_multi_az=config.get_bool("databaseMultiAz") is not False,
     )

@@ -49,6 +49,10 @@ class Mocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return {"names": ["eu-west-1a", "eu-west-1b", "eu-west-1c"], "zoneIds": ["euw1-az1", "euw1-az2", "euw1-az3"]}
+        if args.token == "aws:index/getRegion:getRegion":
+            return {"name": "eu-west-1", "region": "eu-west-1", "id": "eu-west-1"}
         return {}
 
 

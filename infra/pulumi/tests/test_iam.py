@@ -5,7 +5,7 @@ from helpers import ATTACHMENT, actions_of, as_list, policies_of, statements
 EVENTS_ARN = "arn:aws:mock:eu-west-1:123456789012:events"
 EVENTS_STREAM_ARN = f"{EVENTS_ARN}/stream/2026-12-01T00:00:00.000"
 TABLE_ARNS = {f"arn:aws:mock:eu-west-1:123456789012:{t}" for t in ("events", "idempotency", "snapshots")}
-LOGS_ONLY = {"arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
+LOGS_ONLY = {"arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"}
 
 
 def _statements(built, role):
