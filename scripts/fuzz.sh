@@ -18,8 +18,6 @@ seed="${LEDGER_FUZZ_SEED:-20261201}"
 max_examples="${LEDGER_FUZZ_MAX_EXAMPLES:-60}"
 venv="${HOME}/.cache/ledger/schemathesis-${SCHEMATHESIS_VERSION}"
 requirements="tests/fuzz/requirements.txt"
-# The venv is complete only once this marker holds the hash of the requirements it was built from.
-marker="${venv}/.ledger-requirements.sha256"
 
 fail() { printf 'fuzz: %s\n' "$*" >&2; exit 1; }
 
@@ -28,33 +26,12 @@ fail() { printf 'fuzz: %s\n' "$*" >&2; exit 1; }
 grep -qx "schemathesis==${SCHEMATHESIS_VERSION}" "$requirements" ||
   fail "${requirements} does not pin schemathesis==${SCHEMATHESIS_VERSION}"
 
-install_schemathesis() {
-  local wanted python
-  wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
-  if [[ -x "${venv}/bin/schemathesis" && -f "$marker" && "$(cat "$marker")" == "$wanted" ]]; then
-    return
-  fi
-  python=""
-  for candidate in "${LEDGER_FUZZ_PYTHON:-}" python3.11 python3; do
-    if [[ -n "$candidate" ]] && command -v "$candidate" >/dev/null &&
-      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-      python="$candidate"
-      break
-    fi
-  done
-  [[ -n "$python" ]] || fail "the fuzz step needs Python 3.11 or newer with venv and pip (set LEDGER_FUZZ_PYTHON)"
-  echo "fuzz: installing schemathesis ${SCHEMATHESIS_VERSION} into ${venv}"
-  rm -rf "$venv"
-  mkdir -p "$(dirname "$venv")"
-  "$python" -m venv "$venv" || fail "could not create the venv ${venv} with ${python} (is its venv module installed?)"
-  "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check --require-virtualenv \
-    -r "$requirements" || fail "could not install ${requirements} into ${venv} (network? PyPI?)"
-  "${venv}/bin/schemathesis" --version | grep -q "${SCHEMATHESIS_VERSION}" ||
-    fail "the venv ${venv} does not run schemathesis ${SCHEMATHESIS_VERSION}"
-  echo "$wanted" >"$marker"
-}
-
-install_schemathesis
+# shellcheck source=scripts/python-venv.sh
+source scripts/python-venv.sh
+python_venv_install "$venv" "$(sha256sum "$requirements" | cut -d' ' -f1)" 11 "${LEDGER_FUZZ_PYTHON:-}" \
+  -- -r "$requirements" || fail "the fuzz step needs schemathesis in ${venv} (set LEDGER_FUZZ_PYTHON)"
+"${venv}/bin/schemathesis" --version | grep -q "${SCHEMATHESIS_VERSION}" ||
+  fail "the venv ${venv} does not run schemathesis ${SCHEMATHESIS_VERSION}"
 
 command -v cargo >/dev/null || fail "cargo is required (https://rustup.rs)"
 # The same build as the test command's `cargo test` (which also builds ledger-api, for the process

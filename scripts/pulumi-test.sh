@@ -17,28 +17,11 @@ for pin in pulumi==3.272.0 pulumi-aws==7.51.1 pytest==9.2.0; do
 done
 wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
 venv="${HOME}/.cache/ledger/pulumi-${wanted:0:16}"
-# The venv is complete only once this marker holds the hash of the requirements it was built from.
-marker="${venv}/.ledger-requirements.sha256"
-
-if ! [[ -x "${venv}/bin/python" && -f "$marker" && "$(cat "$marker")" == "$wanted" ]]; then
-  python=""
-  for candidate in "${LEDGER_PULUMI_PYTHON:-}" python3.11 python3; do
-    if [[ -n "$candidate" ]] && command -v "$candidate" >/dev/null &&
-      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-      python="$candidate"
-      break
-    fi
-  done
-  [[ -n "$python" ]] || fail "needs Python 3.11 or newer with venv and pip (set LEDGER_PULUMI_PYTHON)"
-  echo "pulumi-test: installing ${requirements} into ${venv}"
-  rm -rf "$venv"
-  mkdir -p "$(dirname "$venv")"
-  "$python" -m venv "$venv" || fail "could not create the venv ${venv} with ${python} (is its venv module installed?)"
-  "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check --require-virtualenv \
-    -r "$requirements" || fail "could not install ${requirements} into ${venv} (network? PyPI?)"
-  "${venv}/bin/python" -c 'import pulumi, pulumi_aws, pytest' || fail "the venv ${venv} cannot import pulumi, pulumi_aws and pytest"
-  echo "$wanted" >"$marker"
-fi
+# shellcheck source=scripts/python-venv.sh
+source scripts/python-venv.sh
+python_venv_install "$venv" "$wanted" 11 "${LEDGER_PULUMI_PYTHON:-}" -- -r "$requirements" ||
+  fail "the Pulumi tests need ${requirements} in ${venv} (set LEDGER_PULUMI_PYTHON)"
+"${venv}/bin/python" -c 'import pulumi, pulumi_aws, pytest' || fail "the venv ${venv} cannot import pulumi, pulumi_aws and pytest"
 
 # No bytecode or pytest cache left in the repository.
 export PYTHONDONTWRITEBYTECODE=1

@@ -6,8 +6,10 @@
 //! installed by then they are no-ops for the life of the process. So a deployable installs its
 //! provider (bootstrap's telemetry) before it serves its first command or event.
 //!
-//! Durations are recorded as f64 seconds from `Duration::as_secs_f64` (a conversion, no float
-//! arithmetic): they are measurements, never money.
+//! Durations are recorded as whole milliseconds in `u64` histograms: the workspace has no float
+//! anywhere (design §3), and the SDK's default bucket bounds (0, 5, 10, 25, ... 10,000) are made for
+//! milliseconds. A store call under a millisecond (SQLite) is recorded as 0; the bounds resolve what
+//! matters in production (DynamoDB calls of 5-100 ms, lags up to 10 s).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -18,7 +20,7 @@ use opentelemetry::metrics::{Counter, Histogram, Meter};
 /// The meter every instrument of the ledger belongs to.
 pub const METER_NAME: &str = "ledger";
 
-/// `recorded_at` of an event to the moment the projector applied it (histogram, `s`).
+/// `recorded_at` of an event to the moment the projector applied it (histogram, `ms`).
 pub const PROJECTION_LAG: &str = "ledger.projection.lag";
 /// Commands by type and outcome (counter, `{command}`).
 pub const COMMANDS: &str = "ledger.commands";
@@ -26,7 +28,7 @@ pub const COMMANDS: &str = "ledger.commands";
 pub const COMMAND_CONFLICTS: &str = "ledger.command.conflicts";
 /// Re-decisions after a refused append (counter, `{retry}`).
 pub const COMMAND_RETRIES: &str = "ledger.command.retries";
-/// Latency of one event-store call (histogram, `s`).
+/// Latency of one event-store call (histogram, `ms`).
 pub const EVENT_STORE_DURATION: &str = "ledger.event_store.duration";
 /// Dead letters recorded, by reason (counter, `{letter}`).
 pub const DEAD_LETTERS: &str = "ledger.dead_letters";
@@ -38,13 +40,6 @@ pub const ATTRIBUTE_COMMAND_OUTCOME: &str = "ledger.command.outcome";
 pub const ATTRIBUTE_EVENT_STORE_OPERATION: &str = "ledger.event_store.operation";
 pub const ATTRIBUTE_EVENT_STORE_OUTCOME: &str = "ledger.event_store.outcome";
 pub const ATTRIBUTE_DEAD_LETTER_REASON: &str = "ledger.dead_letter.reason";
-
-/// Bucket bounds in seconds for both histograms: the SDK's default bounds (0, 5, 10, 25, ...) suit
-/// milliseconds, and would put every lag and store call of a healthy ledger in their first bucket.
-const SECONDS_BOUNDARIES: [f64; 16] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
-    300.0,
-];
 
 /// How a command ended, as the `ledger.command.outcome` attribute says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,11 +100,11 @@ impl DeadLetterReason {
 
 /// The instruments, made once from the meter `ledger`.
 struct Instruments {
-    projection_lag: Histogram<f64>,
+    projection_lag: Histogram<u64>,
     commands: Counter<u64>,
     command_conflicts: Counter<u64>,
     command_retries: Counter<u64>,
-    event_store_duration: Histogram<f64>,
+    event_store_duration: Histogram<u64>,
     dead_letters: Counter<u64>,
 }
 
@@ -117,12 +112,11 @@ impl Instruments {
     fn new(meter: &Meter) -> Self {
         Self {
             projection_lag: meter
-                .f64_histogram(PROJECTION_LAG)
+                .u64_histogram(PROJECTION_LAG)
                 .with_description(
                     "Time from an event's recorded_at to its application to the read model",
                 )
-                .with_unit("s")
-                .with_boundaries(SECONDS_BOUNDARIES.to_vec())
+                .with_unit("ms")
                 .build(),
             commands: meter
                 .u64_counter(COMMANDS)
@@ -140,10 +134,9 @@ impl Instruments {
                 .with_unit("{retry}")
                 .build(),
             event_store_duration: meter
-                .f64_histogram(EVENT_STORE_DURATION)
+                .u64_histogram(EVENT_STORE_DURATION)
                 .with_description("Duration of one event-store call")
-                .with_unit("s")
-                .with_boundaries(SECONDS_BOUNDARIES.to_vec())
+                .with_unit("ms")
                 .build(),
             dead_letters: meter
                 .u64_counter(DEAD_LETTERS)
@@ -162,7 +155,7 @@ fn instruments() -> &'static Instruments {
 /// One event applied to the read model, `lag` after it was recorded.
 pub fn record_projection_lag(event_type: &'static str, lag: Duration) {
     instruments().projection_lag.record(
-        lag.as_secs_f64(),
+        whole_milliseconds(lag),
         &[KeyValue::new(ATTRIBUTE_EVENT_TYPE, event_type)],
     );
 }
@@ -195,7 +188,7 @@ pub fn count_retry(command_type: &'static str) {
 /// One event-store call of `operation` took `elapsed` and succeeded (`ok`) or failed.
 pub fn record_event_store_call(operation: &'static str, ok: bool, elapsed: Duration) {
     instruments().event_store_duration.record(
-        elapsed.as_secs_f64(),
+        whole_milliseconds(elapsed),
         &[
             KeyValue::new(ATTRIBUTE_EVENT_STORE_OPERATION, operation),
             KeyValue::new(
@@ -212,4 +205,9 @@ pub fn count_dead_letter(reason: DeadLetterReason) {
         1,
         &[KeyValue::new(ATTRIBUTE_DEAD_LETTER_REASON, reason.as_str())],
     );
+}
+
+/// A duration in whole milliseconds (truncated; saturating at `u64::MAX`, which no lag reaches).
+fn whole_milliseconds(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

@@ -438,7 +438,7 @@ impl Reading {
                             .data_points()
                             .map(|point| (point.attributes().cloned().collect(), point.value()))
                             .collect(),
-                        AggregatedMetrics::F64(MetricData::Histogram(histogram)) => histogram
+                        AggregatedMetrics::U64(MetricData::Histogram(histogram)) => histogram
                             .data_points()
                             .map(|point| (point.attributes().cloned().collect(), point.count()))
                             .collect(),

@@ -141,7 +141,7 @@ async fn rebuild_on(
 fn describe(summary: &RebuildSummary, elapsed: Duration) -> String {
     format!(
         "read model rebuilt ({}): {} account(s), {} event(s), {} more caught up in {} pass(es), \
-         {} open dead letter(s), in {:.1} s",
+         {} open dead letter(s), in {}.{:03} s",
         if summary.resumed {
             "resumed an interrupted rebuild"
         } else {
@@ -152,7 +152,8 @@ fn describe(summary: &RebuildSummary, elapsed: Duration) -> String {
         summary.caught_up_events,
         summary.catch_up_passes,
         summary.dead_letters,
-        elapsed.as_secs_f64(),
+        elapsed.as_secs(),
+        elapsed.subsec_millis(),
     )
 }
 

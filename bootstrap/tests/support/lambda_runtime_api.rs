@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use tokio::sync::Notify;
 
 /// How long a function is given per invocation (its deadline header); generous on a loaded machine.
@@ -48,44 +48,23 @@ pub struct LambdaRuntimeApi {
 impl LambdaRuntimeApi {
     /// Listens on 127.0.0.1 at a port the OS picks, on a thread (and actix runtime) of its own.
     pub fn start() -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-        let port = listener.local_addr().expect("its address").port();
         let state = Arc::new(State::default());
         let shared = Arc::clone(&state);
-        let (handle_sender, handle_receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(web::Data::new(Arc::clone(&shared)))
-                        .app_data(web::PayloadConfig::new(6 * 1024 * 1024))
-                        .route("/2018-06-01/runtime/invocation/next", web::get().to(next))
-                        .route(
-                            "/2018-06-01/runtime/invocation/{id}/response",
-                            web::post().to(response),
-                        )
-                        .route(
-                            "/2018-06-01/runtime/invocation/{id}/error",
-                            web::post().to(error),
-                        )
-                        .route("/2018-06-01/runtime/init/error", web::post().to(init_error))
-                        .default_service(web::to(HttpResponse::NotFound))
-                })
-                // The function's long poll holds one worker; the answers need another.
-                .workers(2)
-                .disable_signals()
-                .listen(listener)
-                .expect("the runtime API listens")
-                .run();
-                handle_sender
-                    .send(server.handle())
-                    .expect("the test waits for the handle");
-                let _ = server.await;
-            });
+        // The function's long poll holds one worker; the answers need another.
+        let (port, handle) = super::loopback::serve(2, 6 * 1024 * 1024, move |config| {
+            config
+                .app_data(web::Data::new(Arc::clone(&shared)))
+                .route("/2018-06-01/runtime/invocation/next", web::get().to(next))
+                .route(
+                    "/2018-06-01/runtime/invocation/{id}/response",
+                    web::post().to(response),
+                )
+                .route(
+                    "/2018-06-01/runtime/invocation/{id}/error",
+                    web::post().to(error),
+                )
+                .route("/2018-06-01/runtime/init/error", web::post().to(init_error));
         });
-        let handle = handle_receiver
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the runtime API started");
         Self {
             port,
             state,

@@ -8,6 +8,7 @@
 )]
 
 pub mod lambda_runtime_api;
+pub mod loopback;
 pub mod otlp;
 
 use std::io::{BufRead, BufReader, Read};

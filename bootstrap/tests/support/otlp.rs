@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use actix_web::dev::ServerHandle;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
@@ -73,35 +73,14 @@ impl OtlpReceiver {
     /// Listens on 127.0.0.1 at a port the OS picks, serving on a thread (and actix runtime) of its
     /// own, so the test's runtime is free to be anything.
     pub fn start() -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-        let port = listener.local_addr().expect("its address").port();
         let received = Shared::default();
         let state = Arc::clone(&received);
-        let (handle_sender, handle_receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(web::Data::new(Arc::clone(&state)))
-                        .app_data(web::PayloadConfig::new(BODY_LIMIT_BYTES))
-                        .route("/v1/traces", web::post().to(traces))
-                        .route("/v1/metrics", web::post().to(metrics))
-                        .default_service(web::to(HttpResponse::NotFound))
-                })
-                .workers(1)
-                .disable_signals()
-                .listen(listener)
-                .expect("the receiver listens")
-                .run();
-                handle_sender
-                    .send(server.handle())
-                    .expect("the test waits for the handle");
-                let _ = server.await;
-            });
+        let (port, handle) = super::loopback::serve(1, BODY_LIMIT_BYTES, move |config| {
+            config
+                .app_data(web::Data::new(Arc::clone(&state)))
+                .route("/v1/traces", web::post().to(traces))
+                .route("/v1/metrics", web::post().to(metrics));
         });
-        let handle = handle_receiver
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the receiver started");
         Self {
             port,
             received,
