@@ -8,6 +8,7 @@ use ledger_domain::{AccountId, AccountStatus, Balance, DomainError, TransferId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::caller::Caller;
 use crate::envelope::EventId;
 
 /// Longest `Idempotency-Key` we accept.
@@ -65,6 +66,79 @@ impl From<IdempotencyKey> for String {
     }
 }
 
+/// The key an idempotency record is stored under: the client's `Idempotency-Key` scoped to the
+/// caller who sent it (design §4: keys are scoped to the authenticated caller). Two callers who pick
+/// the same key send two requests; neither gets the other's outcome, nor a `409` for it.
+///
+/// Its text is `<scope>:<client key>`, the scope being the first 128 bits of SHA-256 over the
+/// caller's subject in hex: a fixed 32 digits whatever the subject's length (up to 256 bytes), so the
+/// stored key stays short and the split at the first `:` is never ambiguous.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ScopedIdempotencyKey(String);
+
+/// Hex digits of a [`ScopedIdempotencyKey`]'s caller scope.
+const CALLER_SCOPE_HEX_LEN: usize = 32;
+
+/// Why a stored text is not a scoped idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a stored idempotency key must be {CALLER_SCOPE_HEX_LEN} lowercase hex digits, ':' and a client key"
+)]
+pub struct InvalidScopedIdempotencyKey;
+
+impl ScopedIdempotencyKey {
+    pub fn new(caller: &Caller, key: &IdempotencyKey) -> Self {
+        let scope = hex(&Sha256::digest(caller.subject().as_bytes())[..CALLER_SCOPE_HEX_LEN / 2]);
+        Self(format!("{scope}:{}", key.as_str()))
+    }
+
+    /// Rebuilds a key read back from a store, refusing anything [`Self::new`] cannot have made.
+    pub fn parse_stored(text: &str) -> Result<Self, InvalidScopedIdempotencyKey> {
+        let (scope, key) = text.split_once(':').ok_or(InvalidScopedIdempotencyKey)?;
+        let scope_valid = scope.len() == CALLER_SCOPE_HEX_LEN
+            && scope
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if scope_valid && IdempotencyKey::parse(key).is_ok() {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(InvalidScopedIdempotencyKey)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key as its caller sent it, for answers to that caller.
+    pub fn client_key(&self) -> IdempotencyKey {
+        let client_text = &self.0[CALLER_SCOPE_HEX_LEN + 1..];
+        IdempotencyKey(client_text.to_owned())
+    }
+}
+
+impl fmt::Display for ScopedIdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ScopedIdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ScopedIdempotencyKey({:?})", self.0)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut hex, byte| {
+            use fmt::Write;
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
+}
+
 /// A SHA-256 of the canonical form of a request: equal fingerprints mean the same request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -72,16 +146,7 @@ pub struct RequestFingerprint(String);
 
 impl RequestFingerprint {
     pub fn of(canonical_request: &[u8]) -> Self {
-        let digest = Sha256::digest(canonical_request);
-        Self(
-            digest
-                .iter()
-                .fold(String::with_capacity(64), |mut hex, byte| {
-                    use fmt::Write;
-                    let _ = write!(hex, "{byte:02x}");
-                    hex
-                }),
-        )
+        Self(hex(&Sha256::digest(canonical_request)))
     }
 
     /// Rebuilds a fingerprint read back from a store.
@@ -151,8 +216,54 @@ impl RecordedOutcome {
 /// rejection).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyRecord {
-    pub key: IdempotencyKey,
+    pub key: ScopedIdempotencyKey,
     pub fingerprint: RequestFingerprint,
     pub outcome: RecordedOutcome,
     pub recorded_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(text: &str) -> IdempotencyKey {
+        IdempotencyKey::parse(text).expect("key")
+    }
+
+    #[test]
+    fn a_scoped_key_is_its_callers_and_reads_back_as_stored() {
+        let alice = Caller::parse("alice").expect("subject");
+        let bob = Caller::parse("bob").expect("subject");
+        let alices = ScopedIdempotencyKey::new(&alice, &key("pay:1"));
+        assert_ne!(alices, ScopedIdempotencyKey::new(&bob, &key("pay:1")));
+        assert_eq!(alices, ScopedIdempotencyKey::new(&alice, &key("pay:1")));
+        assert_eq!(alices.client_key(), key("pay:1"), "a ':' in the key stays");
+        assert_eq!(
+            ScopedIdempotencyKey::parse_stored(alices.as_str()),
+            Ok(alices.clone())
+        );
+        // The longest subject and key still give a short, fixed-overhead stored key.
+        let longest = Caller::parse(&"s".repeat(crate::caller::CALLER_SUBJECT_MAX_LEN)).expect("s");
+        let stored =
+            ScopedIdempotencyKey::new(&longest, &key(&"k".repeat(IDEMPOTENCY_KEY_MAX_LEN)));
+        assert_eq!(stored.as_str().len(), 32 + 1 + IDEMPOTENCY_KEY_MAX_LEN);
+    }
+
+    #[test]
+    fn a_stored_key_that_no_caller_can_have_made_is_refused() {
+        for text in [
+            "pay-1",
+            ":pay-1",
+            "0123456789abcdef0123456789abcde:pay-1",
+            "0123456789ABCDEF0123456789ABCDEF:pay-1",
+            "0123456789abcdef0123456789abcdef:",
+            "0123456789abcdef0123456789abcdef:two words",
+        ] {
+            assert_eq!(
+                ScopedIdempotencyKey::parse_stored(text),
+                Err(InvalidScopedIdempotencyKey),
+                "{text}"
+            );
+        }
+    }
 }

@@ -14,7 +14,7 @@ use ledger_domain::AccountId;
 use tracing::Instrument;
 
 use crate::envelope::RecordedEvent;
-use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
+use crate::idempotency::{IdempotencyRecord, ScopedIdempotencyKey};
 use crate::metrics;
 use crate::ports::{AppendError, AtomicAppend, EventStore, StoreError};
 
@@ -160,7 +160,7 @@ impl EventStore for InstrumentedEventStore {
 
     async fn idempotency_record(
         &self,
-        key: &IdempotencyKey,
+        key: &ScopedIdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let span = tracing::info_span!(
             "event_store.read_idempotency",

@@ -29,8 +29,9 @@ pub use command_service::{
 };
 pub use envelope::{EventId, EventMetadata, RecordedEvent};
 pub use idempotency::{
-    CommandOutcome, IdempotencyKey, IdempotencyRecord, InvalidIdempotencyKey, PostedEvent,
-    RecordedOutcome, RequestFingerprint,
+    CommandOutcome, IdempotencyKey, IdempotencyRecord, InvalidIdempotencyKey,
+    InvalidScopedIdempotencyKey, PostedEvent, RecordedOutcome, RequestFingerprint,
+    ScopedIdempotencyKey,
 };
 pub use instrumented_event_store::InstrumentedEventStore;
 pub use projector::{

@@ -8,7 +8,7 @@ use ledger_domain::AccountId;
 use tokio::sync::Notify;
 
 use crate::envelope::RecordedEvent;
-use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
+use crate::idempotency::{IdempotencyRecord, ScopedIdempotencyKey};
 use crate::ports::{AppendError, AtomicAppend, EventStore, StoreError};
 
 pub struct SignallingEventStore {
@@ -48,7 +48,7 @@ impl EventStore for SignallingEventStore {
 
     async fn idempotency_record(
         &self,
-        key: &IdempotencyKey,
+        key: &ScopedIdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.inner.idempotency_record(key).await
     }

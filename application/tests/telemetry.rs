@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use ledger_application::envelope::RecordedEvent;
-use ledger_application::idempotency::{IdempotencyKey, IdempotencyRecord};
+use ledger_application::idempotency::IdempotencyRecord;
 use ledger_application::memory::{InMemoryEventStore, InMemoryReadModel};
 use ledger_application::metrics;
 use ledger_application::ports::{
@@ -601,7 +601,7 @@ impl EventStore for Conflicting {
 
     async fn idempotency_record(
         &self,
-        key: &IdempotencyKey,
+        key: &ledger_application::ScopedIdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.inner.idempotency_record(key).await
     }

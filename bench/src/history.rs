@@ -10,8 +10,8 @@ use std::sync::Arc;
 use chrono::Utc;
 use ledger_application::ports::{AtomicAppend, EventStore, MAX_ACTIONS_PER_APPEND, StreamAppend};
 use ledger_application::{
-    CommandOutcome, EventId, EventMetadata, IdempotencyKey, IdempotencyRecord, PostedEvent,
-    RecordedEvent, RecordedOutcome, RequestFingerprint,
+    Caller, CommandOutcome, EventId, EventMetadata, IdempotencyKey, IdempotencyRecord, PostedEvent,
+    RecordedEvent, RecordedOutcome, RequestFingerprint, ScopedIdempotencyKey,
 };
 use ledger_domain::{
     Account, AccountCommand, AccountId, AccountKind, Amount, Currency, OverdraftLimit, OwnerName,
@@ -89,7 +89,7 @@ async fn seed_account(store: &dyn EventStore, history: &History) -> Result<u64, 
                     event_id: EventId::from_uuid(uuid::Uuid::now_v7()),
                     event,
                     metadata: EventMetadata {
-                        caller: ledger_application::Caller::anonymous(),
+                        caller: Caller::anonymous(),
                         client_request_id: key.clone(),
                         correlation_id: key.to_string(),
                         causation_id: key.to_string(),
@@ -119,7 +119,7 @@ async fn seed_account(store: &dyn EventStore, history: &History) -> Result<u64, 
                 events,
             }],
             IdempotencyRecord {
-                key: key.clone(),
+                key: ScopedIdempotencyKey::new(&Caller::anonymous(), &key),
                 fingerprint: RequestFingerprint::of(key.as_str().as_bytes()),
                 outcome: RecordedOutcome::Accepted(outcome),
                 recorded_at,

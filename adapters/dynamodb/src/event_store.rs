@@ -29,7 +29,7 @@ use aws_sdk_dynamodb::types::{
 };
 use ledger_application::codec;
 use ledger_application::ports::{AppendError, AtomicAppend, EventStore, HealthCheck, StoreError};
-use ledger_application::{IdempotencyKey, IdempotencyRecord, RecordedEvent};
+use ledger_application::{IdempotencyRecord, RecordedEvent, ScopedIdempotencyKey};
 use ledger_domain::AccountId;
 
 use crate::config::DynamoSettings;
@@ -620,7 +620,7 @@ impl EventStore for DynamoEventStore {
 
     async fn idempotency_record(
         &self,
-        key: &IdempotencyKey,
+        key: &ScopedIdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let table = &self.settings.tables.idempotency;
         // A record past its `expires_at` that TTL has not deleted yet is still returned and still

@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use ledger_application::codec::{self, EncodedEvent, format_timestamp, parse_timestamp};
 use ledger_application::ports::{Snapshot, StoreError};
 use ledger_application::{
-    IdempotencyKey, IdempotencyRecord, RecordedEvent, RecordedOutcome, RequestFingerprint,
+    IdempotencyRecord, RecordedEvent, RecordedOutcome, RequestFingerprint, ScopedIdempotencyKey,
 };
 use ledger_domain::{AccountId, AccountSnapshot};
 
@@ -114,7 +114,7 @@ pub fn event_key(account_id: &AccountId, sequence: u64) -> Item {
 }
 
 /// The primary key of an idempotency item.
-pub fn idempotency_key(key: &IdempotencyKey) -> Item {
+pub fn idempotency_key(key: &ScopedIdempotencyKey) -> Item {
     HashMap::from([(CLIENT_REQUEST_ID.to_owned(), string(key.as_str()))])
 }
 
@@ -218,8 +218,8 @@ pub fn decode_idempotency_record(
 ) -> Result<IdempotencyRecord, StoreError> {
     let key_text = text(item, CLIENT_REQUEST_ID, "idempotency record")?;
     let what = format!("idempotency record {key_text}");
-    let key =
-        IdempotencyKey::parse(key_text).map_err(|e| StoreError::corrupt(format!("{what}: {e}")))?;
+    let key = ScopedIdempotencyKey::parse_stored(key_text)
+        .map_err(|e| StoreError::corrupt(format!("{what}: {e}")))?;
     let outcome: RecordedOutcome = serde_json::from_str(text(item, OUTCOME, &what)?)
         .map_err(|e| StoreError::corrupt(format!("{what}: outcome: {e}")))?;
     Ok(IdempotencyRecord {

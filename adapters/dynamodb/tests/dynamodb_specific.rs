@@ -16,7 +16,7 @@ use ledger_application::ports::{
     SnapshotStore, StoreError, StreamAppend,
 };
 use ledger_application::testkit::fixtures::{
-    account, at, deposited_event, key, multi_append, opened_event, recorded, single_append,
+    account, at, deposited_event, multi_append, opened_event, recorded, scoped_key, single_append,
     transfer_events,
 };
 use ledger_domain::{Account, AccountId};
@@ -258,7 +258,7 @@ async fn a_deposit_and_a_transfer_are_one_transaction_each() {
 
     counter.reset();
     let record = store
-        .idempotency_record(&key("transfer-1"))
+        .idempotency_record(&scoped_key("transfer-1"))
         .await
         .expect("read");
     assert!(record.is_some());
@@ -408,7 +408,7 @@ async fn an_idempotency_record_expires_one_ttl_after_it_was_recorded() {
     let item = client
         .get_item()
         .table_name(&tables.idempotency)
-        .set_key(Some(items::idempotency_key(&key("ttl-1"))))
+        .set_key(Some(items::idempotency_key(&scoped_key("ttl-1"))))
         .consistent_read(true)
         .send()
         .await

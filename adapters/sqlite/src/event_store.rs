@@ -12,7 +12,7 @@ use ledger_application::ports::{
     FeedEvent, HealthCheck, ScanCursor, StoreError, StreamAppend, UndecodableEvent,
 };
 use ledger_application::{
-    IdempotencyKey, IdempotencyRecord, RecordedEvent, RecordedOutcome, RequestFingerprint,
+    IdempotencyRecord, RecordedEvent, RecordedOutcome, RequestFingerprint, ScopedIdempotencyKey,
 };
 use ledger_domain::AccountId;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -89,7 +89,7 @@ impl EventStore for SqliteEventStore {
 
     async fn idempotency_record(
         &self,
-        key: &IdempotencyKey,
+        key: &ScopedIdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT fingerprint, outcome, recorded_at FROM idempotency \

@@ -13,7 +13,7 @@ use ledger_application::ports::{
     AppendError, ApplyOutcome, EventStore, Projection, ReadModelUpdate, StoreError,
 };
 use ledger_application::testkit::fixtures::{
-    account, at, deposited_event, key, opened_event, recorded, single_append,
+    account, at, deposited_event, opened_event, recorded, scoped_key, single_append,
 };
 use ledger_sqlite::{GroupCommit, SqliteDatabase, WriteStats};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
@@ -180,7 +180,7 @@ async fn a_conflict_and_a_duplicate_in_a_batch_fail_alone() {
         "{conflict:?}"
     );
     assert!(
-        matches!(&duplicate, Err(AppendError::DuplicateRequest { key: taken }) if *taken == key("k-a")),
+        matches!(&duplicate, Err(AppendError::DuplicateRequest { key: taken }) if *taken == scoped_key("k-a")),
         "{duplicate:?}"
     );
     assert_eq!(
@@ -201,7 +201,7 @@ async fn a_conflict_and_a_duplicate_in_a_batch_fail_alone() {
     assert_eq!(store.load(&account("acc-3"), 0).await.unwrap().len(), 1);
     assert!(
         store
-            .idempotency_record(&key("k-b"))
+            .idempotency_record(&scoped_key("k-b"))
             .await
             .unwrap()
             .is_none()
@@ -297,7 +297,7 @@ async fn a_failed_commit_answers_every_write_of_its_batch_as_unknown_and_writes_
     // The failed COMMIT was rolled back: none of the batch is on disk.
     assert!(
         store
-            .idempotency_record(&key("k-fine"))
+            .idempotency_record(&scoped_key("k-fine"))
             .await
             .unwrap()
             .is_none()

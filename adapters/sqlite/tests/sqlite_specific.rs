@@ -12,7 +12,7 @@ use ledger_application::ports::{
     ProjectionCheckpoints, ReadModelQuery, ReadModelUpdate, StoreError, SystemClock,
 };
 use ledger_application::testkit::fixtures::{
-    account, at, deposited_event, key, multi_append, opened_event, recorded, single_append,
+    account, at, deposited_event, multi_append, opened_event, recorded, scoped_key, single_append,
 };
 use ledger_application::{FeedProjector, FeedProjectorConfig};
 use ledger_sqlite::SqliteDatabase;
@@ -136,7 +136,7 @@ async fn data_survives_closing_and_reopening() {
     );
     assert!(
         store
-            .idempotency_record(&key("k-deposit"))
+            .idempotency_record(&scoped_key("k-deposit"))
             .await
             .unwrap()
             .is_some()
@@ -272,7 +272,7 @@ async fn a_conflict_on_the_second_stream_leaves_nothing_of_the_first_on_disk() {
     assert!(store.load(&account("acc-a"), 0).await.unwrap().is_empty());
     assert!(
         store
-            .idempotency_record(&key("two-streams"))
+            .idempotency_record(&scoped_key("two-streams"))
             .await
             .unwrap()
             .is_none()
@@ -289,7 +289,7 @@ async fn a_conflict_on_the_second_stream_leaves_nothing_of_the_first_on_disk() {
     assert_eq!(
         count(
             &mut conn,
-            "SELECT count(*) FROM idempotency WHERE client_request_id = 'two-streams'"
+            "SELECT count(*) FROM idempotency WHERE client_request_id LIKE '%:two-streams'"
         )
         .await,
         0
@@ -321,7 +321,7 @@ async fn a_reused_event_id_is_a_store_error_and_writes_nothing() {
     assert!(store.load(&account("acc-2"), 0).await.unwrap().is_empty());
     assert!(
         store
-            .idempotency_record(&key("k2"))
+            .idempotency_record(&scoped_key("k2"))
             .await
             .unwrap()
             .is_none()

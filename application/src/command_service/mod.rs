@@ -57,7 +57,7 @@ use crate::caller::Caller;
 use crate::envelope::{EventMetadata, RecordedEvent};
 use crate::idempotency::{
     CommandOutcome, IdempotencyKey, IdempotencyRecord, PostedEvent, RecordedOutcome,
-    RequestFingerprint,
+    RequestFingerprint, ScopedIdempotencyKey,
 };
 use crate::metrics::{self, CommandOutcomeLabel};
 use crate::ports::{
@@ -74,6 +74,14 @@ pub struct CommandContext {
     pub idempotency_key: IdempotencyKey,
     pub correlation_id: String,
     pub traceparent: Option<String>,
+}
+
+impl CommandContext {
+    /// The key this command's idempotency record is stored under: the client's key, scoped to the
+    /// caller, so that another caller's same key is another request.
+    pub fn scoped_idempotency_key(&self) -> ScopedIdempotencyKey {
+        ScopedIdempotencyKey::new(&self.caller, &self.idempotency_key)
+    }
 }
 
 /// Why a command produced no new events.
@@ -500,7 +508,7 @@ impl CommandService {
                 tracing::warn!(attempt, error = %source,
                     "append outcome unknown; resolving it from the idempotency record");
                 attempts.unknown_outcomes += 1;
-                match self.read_record(&context.idempotency_key).await {
+                match self.read_record(&context.scoped_idempotency_key()).await {
                     // It committed (or a concurrent attempt did): the record is the answer.
                     Ok(Some(record)) => {
                         attempts.replayed = true;
@@ -530,7 +538,7 @@ impl CommandService {
     /// a consistent read finds it; if that read fails, the outcome is unknown to this attempt.
     async fn answer_from_record(
         &self,
-        key: &IdempotencyKey,
+        key: &ScopedIdempotencyKey,
         fingerprint: &RequestFingerprint,
     ) -> Result<CommandOutcome, CommandError> {
         match self.read_record(key).await {
@@ -548,7 +556,7 @@ impl CommandService {
     /// The record under `key`, retrying a bounded number of times while the store is unavailable.
     async fn read_record(
         &self,
-        key: &IdempotencyKey,
+        key: &ScopedIdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let mut attempt = 1;
         loop {
@@ -594,7 +602,7 @@ impl CommandService {
             recorded_at,
         } = decided;
         let record = IdempotencyRecord {
-            key: context.idempotency_key.clone(),
+            key: context.scoped_idempotency_key(),
             fingerprint,
             outcome: outcome.clone(),
             recorded_at,
@@ -997,7 +1005,7 @@ fn replay(
         answer(record.outcome.clone())
     } else {
         Err(CommandError::IdempotencyKeyReused {
-            key: record.key.clone(),
+            key: record.key.client_key(),
         })
     }
 }

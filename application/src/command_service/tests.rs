@@ -83,7 +83,7 @@ fn service(store: MockEventStore, attempts_max: u32) -> CommandService {
 
 fn stored(key: &str, request: &CommandRequest, outcome: RecordedOutcome) -> IdempotencyRecord {
     IdempotencyRecord {
-        key: IdempotencyKey::parse(key).unwrap(),
+        key: context(key).scoped_idempotency_key(),
         fingerprint: request.fingerprint(),
         outcome,
         recorded_at: Utc::now(),

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use ledger_domain::AccountId;
 
 use crate::envelope::{EventId, RecordedEvent};
-use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
+use crate::idempotency::{IdempotencyRecord, ScopedIdempotencyKey};
 use crate::ports::{
     AccountPage, AppendError, AtomicAppend, EventFeed, EventStore, EventStoreScan, FeedEvent,
     ScanCursor, StoreError,
@@ -19,7 +19,7 @@ struct State {
     /// Per stream, events by sequence: like the real stores' unique (account_id, sequence) key, a
     /// sequence that exists refuses the append, whatever the others hold.
     streams: HashMap<AccountId, BTreeMap<u64, RecordedEvent>>,
-    idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
+    idempotency: HashMap<ScopedIdempotencyKey, IdempotencyRecord>,
     /// Event ids are unique across all streams, as the real stores' unique index makes them.
     event_ids: HashSet<EventId>,
     /// Every event in commit order; the feed position is the index plus one.
@@ -130,7 +130,7 @@ impl EventStore for InMemoryEventStore {
 
     async fn idempotency_record(
         &self,
-        key: &IdempotencyKey,
+        key: &ScopedIdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         Ok(self.lock().idempotency.get(key).cloned())
     }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use ledger_domain::AccountId;
 
 use crate::envelope::RecordedEvent;
-use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
+use crate::idempotency::{IdempotencyRecord, ScopedIdempotencyKey};
 use crate::ports::BoxError;
 
 /// The most actions (events plus the idempotency record) one atomic append may hold, on every store.
@@ -47,7 +47,7 @@ pub enum AppendError {
     /// An idempotency record with this key already exists. MUST take precedence over every other
     /// refusal when it holds, because the request has then already been carried out.
     #[error("a request with idempotency key {key} was already recorded")]
-    DuplicateRequest { key: IdempotencyKey },
+    DuplicateRequest { key: ScopedIdempotencyKey },
     /// The stream does not hold event `expected_version` (for an `expected_version` above 0): the
     /// writer decided against a state the store does not have (a snapshot ahead of its events), and
     /// appending would leave a hole. MUST be returned rather than committing sequence N+1 without N.
@@ -229,7 +229,7 @@ pub trait EventStore: Send + Sync {
     /// again after that is a new request.
     async fn idempotency_record(
         &self,
-        key: &IdempotencyKey,
+        key: &ScopedIdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
 }
 
@@ -260,6 +260,9 @@ impl FeedEvent {
 }
 
 /// What the feed holds at one position.
+// Nearly every entry is an event: boxing it to shrink the rare undecodable one would cost an
+// allocation per event fed to the projector, for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedEntry {
     Event(RecordedEvent),

@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use ledger_domain::DomainError;
 
-use crate::idempotency::{IdempotencyKey, RecordedOutcome};
+use crate::idempotency::RecordedOutcome;
 use crate::ports::{AppendError, EventStore, MAX_ACTIONS_PER_APPEND};
 use crate::testkit::EventStoreSubject;
 use crate::testkit::fixtures::{
-    account, amount, at, balance, deposited_event, key, multi_append, opened_event, record_for,
-    recorded, rejection_append, single_append, transfer_events,
+    account, amount, at, balance, deposited_event, multi_append, opened_event, record_for,
+    recorded, rejection_append, scoped_key, single_append, transfer_events,
 };
 
 /// Opens `account_id` (sequence 1) and deposits 100.00 (sequence 2).
@@ -67,7 +67,7 @@ fn deposit_of_5(
 async fn no_record(store: &dyn EventStore, key_text: &str) {
     assert_eq!(
         store
-            .idempotency_record(&key(key_text))
+            .idempotency_record(&scoped_key(key_text))
             .await
             .expect("read record"),
         None,
@@ -188,7 +188,7 @@ pub async fn recorded_idempotency_key_is_a_duplicate_and_writes_nothing(
         .await
         .expect_err("duplicate key");
     assert!(
-        matches!(&error, AppendError::DuplicateRequest { key: k } if *k == key("seed-deposit-acc-1")),
+        matches!(&error, AppendError::DuplicateRequest { key: k } if *k == scoped_key("seed-deposit-acc-1")),
         "{error:?}"
     );
     assert_eq!(stream_len(subject.store.as_ref(), "acc-1").await, 2);
@@ -221,7 +221,7 @@ pub async fn idempotency_record_round_trips(subject: EventStoreSubject) {
     subject.store.append(append).await.expect("append");
     let stored = subject
         .store
-        .idempotency_record(&key("round-trip"))
+        .idempotency_record(&scoped_key("round-trip"))
         .await
         .expect("read")
         .expect("record exists");
@@ -262,7 +262,7 @@ pub async fn multi_stream_append_commits_every_stream_and_the_record(subject: Ev
     assert!(
         subject
             .store
-            .idempotency_record(&key("transfer-1"))
+            .idempotency_record(&scoped_key("transfer-1"))
             .await
             .expect("read")
             .is_some()
@@ -396,7 +396,7 @@ pub async fn racing_requests_with_one_key_have_exactly_one_winner(subject: Event
         match joined.expect("task") {
             Ok(()) => accepted += 1,
             Err(AppendError::DuplicateRequest { key: k }) => {
-                assert_eq!(k, IdempotencyKey::parse("one-key").expect("key"));
+                assert_eq!(k, scoped_key("one-key"));
             }
             Err(other) => panic!("a repeated key must be a DuplicateRequest, got {other:?}"),
         }
@@ -428,7 +428,7 @@ pub async fn a_rejection_is_recorded_alone_and_takes_its_key(subject: EventStore
         .expect("a rejection's record is stored");
     let record = subject
         .store
-        .idempotency_record(&key("refused"))
+        .idempotency_record(&scoped_key("refused"))
         .await
         .expect("read record")
         .expect("the rejection is recorded");
@@ -568,7 +568,7 @@ pub async fn racing_outcomes_under_one_key_have_exactly_one_winner(subject: Even
     }
     assert_eq!(winners.len(), 1, "exactly one outcome is recorded");
     let record = store
-        .idempotency_record(&key("one-outcome"))
+        .idempotency_record(&scoped_key("one-outcome"))
         .await
         .expect("read")
         .expect("recorded");

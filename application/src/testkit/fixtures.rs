@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::envelope::{EventId, EventMetadata, RecordedEvent};
 use crate::idempotency::{
     CommandOutcome, IdempotencyKey, IdempotencyRecord, PostedEvent, RecordedOutcome,
-    RequestFingerprint,
+    RequestFingerprint, ScopedIdempotencyKey,
 };
 use crate::ports::{AtomicAppend, StreamAppend};
 
@@ -21,6 +21,11 @@ pub fn account(id: &str) -> AccountId {
 
 pub fn key(text: &str) -> IdempotencyKey {
     IdempotencyKey::parse(text).expect("fixture idempotency key")
+}
+
+/// The stored form of the anonymous caller's `text` key: what a store sees.
+pub fn scoped_key(text: &str) -> ScopedIdempotencyKey {
+    ScopedIdempotencyKey::new(&crate::Caller::anonymous(), &key(text))
 }
 
 pub fn usd() -> Currency {
@@ -140,7 +145,7 @@ pub fn transfer_events(
 pub fn record_for(key_text: &str, events: &[&RecordedEvent]) -> IdempotencyRecord {
     let first = events.first().expect("an append has events");
     IdempotencyRecord {
-        key: key(key_text),
+        key: scoped_key(key_text),
         fingerprint: RequestFingerprint::of(key_text.as_bytes()),
         outcome: RecordedOutcome::Accepted(CommandOutcome::MoneyPosted {
             event: PostedEvent {
@@ -159,7 +164,7 @@ pub fn rejection_append(key_text: &str, rejected: DomainError) -> AtomicAppend {
     AtomicAppend::new(
         Vec::new(),
         IdempotencyRecord {
-            key: key(key_text),
+            key: scoped_key(key_text),
             fingerprint: RequestFingerprint::of(key_text.as_bytes()),
             outcome: RecordedOutcome::Rejected { rejected },
             recorded_at: at(1, 12, 0),

@@ -218,6 +218,7 @@ macro_rules! two_instance_command_tests {
                 a_withdrawal_that_fits_once_succeeds_once_across_two_instances,
                 a_stale_cache_never_records_a_rejection_the_current_state_accepts,
                 opening_an_account_another_instance_opened_is_refused,
+                idempotency_keys_are_scoped_to_the_caller,
             ]
         );
     };

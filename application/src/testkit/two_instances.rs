@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use ledger_domain::{Account, AccountId, Amount, Balance, DomainError};
 
+use crate::caller::Caller;
 use crate::command_service::{
     CommandContext, CommandError, CommandRequest, CommandService, RetryPolicy,
 };
@@ -38,8 +39,12 @@ fn money(text: &str) -> Amount {
 }
 
 fn context(key: &str) -> CommandContext {
+    context_of(&Caller::anonymous(), key)
+}
+
+fn context_of(caller: &Caller, key: &str) -> CommandContext {
     CommandContext {
-        caller: crate::Caller::anonymous(),
+        caller: caller.clone(),
         idempotency_key: IdempotencyKey::parse(key).expect("key"),
         correlation_id: format!("corr-{key}"),
         traceparent: None,
@@ -170,7 +175,7 @@ pub async fn a_stale_cache_never_records_a_rejection_the_current_state_accepts(
     );
     let record = subject
         .store
-        .idempotency_record(&IdempotencyKey::parse("withdraw").expect("key"))
+        .idempotency_record(&context("withdraw").scoped_idempotency_key())
         .await
         .expect("read")
         .expect("recorded");
@@ -228,4 +233,101 @@ pub async fn opening_an_account_another_instance_opened_is_refused(subject: Even
             .version(),
         1
     );
+}
+
+/// Alice and Bob pick the same `Idempotency-Key` (design §4: keys are scoped to the caller). Bob's
+/// different request under it is his own, not a `409`; each retry replays its own caller's outcome;
+/// every event names who asked. Then both send the same withdrawal that fits once, under one key,
+/// through two instances at once: had the key been shared, the loser would be told of the winner's
+/// success; scoped, exactly one is carried out and the other is refused for insufficient funds.
+pub async fn idempotency_keys_are_scoped_to_the_caller(subject: EventStoreSubject) {
+    let first = Arc::new(instance(&subject.store));
+    let second = Arc::new(instance(&subject.store));
+    let alice = Caller::parse("alice").expect("subject");
+    let bob = Caller::parse("bob").expect("subject");
+    first
+        .execute(&context("open"), &open("acc-scoped"))
+        .await
+        .expect("opened");
+    first
+        .execute(&context("seed"), &deposit("acc-scoped", "100.00"))
+        .await
+        .expect("deposited");
+
+    let alices = first
+        .execute(
+            &context_of(&alice, "pay-1"),
+            &withdraw("acc-scoped", "30.00"),
+        )
+        .await
+        .expect("alice's withdrawal fits");
+    let bobs = second
+        .execute(&context_of(&bob, "pay-1"), &deposit("acc-scoped", "5.00"))
+        .await
+        .expect("bob's request under the same key is his own");
+    assert_eq!(balance_after(&alices), Balance::parse("70.00").expect("b"));
+    assert_eq!(balance_after(&bobs), Balance::parse("75.00").expect("b"));
+    let alice_again = second
+        .execute(
+            &context_of(&alice, "pay-1"),
+            &withdraw("acc-scoped", "30.00"),
+        )
+        .await
+        .expect("alice's retry replays");
+    let bob_again = first
+        .execute(&context_of(&bob, "pay-1"), &deposit("acc-scoped", "5.00"))
+        .await
+        .expect("bob's retry replays");
+    assert_eq!(alice_again, alices, "alice gets her own outcome back");
+    assert_eq!(bob_again, bobs, "bob gets his own outcome back");
+    let reused = first
+        .execute(&context_of(&alice, "pay-1"), &deposit("acc-scoped", "5.00"))
+        .await;
+    assert!(
+        matches!(reused, Err(CommandError::IdempotencyKeyReused { ref key }) if key.as_str() == "pay-1"),
+        "alice's own key for another request is refused, naming her key: {reused:?}"
+    );
+    let events = subject
+        .store
+        .load(&id("acc-scoped"), 0)
+        .await
+        .expect("load");
+    let callers: Vec<&str> = events
+        .iter()
+        .map(|recorded| recorded.metadata.caller.subject())
+        .collect();
+    assert_eq!(callers, ["anonymous", "anonymous", "alice", "bob"]);
+
+    // 75.00 left: a withdrawal of 50.00 fits once.
+    let spawn = |service: &Arc<CommandService>, caller: &Caller| {
+        let service = Arc::clone(service);
+        let context = context_of(caller, "race");
+        tokio::spawn(async move {
+            service
+                .execute(&context, &withdraw("acc-scoped", "50.00"))
+                .await
+        })
+    };
+    let alice_race = spawn(&first, &alice);
+    let bob_race = spawn(&second, &bob);
+    let results = [
+        alice_race.await.expect("alice's task"),
+        bob_race.await.expect("bob's task"),
+    ];
+    assert_eq!(
+        results.iter().filter(|result| result.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results.iter().any(|result| matches!(
+            result,
+            Err(CommandError::Rejected(
+                DomainError::InsufficientFunds { .. }
+            ))
+        )),
+        "the other caller is refused, not told of the winner's success: {results:?}"
+    );
+    let stored = stored_account(subject.store.as_ref(), "acc-scoped").await;
+    assert_eq!(stored.balance(), Balance::parse("25.00").expect("b"));
 }

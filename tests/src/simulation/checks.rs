@@ -8,8 +8,8 @@ use ledger_application::ports::{
     ReadModelQuery, ReadModelUpdate, TransactionView,
 };
 use ledger_application::{
-    CommandOutcome, CommandRequest, EventId, IdempotencyKey, PostedEvent, RecordedEvent,
-    RecordedOutcome,
+    Caller, CommandOutcome, CommandRequest, EventId, IdempotencyKey, PostedEvent, RecordedEvent,
+    RecordedOutcome, ScopedIdempotencyKey,
 };
 use ledger_domain::{Account, AccountEvent, AccountId, Amount, EntryType};
 use rust_decimal::Decimal;
@@ -459,7 +459,10 @@ async fn check_recorded(
     told: &RecordedOutcome,
     violations: &mut Vec<Violation>,
 ) {
-    let idempotency_key = IdempotencyKey::parse(key).expect("a journal key");
+    let idempotency_key = ScopedIdempotencyKey::new(
+        &Caller::anonymous(),
+        &IdempotencyKey::parse(key).expect("a journal key"),
+    );
     let record = world
         .raw_store
         .idempotency_record(&idempotency_key)

@@ -15,7 +15,7 @@ use ledger_application::ports::{
     FeedEvent, Projection, ProjectionCheckpoints, ReadModelUpdate, ShardCheckpoint, Snapshot,
     SnapshotStore, StoreError, StoredDeadLetter,
 };
-use ledger_application::{IdempotencyKey, IdempotencyRecord, RecordedEvent};
+use ledger_application::{IdempotencyRecord, RecordedEvent, ScopedIdempotencyKey};
 use ledger_domain::AccountId;
 
 use super::rng::SimRng;
@@ -247,7 +247,7 @@ impl EventStore for FaultyEventStore {
 
     async fn idempotency_record(
         &self,
-        key: &IdempotencyKey,
+        key: &ScopedIdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.may_fail("record_read_failure", self.faults.plan.record_read_failure)
             .await?;

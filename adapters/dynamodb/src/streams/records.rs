@@ -13,6 +13,9 @@ use ledger_domain::AccountId;
 use crate::items::decode_event;
 
 /// One stream record, read: what the projector is handed for it.
+// Nearly every record is an event: boxing it to shrink the rare undecodable one would cost an
+// allocation per record, for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEntry<'a> {
     /// An INSERT whose image decodes: the event to project.

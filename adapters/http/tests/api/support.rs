@@ -21,8 +21,8 @@ use ledger_application::ports::{
     ReadModelQuery, StoreError, SystemClock, TransactionView, UuidV7Ids,
 };
 use ledger_application::{
-    CommandService, FeedProjector, FeedProjectorConfig, FreshnessWait, IdempotencyKey,
-    IdempotencyRecord, QueryService, RecordedEvent, RetryPolicy,
+    CommandService, FeedProjector, FeedProjectorConfig, FreshnessWait, IdempotencyRecord,
+    QueryService, RecordedEvent, RetryPolicy, ScopedIdempotencyKey,
 };
 use ledger_domain::AccountId;
 use ledger_http::{HttpState, configure};
@@ -307,7 +307,7 @@ impl EventStore for CorruptStore {
 
     async fn idempotency_record(
         &self,
-        _: &IdempotencyKey,
+        _: &ScopedIdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         Ok(None)
     }
@@ -329,7 +329,7 @@ impl EventStore for UnreachableStore {
 
     async fn idempotency_record(
         &self,
-        _: &IdempotencyKey,
+        _: &ScopedIdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         Err(StoreError::unavailable(SECRET))
     }
@@ -360,7 +360,7 @@ impl EventStore for ContendedStore {
 
     async fn idempotency_record(
         &self,
-        key: &IdempotencyKey,
+        key: &ScopedIdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.inner.idempotency_record(key).await
     }
