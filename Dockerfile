@@ -31,7 +31,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
 # Embedded SQLite (and the SQLite read model beside DynamoDB) lives here, not in the working
 # directory: mount a volume on /var/lib/ledger (the directory belongs to 65532, so a fresh named
-# volume does too). With a read-only root file system and no volume, start-up fails loudly.
+# volume does too). With a read-only root file system and no volume, start-up fails loudly; SQLite's
+# temporary files (large sorts) go to /tmp, so a read-only root wants a tmpfs there.
 COPY --from=builder --chown=65532:65532 /out/var/lib/ledger /var/lib/ledger
 ENV LEDGER_SQLITE_PATH=/var/lib/ledger/ledger.db
 # The admin tool, for one-off tasks from the same image: `--entrypoint /usr/local/bin/ledger ... migrate`.
@@ -46,7 +47,8 @@ COPY --from=builder /out/bin/ledger-api /out/bin/ledger-healthcheck /usr/local/b
 ENV LEDGER_HTTP_ADDR=0.0.0.0:8080
 EXPOSE 8080
 # Readiness, not liveness: unhealthy while /health/ready fails (a store that does not answer,
-# dead letters waiting for an operator, a projection further behind than LEDGER_READY_LAG_MAX_MS).
+# dead letters waiting for an operator, and where this process projects, a projection further
+# behind than LEDGER_READY_LAG_MAX_MS).
 # Where unhealthy means restarted (ECS replaces the task), a dead letter would restart every task
 # and restarting fixes none of these; LEDGER_HEALTHCHECK_URL=http://127.0.0.1:8080/health/live
 # then makes it a liveness check. The check bounds itself to 2 s; the timeout leaves room.
@@ -60,7 +62,7 @@ COPY --from=builder /out/bin/ledger-projector /usr/local/bin/
 # No health check, on purpose: ledger-projector serves no HTTP and has nothing a probe could ask.
 # A dead process ends the container (it is PID 1) and ECS replaces it; a stand-by process that
 # does not hold the projector lease is healthy, not stuck; and a projector that runs but falls
-# behind shows in the projection-lag and iterator-age alarms and in ledger-api's readiness, which
-# fails while the projection lags. A check that only proves the process exists would add nothing.
+# behind shows in the projection-lag alarm (`ledger.projection.lag`, which it exports), and an open
+# dead letter in ledger-api's readiness. A check that only proves the process exists adds nothing.
 HEALTHCHECK NONE
 ENTRYPOINT ["/usr/local/bin/ledger-projector"]
