@@ -210,50 +210,48 @@ mod tests {
         assert_eq!(target.address(), "[::1]:80".parse().expect("an address"));
     }
 
-    #[test]
-    fn other_schemes_and_host_names_are_refused() {
-        for url in [
-            "https://127.0.0.1:8080/health/ready",
-            "127.0.0.1:8080",
-            "ftp://x",
-        ] {
-            assert!(
-                matches!(
-                    HealthcheckTarget::parse(url),
-                    Err(HealthcheckError::UnsupportedScheme)
-                ),
-                "{url}"
-            );
-        }
-        for url in [
-            "http://localhost:8080/health/ready",
-            "http://ledger/health/ready",
-            "http://127.0.0.1:99999/",
-            "http:///health/ready",
-        ] {
-            assert!(
-                matches!(
-                    HealthcheckTarget::parse(url),
-                    Err(HealthcheckError::HostNotAnAddress)
-                ),
-                "{url}"
-            );
-        }
+    /// The reason `url` is refused, as the discriminant of the error (its payload aside).
+    fn refusal(url: &str) -> std::mem::Discriminant<HealthcheckError> {
+        let error = HealthcheckTarget::parse(url)
+            .map(|target| format!("{target:?}"))
+            .expect_err(url);
+        std::mem::discriminant(&error)
     }
 
     #[test]
-    fn a_path_that_would_break_the_request_line_is_refused() {
-        for url in [
-            "http://127.0.0.1:8080/health ready",
-            "http://127.0.0.1:8080/a\r\nX: y",
-        ] {
-            assert!(
-                matches!(
-                    HealthcheckTarget::parse(url),
-                    Err(HealthcheckError::PathNotPlain)
-                ),
-                "{url}"
-            );
+    fn other_schemes_host_names_and_unsafe_paths_are_refused() {
+        let cases = [
+            (
+                "https://127.0.0.1:8080/health/ready",
+                HealthcheckError::UnsupportedScheme,
+            ),
+            ("127.0.0.1:8080", HealthcheckError::UnsupportedScheme),
+            ("ftp://x", HealthcheckError::UnsupportedScheme),
+            (
+                "http://localhost:8080/health/ready",
+                HealthcheckError::HostNotAnAddress,
+            ),
+            (
+                "http://ledger/health/ready",
+                HealthcheckError::HostNotAnAddress,
+            ),
+            (
+                "http://127.0.0.1:99999/",
+                HealthcheckError::HostNotAnAddress,
+            ),
+            ("http:///health/ready", HealthcheckError::HostNotAnAddress),
+            // Either would break the request line or smuggle a header into it.
+            (
+                "http://127.0.0.1:8080/health ready",
+                HealthcheckError::PathNotPlain,
+            ),
+            (
+                "http://127.0.0.1:8080/a\r\nX: y",
+                HealthcheckError::PathNotPlain,
+            ),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(refusal(url), std::mem::discriminant(&expected), "{url}");
         }
     }
 
