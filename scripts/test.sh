@@ -41,5 +41,8 @@ step "Lambda smoke test (both functions under cargo lambda watch, invoked with c
 step "Pulumi unit tests (mocks, no cloud)"
 ./scripts/pulumi-test.sh
 
+step "Dockerfile lint (hadolint and the image's promises; no Docker engine, nothing built)"
+./scripts/dockerfile-lint.sh
+
 step "fuzz (schemathesis against a real ledger-api, from its own OpenAPI document)"
 ./scripts/fuzz.sh
