@@ -4,7 +4,16 @@
 # loopback port, with trust authentication on loopback only. Run as root, the server runs as the
 # unprivileged `postgres` user (PostgreSQL refuses to run as root).
 #
-#   source scripts/postgres-local.sh && postgres_local_start   # exports DATABASE_URL
+# TLS is on, as on RDS: a throwaway CA (openssl, which Debian's postgresql package brings) signs the
+# server's certificate for 127.0.0.1 and localhost. DATABASE_URL names no sslmode, so the driver's
+# default (`prefer`) takes TLS without checking the certificate; the TLS tests add
+# `sslmode=verify-full&sslrootcert=$LEDGER_TEST_PG_CA`, and `$LEDGER_TEST_PG_OTHER_CA` is a CA that
+# signed nothing, which verify-full must refuse. Members of the role `ledger_password_auth` (tests
+# create them) log in with a password (scram-sha-256), not by trust: the credentials tests need a
+# server that checks one.
+#
+#   source scripts/postgres-local.sh && postgres_local_start   # exports DATABASE_URL, LEDGER_TEST_PG_CA,
+#                                                               # LEDGER_TEST_PG_OTHER_CA
 #   postgres_local_stop                                         # stops it, removes the cluster
 #
 # Fails loudly when it cannot: the PostgreSQL suites are never skipped.
@@ -12,6 +21,8 @@
 POSTGRES_LOCAL_MAJOR=15
 POSTGRES_LOCAL_START_TIMEOUT_SECS=60
 POSTGRES_LOCAL_USER=postgres
+# Members of this role authenticate with a password; everyone else on loopback is trusted.
+POSTGRES_LOCAL_PASSWORD_ROLE=ledger_password_auth
 
 postgres_local_fail() {
   echo "error: PostgreSQL: $*" >&2
@@ -56,6 +67,30 @@ postgres_local_free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# A CA of the cluster's own and the server's certificate it signs (P-256: quick to make), in the data
+# directory where the server finds them (`server.crt`, `server.key`, the key readable by its owner
+# only), the CA beside; and a second CA that signed nothing.
+postgres_local_certificates() {
+  command -v openssl >/dev/null || postgres_local_fail "openssl is required for the server's TLS certificate" || return 1
+  local dir="$POSTGRES_LOCAL_DIR" data="${POSTGRES_LOCAL_DIR}/data" ca
+  for ca in ca other-ca; do
+    openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj "/CN=ledger test ${ca}" -keyout "${dir}/${ca}.key" -out "${dir}/${ca}.crt" 2>/dev/null ||
+      postgres_local_fail "openssl could not make the ${ca} certificate" || return 1
+  done
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=127.0.0.1" \
+      -keyout "${data}/server.key" -out "${dir}/server.csr" 2>/dev/null &&
+    openssl x509 -req -in "${dir}/server.csr" -CA "${dir}/ca.crt" -CAkey "${dir}/ca.key" -CAcreateserial \
+      -days 2 -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n') \
+      -out "${data}/server.crt" 2>/dev/null ||
+    postgres_local_fail "openssl could not sign the server certificate" || return 1
+  chmod 600 "${data}/server.key"
+  if [ "$(id -u)" = 0 ]; then
+    chown "$POSTGRES_LOCAL_USER" "${data}/server.key" "${data}/server.crt" ||
+      postgres_local_fail "cannot give the server's key to ${POSTGRES_LOCAL_USER}" || return 1
+  fi
+}
+
 postgres_local_start() {
   postgres_local_install || return 1
   if [ "$(id -u)" = 0 ] && ! id "$POSTGRES_LOCAL_USER" >/dev/null 2>&1; then
@@ -76,9 +111,15 @@ postgres_local_start() {
     cat "${POSTGRES_LOCAL_DIR}/initdb.log" >&2
     postgres_local_fail "initdb failed" || return 1
   }
+  postgres_local_certificates || return 1
+  # pg_hba.conf is read top down, first match wins: the password role's line goes before trust's.
+  local hba="${POSTGRES_LOCAL_DIR}/data/pg_hba.conf"
+  { echo "host all +${POSTGRES_LOCAL_PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256"; cat "$hba"; } >"${hba}.new" &&
+    mv "${hba}.new" "$hba" && chown "$owner" "$hba" ||
+    postgres_local_fail "cannot write ${hba}" || return 1
   postgres_local_as_owner "${POSTGRES_LOCAL_BIN}/pg_ctl" -D "${POSTGRES_LOCAL_DIR}/data" \
       -l "${POSTGRES_LOCAL_DIR}/server.log" -w -t "$POSTGRES_LOCAL_START_TIMEOUT_SECS" \
-      -o "-c listen_addresses=127.0.0.1 -p ${port} -k ${POSTGRES_LOCAL_DIR} -c fsync=off -c max_connections=200" \
+      -o "-c listen_addresses=127.0.0.1 -p ${port} -k ${POSTGRES_LOCAL_DIR} -c fsync=off -c max_connections=200 -c ssl=on" \
       start >/dev/null || {
     cat "${POSTGRES_LOCAL_DIR}/server.log" >&2 2>/dev/null
     postgres_local_fail "pg_ctl start failed" || return 1
@@ -92,7 +133,11 @@ postgres_local_start() {
     sleep 0.1
     waited=$((waited + 1))
   done
+  "${POSTGRES_LOCAL_BIN}/psql" -q -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U "$owner" -d postgres \
+      -c "CREATE ROLE ${POSTGRES_LOCAL_PASSWORD_ROLE} NOLOGIN" >/dev/null ||
+    postgres_local_fail "cannot create the role ${POSTGRES_LOCAL_PASSWORD_ROLE}" || return 1
   export DATABASE_URL="postgres://${owner}@127.0.0.1:${port}/postgres"
+  export LEDGER_TEST_PG_CA="${POSTGRES_LOCAL_DIR}/ca.crt" LEDGER_TEST_PG_OTHER_CA="${POSTGRES_LOCAL_DIR}/other-ca.crt"
   echo "PostgreSQL $("${POSTGRES_LOCAL_BIN}/pg_ctl" --version | awk '{print $3}') listening on 127.0.0.1:${port} (cluster ${POSTGRES_LOCAL_DIR})"
 }
 

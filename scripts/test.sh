@@ -19,8 +19,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 source scripts/dynamodb-local.sh
 # shellcheck source=scripts/postgres-local.sh
 source scripts/postgres-local.sh
+# shellcheck source=scripts/moto-local.sh
+source scripts/moto-local.sh
 # One trap for every service: a second `trap ... EXIT` would replace the first.
 stop_services() {
+  moto_local_stop
   postgres_local_stop
   dynamodb_local_stop
 }
@@ -31,6 +34,9 @@ dynamodb_local_start
 
 step "PostgreSQL"
 postgres_local_start
+
+step "moto (Secrets Manager only: the database-credentials tests)"
+moto_local_start
 
 step "cargo test"
 cargo test --workspace --all-targets --locked

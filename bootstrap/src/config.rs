@@ -72,6 +72,23 @@ impl std::fmt::Debug for DatabaseUrl {
     }
 }
 
+/// `LEDGER_DATABASE_SECRET_ARN`: the Secrets Manager secret (the RDS-managed one) holding the
+/// PostgreSQL read model's `username` and `password`. An ARN names no secret value, so it prints whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseSecretArn(String);
+
+impl DatabaseSecretArn {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DatabaseSecretArn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerConfig {
     /// `LEDGER_HTTP_ADDR`, default `127.0.0.1:8080`. Port 0 picks a free port (tests do).
@@ -88,6 +105,9 @@ pub struct LedgerConfig {
     pub read_model: ReadModelKind,
     /// `DATABASE_URL`: the PostgreSQL read model, required when `read_model` is `Postgres`.
     pub database_url: Option<DatabaseUrl>,
+    /// `LEDGER_DATABASE_SECRET_ARN`, default none: read at start, its username and password replace
+    /// those of `database_url` (whose host, port, database and TLS settings are kept).
+    pub database_secret: Option<DatabaseSecretArn>,
     /// The DynamoDB tables, used when `event_store` is `Dynamodb`.
     pub dynamodb: DynamodbConfig,
     /// `LEDGER_HTTP_WORKERS`, default: the number of CPUs.
@@ -155,6 +175,7 @@ impl LedgerConfig {
             ],
         )?;
         let (read_model, database_url) = read_model(&vars, event_store)?;
+        let database_secret = database_secret(&vars)?;
         let prefix = vars.get("LEDGER_DYNAMODB_TABLE_PREFIX").unwrap_or_default();
         let dynamodb = DynamodbConfig {
             events_table: vars.table("LEDGER_DYNAMODB_EVENTS_TABLE", &prefix, "ledger_events")?,
@@ -225,6 +246,7 @@ impl LedgerConfig {
             event_store,
             read_model,
             database_url,
+            database_secret,
             dynamodb,
             http_workers,
             shutdown_timeout,
@@ -286,6 +308,34 @@ fn read_model<F: Fn(&str) -> Option<String>>(
         }
     }
     Ok((read_model, database_url))
+}
+
+/// `LEDGER_DATABASE_SECRET_ARN`: a Secrets Manager ARN (`arn:<partition>:secretsmanager:...`). A bare
+/// secret name would work with GetSecretValue too, but the variable promises an ARN, and an ARN names
+/// the account and region, so a wrong one fails here rather than as a missing secret.
+fn database_secret<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<F>,
+) -> Result<Option<DatabaseSecretArn>, ConfigError> {
+    const VARIABLE: &str = "LEDGER_DATABASE_SECRET_ARN";
+    let Some(value) = vars.get(VARIABLE).filter(|value| !value.is_empty()) else {
+        return Ok(None);
+    };
+    let mut parts = value.splitn(6, ':');
+    let valid = parts.next() == Some("arn")
+        && parts.next().is_some_and(|partition| !partition.is_empty())
+        && parts.next() == Some("secretsmanager")
+        && parts
+            .nth(2)
+            .is_some_and(|resource| resource.starts_with("secret:"));
+    if valid {
+        Ok(Some(DatabaseSecretArn(value)))
+    } else {
+        Err(Vars::<F>::invalid(
+            VARIABLE,
+            &value,
+            "expected a Secrets Manager ARN, arn:aws:secretsmanager:<region>:<account>:secret:<name>",
+        ))
+    }
 }
 
 /// Typed access to the variables, each failure naming the variable, its value and what was expected.
@@ -469,6 +519,38 @@ mod tests {
         );
         assert_eq!(url.to_string(), "postgres://***@db.internal:5432/ledger");
         assert!(!format!("{url:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_database_secret_is_a_secrets_manager_arn() {
+        let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1234-AbCdEf";
+        let configured = config(&[("LEDGER_DATABASE_SECRET_ARN", arn)]).unwrap();
+        assert_eq!(
+            configured
+                .database_secret
+                .as_ref()
+                .map(DatabaseSecretArn::as_str),
+            Some(arn)
+        );
+        assert_eq!(config(&[]).unwrap().database_secret, None);
+        assert_eq!(
+            config(&[("LEDGER_DATABASE_SECRET_ARN", "")])
+                .unwrap()
+                .database_secret,
+            None
+        );
+        for wrong in [
+            "rds!db-1234",
+            "arn:aws:ssm:eu-west-1:123456789012:parameter/db",
+            "arn::secretsmanager:eu-west-1:123456789012:secret:x",
+            "arn:aws:secretsmanager:eu-west-1:123456789012",
+        ] {
+            let error = config(&[("LEDGER_DATABASE_SECRET_ARN", wrong)]).unwrap_err();
+            assert!(
+                error.to_string().contains("LEDGER_DATABASE_SECRET_ARN"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use ledger_application::ports::{HealthCheck, StoreError};
+use ledger_application::ports::HealthCheck;
 use ledger_application::{DeadLetterCheck, FreshnessWait, QueryService};
 use ledger_lambda::query::QueryFunctionState;
-use ledger_postgres::PostgresReadModel;
 
-use crate::config::{DatabaseUrl, LedgerConfig, ReadModelKind};
+use crate::config::{LedgerConfig, ReadModelKind};
+use crate::startup::{ReadSide, StartupError};
 
 /// Why the query function cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -19,37 +19,27 @@ pub enum QueryLambdaError {
          and DATABASE_URL (LEDGER_READ_MODEL is `sqlite`, a file no Lambda shares)"
     )]
     NotPostgres,
-    #[error("LEDGER_READ_MODEL=postgres needs DATABASE_URL")]
-    MissingDatabaseUrl,
     /// The cause is in the message too: start-up's one log line must say what failed.
-    #[error("cannot connect to the PostgreSQL read model at {url}: {source}")]
-    Connect {
-        url: DatabaseUrl,
-        #[source]
-        source: StoreError,
-    },
+    #[error(transparent)]
+    Startup(#[from] StartupError),
 }
 
 /// The function's state from `config`: a pool on `DATABASE_URL` (not migrated: `ledger migrate`
-/// does that, once), the query service waiting at most `LEDGER_READ_WAIT_TIMEOUT_MS` for a
-/// `min_sequence`, and readiness as `ledger-api` has it with PostgreSQL, less the event store this
-/// function does not use: the read model answers and holds no open dead letter.
+/// does that, once; opened as every binary opens it, with the credentials of
+/// `LEDGER_DATABASE_SECRET_ARN` when set), the query service waiting at most
+/// `LEDGER_READ_WAIT_TIMEOUT_MS` for a `min_sequence`, and readiness as `ledger-api` has it with
+/// PostgreSQL, less the event store this function does not use: the read model answers and holds
+/// no open dead letter.
 pub async fn query_function_state(
     config: &LedgerConfig,
 ) -> Result<QueryFunctionState, QueryLambdaError> {
+    // Checked first: `ReadSide::open` would create the SQLite file of another configuration.
     if config.read_model != ReadModelKind::Postgres {
         return Err(QueryLambdaError::NotPostgres);
     }
-    let url = config
-        .database_url
-        .as_ref()
-        .ok_or(QueryLambdaError::MissingDatabaseUrl)?;
-    let read_model = PostgresReadModel::connect(url.expose_secret())
-        .await
-        .map_err(|source| QueryLambdaError::Connect {
-            url: url.clone(),
-            source,
-        })?;
+    let ReadSide::Postgres(read_model) = ReadSide::open(config).await? else {
+        return Err(QueryLambdaError::NotPostgres);
+    };
     let queries = Arc::new(QueryService::new(
         Arc::new(read_model.clone()),
         FreshnessWait {
@@ -100,7 +90,13 @@ mod tests {
         ]))
         .await
         .expect_err("nothing listens there");
-        assert!(matches!(error, QueryLambdaError::Connect { .. }), "{error}");
+        assert!(
+            matches!(
+                error,
+                QueryLambdaError::Startup(StartupError::Postgres { .. })
+            ),
+            "{error}"
+        );
         assert!(
             !format!("{error} {error:?}").contains("hunter2"),
             "{error:?}"

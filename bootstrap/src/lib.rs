@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod database_credentials;
 pub mod healthcheck;
 pub mod lambda_loop;
 pub mod lambda_projection;

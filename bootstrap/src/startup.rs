@@ -48,6 +48,8 @@ pub enum StartupError {
     },
     #[error("LEDGER_READ_MODEL=postgres needs DATABASE_URL")]
     MissingDatabaseUrl,
+    #[error(transparent)]
+    DatabaseCredentials(#[from] crate::database_credentials::DatabaseCredentialsError),
     #[error("LEDGER_READ_MODEL=postgres needs LEDGER_EVENT_STORE=dynamodb")]
     PostgresNeedsDynamodb,
     #[error("DynamoDB is not ready: {0}")]
@@ -81,16 +83,23 @@ pub enum ReadSide {
 
 impl ReadSide {
     /// Opens the configured read model: the SQLite file (created and migrated), or a pool on
-    /// `DATABASE_URL` (not migrated: `ledger migrate` does that, once, not every task at start-up).
+    /// `DATABASE_URL` (not migrated: `ledger migrate` does that, once, not every task at start-up),
+    /// with the credentials of `LEDGER_DATABASE_SECRET_ARN` when set. Every binary that reaches
+    /// PostgreSQL opens it here.
     pub async fn open(config: &LedgerConfig) -> Result<Self, StartupError> {
         match (config.read_model, &config.database_url) {
-            (ReadModelKind::Postgres, Some(url)) => PostgresReadModel::connect(url.expose_secret())
-                .await
-                .map(Self::Postgres)
-                .map_err(|source| StartupError::Postgres {
-                    url: url.to_string(),
-                    source,
-                }),
+            (ReadModelKind::Postgres, Some(url)) => {
+                let options = crate::database_credentials::postgres_connect_options(config)
+                    .await?
+                    .ok_or(StartupError::MissingDatabaseUrl)?;
+                PostgresReadModel::connect_with(options)
+                    .await
+                    .map(Self::Postgres)
+                    .map_err(|source| StartupError::Postgres {
+                        url: url.to_string(),
+                        source,
+                    })
+            }
             // Configuration refuses postgres without a URL; should one be built by hand, the SQLite
             // file is not silently used in its place.
             (ReadModelKind::Postgres, None) => Err(StartupError::MissingDatabaseUrl),

@@ -23,10 +23,22 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The lease named `name` in one database. Every value is a contender; each attempt opens a
 /// connection of its own, kept only if it wins, so that no two holders ever share a session
 /// (advisory locks are re-entrant within one).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PostgresProjectorLease {
     options: PgConnectOptions,
     name: String,
+}
+
+/// By hand: the connect options hold the database password (sqlx's `Debug` prints it), so only
+/// where the lease is and its name are shown.
+impl std::fmt::Debug for PostgresProjectorLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresProjectorLease")
+            .field("host", &self.options.get_host())
+            .field("database", &self.options.get_database())
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PostgresProjectorLease {
@@ -94,5 +106,23 @@ impl HeldLease for PostgresHeldLease {
             Ok(Err(error)) => Err(LeaseLost::ConnectionLost(Box::new(error))),
             Err(_) => Err(LeaseLost::Unconfirmed(CONFIRM_TIMEOUT)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_does_not_print_the_password() {
+        let options: PgConnectOptions = "postgres://ledger:hunter2@db.internal/ledger"
+            .parse()
+            .expect("a PostgreSQL URL");
+        let printed = format!(
+            "{:?}",
+            PostgresProjectorLease::new(options, "ledger-projector:x")
+        );
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("db.internal") && printed.contains("ledger-projector:x"));
     }
 }
