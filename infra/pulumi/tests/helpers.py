@@ -1,6 +1,7 @@
 """Reading recorded inputs: policy actions, unwrapped secrets."""
 
 import json
+import re
 
 TABLE = "aws:dynamodb/table:Table"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -68,3 +69,11 @@ def rules_of(built, typ: str, group_id: str) -> list:
             peer = inputs.get("referencedSecurityGroupId") or inputs.get("cidrIpv4") or inputs.get("prefixListId")
             found.append((int(inputs["fromPort"]), int(inputs["toPort"]), peer))
     return sorted(found)
+
+
+_URL_WITH_PASSWORD = re.compile(r"postgres(ql)?://[^/@:]*:[^/@]*@")
+
+
+def has_password_url(value: str) -> bool:
+    """A connection string whose userinfo holds a password (`user:password@`)."""
+    return bool(_URL_WITH_PASSWORD.search(value))

@@ -2,7 +2,7 @@
 
 import json
 
-from helpers import DATABASE_SECRET_ARN, FUNCTION, MAPPING, PASSWORDLESS_DATABASE_URL, unsecret
+from helpers import DATABASE_SECRET_ARN, FUNCTION, MAPPING, PASSWORDLESS_DATABASE_URL, has_password_url, unsecret
 
 ADOT_LAYER = "arn:aws:lambda:eu-west-1:901920570463:layer:aws-otel-collector-arm64-ver-0-117-0:1"
 
@@ -36,9 +36,8 @@ def test_both_functions_get_the_database_url_without_a_password_and_the_secret_a
 
 
 def test_no_function_environment_holds_a_password(built):
-    # A userinfo with a colon (`user:password@`) would be a password in the clear.
     assert not [v for f in built.of_type(FUNCTION) for v in unsecret(f.inputs["environment"])["variables"].values()
-                if "postgres://" in v and ":" in v.split("postgres://", 1)[1].split("@", 1)[0]]
+                if has_password_url(v)]
 
 
 def test_query_function_checks_tokens_of_the_authorizer_issuer_and_audience(built):
