@@ -126,3 +126,11 @@ def api_task_role(tables: Tables, secret_arn, metrics_log_group_arn, metrics_nam
     )
     aws.iam.RolePolicy("api-task-secret-and-telemetry", role=role.id, policy=sidecar)
     return role
+
+
+def migrate_task_role(secret_arn) -> aws.iam.Role:
+    """`ledger migrate` touches only PostgreSQL: it may read the database secret, nothing else."""
+    role = aws.iam.Role("migrate-task", assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"))
+    policy = pulumi.Output.from_input(secret_arn).apply(lambda arn: _document(_read_database_secret(arn)))
+    aws.iam.RolePolicy("migrate-task-secret", role=role.id, policy=policy)
+    return role

@@ -1,7 +1,9 @@
 """The command API on ECS Fargate: a cluster with Container Insights, the `ledger-api` task (arm64,
 awsvpc; read-only root filesystem, non-root, awslogs, its health check binary) with an ADOT collector
 sidecar it waits on, and the service in the private subnets behind the ALB's target group (no public
-address, circuit breaker with rollback, never below the desired count while deploying)."""
+address, circuit breaker with rollback, never below the desired count while deploying); and the
+one-off `ledger-migrate` task (`ledger migrate` from the same image), the only way into the private
+read model to create its schema."""
 
 import json
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from .tables import Tables
 
 API_CONTAINER = "ledger-api"
 COLLECTOR_CONTAINER = "adot-collector"
+MIGRATE_CONTAINER = "ledger-migrate"
 # The image's runtime user (Dockerfile): never root, even if the image were changed to say so.
 RUNTIME_USER = "65532"
 HEALTHCHECK = ["CMD", "/usr/local/bin/ledger-healthcheck"]
@@ -28,6 +31,7 @@ class Service:
     cluster: aws.ecs.Cluster
     task_definition: aws.ecs.TaskDefinition
     service: aws.ecs.Service
+    migrate_task_definition: aws.ecs.TaskDefinition
 
 
 def _logs(group: str, region: str, prefix: str) -> dict:
@@ -85,28 +89,59 @@ def container_definitions(settings: Settings, region: str, image: str, environme
     return json.dumps([api, collector])
 
 
-def create(settings: Settings, network: Network, tables: Tables, database: Database, repository: aws.ecr.Repository,
-           balancer: LoadBalancer, execution_role: aws.iam.Role, task_role: aws.iam.Role) -> Service:
-    region = aws.get_region().region
-    cluster = aws.ecs.Cluster("ledger", settings=[{"name": "containerInsights", "value": "enabled"}])
-    definitions = pulumi.Output.all(
-        repository.repository_url, database.url, database.secret_arn,
-        tables.events.name, tables.idempotency.name, tables.snapshots.name,
-    ).apply(lambda values: container_definitions(
-        settings, region, f"{values[0]}:{settings.image_tag}",
-        api_environment(settings, region, values[3:6], values[1], values[2]),
-    ))
-    task_definition = aws.ecs.TaskDefinition(
-        API_CONTAINER,
-        family=API_CONTAINER,
+def migrate_container_definitions(region: str, image: str, environment: dict) -> str:
+    """`ledger migrate` with the API's configuration (so it reads the same secret), no telemetry
+    (there is no collector in this task), run once per schema change: `aws ecs run-task` (README)."""
+    variables = {k: v for k, v in environment.items() if not k.startswith("OTEL_")}
+    return json.dumps([{
+        "name": MIGRATE_CONTAINER,
+        "image": image,
+        "essential": True,
+        "user": RUNTIME_USER,
+        "readonlyRootFilesystem": True,
+        # ECS overrides cannot replace an entry point, so the admin tool gets a definition of its own.
+        "entryPoint": ["/usr/local/bin/ledger"],
+        "command": ["migrate"],
+        "environment": _environment(variables),
+        "logConfiguration": _logs(observability.API_LOG_GROUP, region, MIGRATE_CONTAINER),
+    }])
+
+
+def _fargate_task(name: str, definitions, execution_role: aws.iam.Role, task_role: aws.iam.Role, cpu: str,
+                  memory: str) -> aws.ecs.TaskDefinition:
+    return aws.ecs.TaskDefinition(
+        name,
+        family=name,
         requires_compatibilities=["FARGATE"],
         network_mode="awsvpc",
-        cpu="512",
-        memory="1024",
+        cpu=cpu,
+        memory=memory,
         runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "ARM64"},
         execution_role_arn=execution_role.arn,
         task_role_arn=task_role.arn,
         container_definitions=definitions,
+    )
+
+
+def create(settings: Settings, network: Network, tables: Tables, database: Database, repository: aws.ecr.Repository,
+           balancer: LoadBalancer, execution_role: aws.iam.Role, task_role: aws.iam.Role,
+           migrate_role: aws.iam.Role) -> Service:
+    region = aws.get_region().region
+    cluster = aws.ecs.Cluster("ledger", settings=[{"name": "containerInsights", "value": "enabled"}])
+    inputs = pulumi.Output.all(
+        repository.repository_url, database.url, database.secret_arn,
+        tables.events.name, tables.idempotency.name, tables.snapshots.name,
+    ).apply(lambda values: (f"{values[0]}:{settings.image_tag}",
+                            api_environment(settings, region, values[3:6], values[1], values[2])))
+    task_definition = _fargate_task(
+        API_CONTAINER,
+        inputs.apply(lambda image_and_env: container_definitions(settings, region, *image_and_env)),
+        execution_role, task_role, cpu="512", memory="1024",
+    )
+    migrate_task_definition = _fargate_task(
+        MIGRATE_CONTAINER,
+        inputs.apply(lambda image_and_env: migrate_container_definitions(region, *image_and_env)),
+        execution_role, migrate_role, cpu="256", memory="512",
     )
     service = aws.ecs.Service(
         API_CONTAINER,
@@ -131,4 +166,4 @@ def create(settings: Settings, network: Network, tables: Tables, database: Datab
         # The target group must belong to a listener before a service can register into it.
         opts=pulumi.ResourceOptions(depends_on=[balancer.https_listener]),
     )
-    return Service(cluster, task_definition, service)
+    return Service(cluster, task_definition, service, migrate_task_definition)

@@ -42,8 +42,9 @@ def build() -> Stack:
     execution_role = iam.api_task_execution_role(repository.arn, [telemetry.api_logs.arn])
     task_role = iam.api_task_role(created_tables, created_database.secret_arn, telemetry.api_metrics_logs.arn,
                                   settings.metrics_namespace)
+    migrate_role = iam.migrate_task_role(created_database.secret_arn)
     created_service = service.create(settings, created_network, created_tables, created_database, repository,
-                                     balancer, execution_role, task_role)
+                                     balancer, execution_role, task_role, migrate_role)
     created_alarms = alarms.create(settings, created_lambdas, balancer, created_api.api, telemetry.alarm_topic)
     return Stack(settings, created_network, created_endpoints, created_database, created_tables, repository,
                  telemetry, created_lambdas, created_api, balancer, execution_role, task_role, created_service,
@@ -67,6 +68,7 @@ def outputs(stack: Stack) -> dict:
         "eventsStreamArn": stack.tables.events.stream_arn,
         "ecsCluster": stack.service.cluster.name,
         "apiTaskDefinition": stack.service.task_definition.family,
+        "migrateTaskDefinition": stack.service.migrate_task_definition.family,
         "privateSubnetIds": pulumi.Output.all(*[s.id for s in stack.network.private_subnets]),
         "apiTaskSecurityGroupId": stack.network.tasks_security_group.id,
     }

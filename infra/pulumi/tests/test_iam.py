@@ -86,7 +86,7 @@ def test_every_role_may_read_only_the_database_secret(built):
                 readers[policy.inputs["role"]] = (as_list(s["Action"]), as_list(s["Resource"]))
     only_the_secret = (["secretsmanager:GetSecretValue"], [DATABASE_SECRET_ARN])
     assert readers == {"projection-lambda-id": only_the_secret, "query-lambda-id": only_the_secret,
-                       "api-task-id": only_the_secret}
+                       "api-task-id": only_the_secret, "migrate-task-id": only_the_secret}
 
 
 def test_the_task_role_cannot_write_beyond_the_adapter_actions(built):
@@ -131,3 +131,8 @@ def test_the_execution_role_writes_only_its_log_group(built):
 
 def test_the_execution_role_has_no_table_or_secret_access(built):
     assert not [a for a in actions_of(built, "api-task-execution") if a.split(":")[0] in ("dynamodb", "secretsmanager")]
+
+
+def test_the_migrate_role_may_only_read_the_database_secret(built):
+    assert [(as_list(s["Action"]), as_list(s["Resource"])) for s in _statements(built, "migrate-task")] == [
+        (["secretsmanager:GetSecretValue"], [DATABASE_SECRET_ARN])]

@@ -49,4 +49,4 @@ def test_database_secret_arn_is_exported(built):
 
 
 def test_the_outputs_a_migration_run_needs_are_exported(built):
-    assert {"ecsCluster", "apiTaskDefinition", "privateSubnetIds", "apiTaskSecurityGroupId"} <= set(outputs(built.stack))
+    assert {"ecsCluster", "migrateTaskDefinition", "privateSubnetIds", "apiTaskSecurityGroupId"} <= set(outputs(built.stack))

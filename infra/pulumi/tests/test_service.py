@@ -151,3 +151,25 @@ def test_the_service_sits_behind_the_api_target_group(built):
     assert _service(built)["loadBalancers"] == [{
         "targetGroupArn": "arn:aws:mock:eu-west-1:123456789012:ledger-api",
         "containerName": "ledger-api", "containerPort": 8080}]
+
+
+def _migrate(built):
+    definitions = json.loads(built.one(TASK_DEFINITION, "ledger-migrate").inputs["containerDefinitions"])
+    assert len(definitions) == 1
+    return definitions[0]
+
+
+def test_the_migrate_task_runs_ledger_migrate_from_the_same_image(built):
+    migrate = _migrate(built)
+    assert (migrate["image"], migrate["entryPoint"], migrate["command"]) == (IMAGE, ["/usr/local/bin/ledger"], ["migrate"])
+
+
+def test_the_migrate_task_reaches_postgres_with_the_api_database_settings(built):
+    env = environment_of(_migrate(built))
+    assert (env["LEDGER_READ_MODEL"], env["DATABASE_URL"], env["LEDGER_DATABASE_SECRET_ARN"]) == (
+        "postgres", PASSWORDLESS_DATABASE_URL, DATABASE_SECRET_ARN)
+
+
+def test_the_migrate_task_runs_with_a_role_of_its_own(built):
+    assert built.one(TASK_DEFINITION, "ledger-migrate").inputs["taskRoleArn"] == (
+        "arn:aws:mock:eu-west-1:123456789012:migrate-task")
