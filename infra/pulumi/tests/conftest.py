@@ -20,7 +20,6 @@ CONFIG = {
     "ledger:certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/ledger",
     "ledger:adotLambdaLayerArn": "arn:aws:lambda:eu-west-1:901920570463:layer:aws-otel-collector-arm64-ver-0-117-0:1",
     "ledger:alarmEmail": "oncall@example.com",
-    "ledger:allowedCidrs": "0.0.0.0/0",
 }
 DATABASE_ADDRESS = "read-model.mock.eu-west-1.rds.amazonaws.com"
 DATABASE_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-mock"
