@@ -2,7 +2,6 @@
 
 from dataclasses import dataclass
 
-import pulumi
 import pulumi_aws as aws
 
 from .settings import Settings
