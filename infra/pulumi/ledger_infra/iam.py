@@ -37,6 +37,8 @@ API_TABLE_ACTIONS = [
 ]
 
 ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+# A pull through the cache creates the cached repository and imports the upstream image.
+ECR_CACHE_ACTIONS = ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"]
 LOG_WRITE_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents"]
 XRAY_WRITE_ACTIONS = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
 XRAY_SAMPLING_ACTIONS = ["xray:GetSamplingRules", "xray:GetSamplingTargets"]
@@ -93,12 +95,20 @@ def grant_function_telemetry_and_secret(name: str, role: aws.iam.Role, secret_ar
     return aws.iam.RolePolicy(f"{name}-secret-and-traces", role=role.id, policy=policy)
 
 
-def api_task_execution_role(repository_arn, log_group_arns: list) -> aws.iam.Role:
-    """What ECS itself needs to start the task: pull from this repository, write these log groups."""
+def api_task_execution_role(repository_arn, log_group_arns: list, cached_repository: str | None) -> aws.iam.Role:
+    """What ECS itself needs to start the task: pull from this repository (and the collector's
+    repository of the pull-through cache, which the first pull creates and fills), write these log
+    groups."""
     role = aws.iam.Role("api-task-execution", assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"))
+    account = aws.get_caller_identity().account_id
+    region = aws.get_region().region
+    cached = ([_statement("PullCachedCollector", ECR_PULL_ACTIONS + ECR_CACHE_ACTIONS,
+                          f"arn:aws:ecr:{region}:{account}:repository/{cached_repository}")]
+              if cached_repository else [])
     policy = pulumi.Output.all(repository_arn, *log_group_arns).apply(
         lambda arns: _document(
             _statement("PullOwnImages", ECR_PULL_ACTIONS, arns[0]),
+            *cached,
             # GetAuthorizationToken has no resource-level permission: the registry login itself.
             _statement("RegistryLogin", ["ecr:GetAuthorizationToken"], "*"),
             _statement("WriteOwnLogs", LOG_WRITE_ACTIONS, [f"{arn}:*" for arn in arns[1:]]),

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from . import observability
+from . import observability, registry
 from .database import Database
 from .loadbalancer import LoadBalancer
 from .network import API_PORT, Network
@@ -63,6 +63,7 @@ def api_environment(settings: Settings, region: str, tables: list, database_url:
 
 
 def container_definitions(settings: Settings, region: str, image: str, environment: dict) -> str:
+    registry_host = image.split("/", 1)[0]
     api = {
         "name": API_CONTAINER,
         "image": image,
@@ -78,7 +79,8 @@ def container_definitions(settings: Settings, region: str, image: str, environme
     }
     collector = {
         "name": COLLECTOR_CONTAINER,
-        "image": settings.adot_collector_image,
+        # Through the account's pull-through cache: public.ecr.aws is on the internet, the tasks are not.
+        "image": registry.through_cache(settings.adot_collector_image, registry_host),
         "essential": True,
         "readonlyRootFilesystem": True,
         # The image's entry point reads its whole configuration from this variable.

@@ -39,7 +39,8 @@ def build() -> Stack:
     created_lambdas = lambdas.create(settings, created_tables, created_network, created_database)
     created_api = api.create(settings, created_lambdas.query)
     balancer = loadbalancer.create(settings, created_network)
-    execution_role = iam.api_task_execution_role(repository.arn, [telemetry.api_logs.arn])
+    execution_role = iam.api_task_execution_role(repository.arn, [telemetry.api_logs.arn],
+                                                 registry.cached_repository_name(settings.adot_collector_image))
     task_role = iam.api_task_role(created_tables, created_database.secret_arn, telemetry.api_metrics_logs.arn,
                                   settings.metrics_namespace)
     migrate_role = iam.migrate_task_role(created_database.secret_arn)

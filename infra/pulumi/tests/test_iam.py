@@ -116,11 +116,14 @@ def test_both_functions_may_send_traces_to_xray(built):
                for role in ("projection-lambda", "query-lambda"))
 
 
-def test_the_execution_role_pulls_only_from_its_repository(built):
+def test_the_execution_role_pulls_only_from_its_repository_and_the_cached_collector(built):
     pulls = [s for s in _statements(built, "api-task-execution")
              if any(a.startswith("ecr:") and a != "ecr:GetAuthorizationToken" for a in as_list(s["Action"]))]
-    assert [(sorted(as_list(s["Action"])), as_list(s["Resource"])) for s in pulls] == [(
-        ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], [f"{MOCK}:ledger-api"])]
+    pull = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+    assert [(sorted(as_list(s["Action"])), as_list(s["Resource"])) for s in pulls] == [
+        (pull, [f"{MOCK}:ledger-api"]),
+        (sorted(pull + ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"]),
+         ["arn:aws:ecr:eu-west-1:123456789012:repository/ecr-public/aws-observability/aws-otel-collector"])]
 
 
 def test_the_execution_role_writes_only_its_log_group(built):

@@ -108,9 +108,15 @@ def test_the_api_waits_for_a_healthy_collector(built):
 
 
 def test_the_collector_image_is_pinned_to_a_version(built):
-    repository, tag = _collector(built)["image"].rsplit(":", 1)
-    assert (repository, tag.startswith("v"), tag != "latest") == (
-        "public.ecr.aws/aws-observability/aws-otel-collector", True, True)
+    tag = _collector(built)["image"].rsplit(":", 1)[1]
+    assert (tag.startswith("v"), tag != "latest") == (True, True)
+
+
+def test_the_collector_image_comes_through_the_ecr_public_pull_through_cache(built):
+    rule = built.one("aws:ecr/pullThroughCacheRule:PullThroughCacheRule", "ecr-public").inputs
+    assert (_collector(built)["image"].rsplit(":", 1)[0], rule["ecrRepositoryPrefix"], rule["upstreamRegistryUrl"]) == (
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/ecr-public/aws-observability/aws-otel-collector",
+        "ecr-public", "public.ecr.aws")
 
 
 def test_the_collector_has_a_health_check_of_its_own(built):
