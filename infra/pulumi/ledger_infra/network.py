@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import pulumi_aws as aws
 
+from .settings import Settings
+
 VPC_CIDR = "10.20.0.0/16"
 PRIVATE_SUBNET_CIDRS = ["10.20.1.0/24", "10.20.2.0/24"]
 PUBLIC_SUBNET_CIDRS = ["10.20.101.0/24", "10.20.102.0/24"]
@@ -58,7 +60,7 @@ def _rule(kind, name: str, group, port: int, **peer):
     return kind(name, security_group_id=group.id, ip_protocol="tcp", from_port=port, to_port=port, **peer)
 
 
-def create(settings) -> Network:
+def create(settings: Settings) -> Network:
     zones = aws.get_availability_zones(state="available")
     vpc = aws.ec2.Vpc("ledger", cidr_block=VPC_CIDR, enable_dns_support=True, enable_dns_hostnames=True)
     private_subnets = _subnets("private", vpc, PRIVATE_SUBNET_CIDRS, zones, public=False)
