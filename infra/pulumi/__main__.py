@@ -2,10 +2,7 @@
 
 import pulumi
 
-from ledger_infra.stack import build
+from ledger_infra.stack import build, outputs
 
-stack = build()
-pulumi.export("api_url", stack.api.stage.invoke_url)
-pulumi.export("events_table", stack.tables.events.name)
-pulumi.export("events_stream_arn", stack.tables.events.stream_arn)
-pulumi.export("projection_dead_letter_queue_url", stack.lambdas.dead_letters.url)
+for name, value in outputs(build()).items():
+    pulumi.export(name, value)

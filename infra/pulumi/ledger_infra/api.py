@@ -2,7 +2,6 @@
 
 from dataclasses import dataclass
 
-import pulumi
 import pulumi_aws as aws
 
 from .settings import Settings
@@ -23,7 +22,7 @@ def create(settings: Settings, query: aws.lambda_.Function) -> Api:
         api_id=api.id,
         authorizer_type="JWT",
         identity_sources=["$request.header.Authorization"],
-        jwt_configuration={"issuer": settings.jwt_issuer, "audiences": settings.jwt_audiences},
+        jwt_configuration={"issuer": settings.jwt_issuer, "audiences": [settings.jwt_audience]},
     )
     integration = aws.apigatewayv2.Integration(
         "query-lambda",

@@ -2,6 +2,8 @@
 its master credentials generated and kept by RDS in Secrets Manager (never in the program or its
 state), deletion-protected with backups and a final snapshot."""
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_aws as aws
 
@@ -9,7 +11,28 @@ from .network import Network
 from .settings import Settings
 
 
-def create(settings: Settings, network: Network) -> aws.rds.Instance:
+DATABASE_NAME = "ledger"
+DATABASE_USER = "ledger"
+
+
+@dataclass
+class Database:
+    instance: aws.rds.Instance
+    # The RDS-managed master secret (SecretString JSON with `username` and `password`).
+    secret_arn: pulumi.Output
+    # `postgres://ledger@<host>:5432/ledger?sslmode=require`: no password; the binaries read it from
+    # the secret at start (LEDGER_DATABASE_SECRET_ARN), so it is never in the program, state or env.
+    url: pulumi.Output
+
+
+def _secret_arn(secrets) -> str | None:
+    if not secrets:
+        return None
+    first = secrets[0]
+    return first["secret_arn"] if isinstance(first, dict) and "secret_arn" in first else first.secret_arn
+
+
+def create(settings: Settings, network: Network) -> Database:
     subnets = aws.rds.SubnetGroup(
         "read-model", subnet_ids=[subnet.id for subnet in network.private_subnets]
     )
@@ -24,8 +47,8 @@ def create(settings: Settings, network: Network) -> aws.rds.Instance:
         publicly_accessible=False,
         db_subnet_group_name=subnets.name,
         vpc_security_group_ids=[network.database_security_group.id],
-        db_name="ledger",
-        username="ledger",
+        db_name=DATABASE_NAME,
+        username=DATABASE_USER,
         # RDS generates the password and keeps it in Secrets Manager, rotating it.
         manage_master_user_password=True,
         multi_az=settings.database_multi_az,
@@ -35,9 +58,7 @@ def create(settings: Settings, network: Network) -> aws.rds.Instance:
         final_snapshot_identifier="ledger-read-model-final",
         auto_minor_version_upgrade=True,
     )
-    pulumi.export("database_endpoint", database.endpoint)
-    pulumi.export(
-        "database_secret_arn",
-        database.master_user_secrets.apply(lambda secrets: secrets[0]["secret_arn"] if secrets else None),
+    url = pulumi.Output.all(database.address, database.port).apply(
+        lambda parts: f"postgres://{DATABASE_USER}@{parts[0]}:{parts[1] or 5432}/{DATABASE_NAME}?sslmode=require"
     )
-    return database
+    return Database(database, database.master_user_secrets.apply(_secret_arn), url)

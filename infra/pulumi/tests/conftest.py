@@ -13,10 +13,16 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 CONFIG = {
-    "ledger:databaseUrl": "postgres://ledger:secret@db.internal:5432/ledger",
     "ledger:jwtIssuer": "https://issuer.example.com/",
     "ledger:jwtAudience": "ledger-api",
+    "ledger:jwksUrl": "https://issuer.example.com/.well-known/jwks.json",
+    "ledger:imageTag": "v1.2.3",
+    "ledger:certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/ledger",
+    "ledger:adotLambdaLayerArn": "arn:aws:lambda:eu-west-1:901920570463:layer:aws-otel-collector-arm64-ver-0-117-0:1",
+    "ledger:alarmEmail": "oncall@example.com",
 }
+DATABASE_ADDRESS = "read-model.mock.eu-west-1.rds.amazonaws.com"
+DATABASE_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-mock"
 
 
 @dataclass
@@ -44,6 +50,16 @@ class Mocks(pulumi.runtime.Mocks):
             state["invokeUrl"] = "https://mock.execute-api.eu-west-1.amazonaws.com/"
         if args.typ == "aws:sqs/queue:Queue":
             state["url"] = f"https://sqs.eu-west-1.amazonaws.com/123456789012/{args.name}"
+        if args.typ == "aws:ec2/vpcEndpoint:VpcEndpoint":
+            state["prefixListId"] = f"pl-{args.name}"
+        if args.typ == "aws:rds/instance:Instance":
+            state.update(address=DATABASE_ADDRESS, port=5432, endpoint=f"{DATABASE_ADDRESS}:5432",
+                         masterUserSecrets=[{"secretArn": DATABASE_SECRET_ARN, "secretStatus": "active"}])
+        if args.typ in ("aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup"):
+            state["arnSuffix"] = f"app/{args.name}/0123456789abcdef"
+            state["dnsName"] = f"{args.name}-123.eu-west-1.elb.amazonaws.com"
+        if args.typ == "aws:ecr/repository:Repository":
+            state["repositoryUrl"] = f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/{args.name}"
         if "name" not in state:
             state["name"] = args.name
         return f"{args.name}-id", state
@@ -53,6 +69,8 @@ class Mocks(pulumi.runtime.Mocks):
             return {"names": ["eu-west-1a", "eu-west-1b", "eu-west-1c"], "zoneIds": ["euw1-az1", "euw1-az2", "euw1-az3"]}
         if args.token == "aws:index/getRegion:getRegion":
             return {"name": "eu-west-1", "region": "eu-west-1", "id": "eu-west-1"}
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": "123456789012", "arn": "arn:aws:iam::123456789012:user/mock", "userId": "mock"}
         return {}
 
 

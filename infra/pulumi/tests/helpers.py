@@ -1,6 +1,7 @@
 """Reading recorded inputs: policy actions, unwrapped secrets."""
 
 import json
+import re
 
 TABLE = "aws:dynamodb/table:Table"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -38,3 +39,41 @@ def policies_of(built, role_name: str) -> list:
 
 def actions_of(built, role_name: str) -> list:
     return [a for p in policies_of(built, role_name) for s in statements(p.inputs["policy"]) for a in as_list(s["Action"])]
+
+
+TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
+SERVICE = "aws:ecs/service:Service"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+EGRESS_RULE = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+DATABASE_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-mock"
+PASSWORDLESS_DATABASE_URL = "postgres://ledger@read-model.mock.eu-west-1.rds.amazonaws.com:5432/ledger?sslmode=require"
+
+
+def containers(built) -> dict:
+    """The API task definition's containers, by name."""
+    definitions = json.loads(built.one(TASK_DEFINITION, "ledger-api").inputs["containerDefinitions"])
+    return {c["name"]: c for c in definitions}
+
+
+def environment_of(container: dict) -> dict:
+    return {e["name"]: e["value"] for e in container["environment"]}
+
+
+def rules_of(built, typ: str, group_id: str) -> list:
+    """The standalone rules of one security group, as (port, peer) pairs."""
+    found = []
+    for rule in built.of_type(typ):
+        inputs = rule.inputs
+        if inputs["securityGroupId"] == group_id:
+            peer = inputs.get("referencedSecurityGroupId") or inputs.get("cidrIpv4") or inputs.get("prefixListId")
+            found.append((int(inputs["fromPort"]), int(inputs["toPort"]), peer))
+    return sorted(found)
+
+
+_URL_WITH_PASSWORD = re.compile(r"postgres(ql)?://[^/@:]*:[^/@]*@")
+
+
+def has_password_url(value: str) -> bool:
+    """A connection string whose userinfo holds a password (`user:password@`)."""
+    return bool(_URL_WITH_PASSWORD.search(value))

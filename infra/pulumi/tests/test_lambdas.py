@@ -1,6 +1,10 @@
 """Both functions and the projection function's event source mapping on the events stream."""
 
-from helpers import FUNCTION, MAPPING, is_secret, unsecret
+import json
+
+from helpers import DATABASE_SECRET_ARN, FUNCTION, MAPPING, PASSWORDLESS_DATABASE_URL, has_password_url, unsecret
+
+ADOT_LAYER = "arn:aws:lambda:eu-west-1:901920570463:layer:aws-otel-collector-arm64-ver-0-117-0:1"
 
 PROJECTION_DLQ = "arn:aws:mock:eu-west-1:123456789012:projection-dead-letters"
 
@@ -15,14 +19,63 @@ def test_projection_code_is_the_projection_zip(built):
     assert code.path.endswith("target/lambda/ledger-projection-lambda/bootstrap.zip")
 
 
+def _variables(built, name):
+    return unsecret(built.one(FUNCTION, name).inputs["environment"])["variables"]
+
+
 def test_projection_environment_selects_dynamodb_and_postgres(built):
-    variables = unsecret(built.one(FUNCTION, "projection").inputs["environment"])["variables"]
-    assert (variables["LEDGER_EVENT_STORE"], variables["LEDGER_READ_MODEL"], variables["DATABASE_URL"]) == (
-        "dynamodb", "postgres", "postgres://ledger:secret@db.internal:5432/ledger")
+    variables = _variables(built, "projection")
+    assert (variables["LEDGER_EVENT_STORE"], variables["LEDGER_READ_MODEL"]) == ("dynamodb", "postgres")
 
 
-def test_database_url_is_kept_secret_in_the_environment(built):
-    assert all(is_secret(f.inputs["environment"]) for f in built.of_type(FUNCTION))
+def test_both_functions_get_the_database_url_without_a_password_and_the_secret_arn(built):
+    assert {name: (_variables(built, name)["DATABASE_URL"], _variables(built, name)["LEDGER_DATABASE_SECRET_ARN"])
+            for name in ("projection", "query")} == {
+        "projection": (PASSWORDLESS_DATABASE_URL, DATABASE_SECRET_ARN),
+        "query": (PASSWORDLESS_DATABASE_URL, DATABASE_SECRET_ARN)}
+
+
+def test_no_function_environment_holds_a_password(built):
+    assert not [v for f in built.of_type(FUNCTION) for v in unsecret(f.inputs["environment"])["variables"].values()
+                if has_password_url(v)]
+
+
+def test_query_function_checks_tokens_of_the_authorizer_issuer_and_audience(built):
+    variables = _variables(built, "query")
+    assert (variables["LEDGER_AUTH_JWKS_URL"], variables["LEDGER_AUTH_ISSUER"], variables["LEDGER_AUTH_AUDIENCE"]) == (
+        "https://issuer.example.com/.well-known/jwks.json", "https://issuer.example.com/", "ledger-api")
+
+
+def test_both_functions_carry_the_adot_collector_layer(built):
+    assert {f.name: f.inputs["layers"] for f in built.of_type(FUNCTION)} == {
+        "projection": [ADOT_LAYER], "query": [ADOT_LAYER]}
+
+
+def test_both_functions_trace_actively(built):
+    assert {f.name: f.inputs["tracingConfig"] for f in built.of_type(FUNCTION)} == {
+        "projection": {"mode": "Active"}, "query": {"mode": "Active"}}
+
+
+def test_both_functions_export_to_the_layer_collector_on_localhost(built):
+    assert {_variables(built, name)["OTEL_EXPORTER_OTLP_ENDPOINT"] for name in ("projection", "query")} == {
+        "http://localhost:4318"}
+
+
+def test_the_layer_collector_takes_its_configuration_from_the_environment(built):
+    variables = _variables(built, "projection")
+    uri = variables["OPENTELEMETRY_COLLECTOR_CONFIG_URI"]
+    assert uri == "env:LEDGER_OTEL_COLLECTOR_CONFIG" and uri.removeprefix("env:") in variables
+
+
+def test_the_layer_collector_sends_traces_to_xray_and_metrics_as_emf_on_stdout(built):
+    config = json.loads(_variables(built, "projection")["LEDGER_OTEL_COLLECTOR_CONFIG"])
+    pipelines = config["service"]["pipelines"]
+    assert (pipelines["traces"]["exporters"], pipelines["metrics"]["exporters"], config["exporters"]["awsemf"]) == (
+        ["awsxray"], ["awsemf"], {"output_destination": "stdout", "namespace": "Ledger"})
+
+
+def test_the_function_environments_fit_lambdas_four_kilobytes(built):
+    assert all(len(json.dumps(_variables(built, name))) < 4096 for name in ("projection", "query"))
 
 
 def test_query_timeout_exceeds_the_read_wait(built):
