@@ -1,6 +1,7 @@
-"""The VPC endpoints through which the private subnets reach AWS without an internet path: gateway
-endpoints for DynamoDB (the event store) and S3 (where ECR keeps image layers) on the private route
-table, and interface endpoints for what the tasks and functions call: Secrets Manager (the database
+"""The VPC endpoints through which the private subnets reach AWS without the internet (with or without
+NAT: AWS traffic never takes the NAT, which costs per GB and is there for the issuer's JWKS alone):
+gateway endpoints for DynamoDB (the event store) and S3 (where ECR keeps image layers) on the private
+route tables, and interface endpoints for what the tasks and functions call: Secrets Manager (the database
 secret), ECR (image pulls), CloudWatch Logs (awslogs, EMF), X-Ray and CloudWatch (the ADOT
 collectors' exporters). The endpoints' group takes 443 from the tasks' and functions' groups alone."""
 
@@ -30,9 +31,9 @@ def create(network: Network) -> dict:
             vpc_id=network.vpc.id,
             service_name=f"com.amazonaws.{region}.{service}",
             vpc_endpoint_type="Gateway",
-            route_table_ids=[network.private_route_table.id],
+            route_table_ids=[table.id for table in network.private_route_tables],
         )
-        # The tasks' only way out of the VPC: HTTPS to this service's addresses, via the gateway.
+        # HTTPS to this service's addresses, via the gateway (the functions call neither).
         aws.vpc.SecurityGroupEgressRule(
             f"tasks-out-{service}",
             security_group_id=network.tasks_security_group.id,

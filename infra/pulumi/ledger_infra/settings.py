@@ -33,6 +33,7 @@ class Settings:
     adot_collector_image: str
     adot_lambda_layer_arn: str
     alarm_email: str | None
+    nat_gateways: bool
 
 
 def _int_or(config: pulumi.Config, key: str, default: int) -> int:
@@ -74,4 +75,7 @@ def load() -> Settings:
         # Region-specific, e.g. arn:aws:lambda:eu-west-1:901920570463:layer:aws-otel-collector-arm64-ver-<v>:<n>
         adot_lambda_layer_arn=config.require("adotLambdaLayerArn"),
         alarm_email=config.get("alarmEmail"),
+        # A NAT gateway per zone, the private subnets' way to a public issuer's JWKS (network.py);
+        # false where `jwksUrl` is reachable privately (no NAT, no route out of the VPC at all).
+        nat_gateways=config.get_bool("natGateways") is not False,
     )

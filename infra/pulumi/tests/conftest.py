@@ -88,12 +88,11 @@ class Built:
         return found[0]
 
 
-@pytest.fixture(scope="session")
-def built() -> Built:
+def _build(overrides: dict) -> Built:
+    """One build of the whole program under fresh mocks and exactly this configuration."""
     mocks = Mocks()
     pulumi.runtime.set_mocks(mocks, project="ledger", stack="test", preview=False)
-    for key, value in CONFIG.items():
-        pulumi.runtime.set_config(key, value)
+    pulumi.runtime.set_all_config(dict(CONFIG, **overrides))
     from ledger_infra.stack import build
 
     holder = {}
@@ -105,3 +104,14 @@ def built() -> Built:
 
     run()
     return Built(mocks, holder["stack"])
+
+
+@pytest.fixture(scope="session")
+def built() -> Built:
+    return _build({})
+
+
+@pytest.fixture(scope="session")
+def built_without_nat() -> Built:
+    """The stack of an operator whose issuer is reachable privately: `natGateways=false`."""
+    return _build({"ledger:natGateways": "false"})
