@@ -1,5 +1,5 @@
 """The command API on ECS Fargate: a cluster with Container Insights, the `ledger-api` task (arm64,
-awsvpc; read-only root filesystem, non-root, awslogs, its health check binary) with an ADOT collector
+awsvpc; read-only root filesystem, non-root, awslogs, its health check binary asking liveness) with an ADOT collector
 sidecar it waits on, and the service in the private subnets behind the ALB's target group (no public
 address, circuit breaker with rollback, never below the desired count while deploying); and the
 one-off `ledger-migrate` task (`ledger migrate` from the same image), the only way into the private
@@ -24,6 +24,11 @@ MIGRATE_CONTAINER = "ledger-migrate"
 # The image's runtime user (Dockerfile): never root, even if the image were changed to say so.
 RUNTIME_USER = "65532"
 HEALTHCHECK = ["CMD", "/usr/local/bin/ledger-healthcheck"]
+# ECS replaces a container its health check calls unhealthy, so the check asks liveness: readiness
+# fails for reasons no restart fixes (PostgreSQL or DynamoDB briefly unreachable, an open dead letter),
+# and would restart every task at once. Readiness is the ALB target group's check (loadbalancer.py):
+# a task that cannot serve leaves the rotation and stays alive. Read by /usr/local/bin/ledger-healthcheck.
+LIVENESS_URL = f"http://127.0.0.1:{API_PORT}/health/live"
 
 
 @dataclass
@@ -71,7 +76,7 @@ def container_definitions(settings: Settings, region: str, image: str, environme
         "user": RUNTIME_USER,
         "readonlyRootFilesystem": True,
         "portMappings": [{"containerPort": API_PORT, "protocol": "tcp"}],
-        "environment": _environment(environment),
+        "environment": _environment(dict(environment, LEDGER_HEALTHCHECK_URL=LIVENESS_URL)),
         "logConfiguration": _logs(observability.API_LOG_GROUP, region, API_CONTAINER),
         "healthCheck": {"command": HEALTHCHECK, "interval": 15, "timeout": 5, "retries": 3, "startPeriod": 30},
         # Its first spans and metrics need the collector listening.

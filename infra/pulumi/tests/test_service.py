@@ -1,6 +1,7 @@
 """The command API on ECS Fargate: the task definition, its ADOT sidecar, and the service."""
 
 import json
+from urllib.parse import urlsplit
 
 from helpers import (DATABASE_SECRET_ARN, PASSWORDLESS_DATABASE_URL, SERVICE, TASK_DEFINITION, containers,
                      environment_of, has_password_url)
@@ -101,6 +102,19 @@ def test_the_log_groups_keep_logs_for_a_bounded_time(built):
 
 def test_the_api_health_check_is_the_image_binary(built):
     assert _api(built)["healthCheck"]["command"] == ["CMD", "/usr/local/bin/ledger-healthcheck"]
+
+
+def test_the_api_container_health_check_asks_liveness_on_the_port_it_listens_on(built):
+    env = environment_of(_api(built))
+    port = env["LEDGER_HTTP_ADDR"].rsplit(":", 1)[1]
+    assert env["LEDGER_HEALTHCHECK_URL"] == f"http://127.0.0.1:{port}/health/live"
+
+
+def test_liveness_restarts_the_container_while_readiness_only_takes_it_out_of_rotation(built):
+    # Readiness failing (a dependency down) must not restart tasks: ECS checks liveness, the ALB readiness.
+    container = urlsplit(environment_of(_api(built))["LEDGER_HEALTHCHECK_URL"]).path
+    target_group = built.one("aws:lb/targetGroup:TargetGroup", "ledger-api").inputs["healthCheck"]["path"]
+    assert (container, target_group) == ("/health/live", "/health/ready")
 
 
 def test_the_api_waits_for_a_healthy_collector(built):
