@@ -49,7 +49,12 @@ def create(settings: Settings, network: Network) -> Database:
         vpc_security_group_ids=[network.database_security_group.id],
         db_name=DATABASE_NAME,
         username=DATABASE_USER,
-        # RDS generates the password and keeps it in Secrets Manager, rotating it.
+        # RDS generates the password and keeps it in Secrets Manager, rotating it (every 7 days); the
+        # binaries re-read the secret every LEDGER_DATABASE_SECRET_REFRESH_SECONDS (default 300).
+        # No `master_user_secret_kms_key_id`: the secret is encrypted with the AWS-managed
+        # `aws/secretsmanager` key, whose policy lets whoever may GetSecretValue decrypt through
+        # Secrets Manager, so no role needs a KMS grant. A key of our own here would need
+        # `kms:Decrypt` on it for the task, migrate and both Lambda roles (iam.py).
         manage_master_user_password=True,
         multi_az=settings.database_multi_az,
         backup_retention_period=7,

@@ -37,3 +37,9 @@ def test_the_database_is_deletion_protected_with_backups_and_a_final_snapshot(bu
 
 def test_the_database_is_reached_only_through_its_security_group(built):
     assert _database(built)["vpcSecurityGroupIds"] == ["database-id"]
+
+
+def test_the_master_secret_uses_the_aws_managed_key_so_no_role_needs_a_kms_grant(built):
+    # With a key of its own, every role reading the secret would need kms:Decrypt on it (iam.py).
+    granted = [p.name for p in built.of_type("aws:iam/rolePolicy:RolePolicy") if '"kms:' in p.inputs["policy"]]
+    assert ("masterUserSecretKmsKeyId" in _database(built), granted) == (False, [])
