@@ -1,11 +1,14 @@
 """The internet-facing Application Load Balancer in the public subnets, in front of the API tasks:
 HTTPS only (TLS 1.3 policy, the configured certificate; port 80 only redirects), invalid header
-fields dropped, and an `ip` target group on 8080 whose health check is `/health/ready`."""
+fields dropped, access logs to their own bucket (access_logs.py), and an `ip` target group on 8080
+whose health check is `/health/ready`."""
 
 from dataclasses import dataclass
 
+import pulumi
 import pulumi_aws as aws
 
+from .access_logs import PREFIX as ACCESS_LOG_PREFIX, AccessLogs
 from .network import API_PORT, HTTP_PORT, HTTPS_PORT, Network
 from .settings import Settings
 
@@ -20,7 +23,7 @@ class LoadBalancer:
     https_listener: aws.lb.Listener
 
 
-def create(settings: Settings, network: Network) -> LoadBalancer:
+def create(settings: Settings, network: Network, access_logs: AccessLogs) -> LoadBalancer:
     load_balancer = aws.lb.LoadBalancer(
         "command-api",
         load_balancer_type="application",
@@ -29,6 +32,8 @@ def create(settings: Settings, network: Network) -> LoadBalancer:
         security_groups=[network.load_balancer_security_group.id],
         drop_invalid_header_fields=True,
         idle_timeout=60,
+        access_logs={"bucket": access_logs.bucket.bucket, "prefix": ACCESS_LOG_PREFIX, "enabled": True},
+        opts=pulumi.ResourceOptions(depends_on=[access_logs.policy]),
     )
     target_group = aws.lb.TargetGroup(
         "ledger-api",

@@ -34,6 +34,7 @@ class Settings:
     adot_lambda_layer_arn: str
     alarm_email: str | None
     nat_gateways: bool
+    access_log_retention_days: int
 
 
 def _int_or(config: pulumi.Config, key: str, default: int) -> int:
@@ -78,4 +79,5 @@ def load() -> Settings:
         # A NAT gateway per zone, the private subnets' way to a public issuer's JWKS (network.py);
         # false where `jwksUrl` is reachable privately (no NAT, no route out of the VPC at all).
         nat_gateways=config.get_bool("natGateways") is not False,
+        access_log_retention_days=config.get_int("accessLogRetentionDays") or 90,
     )

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from . import (alarms, api, database, endpoints, iam, lambdas, loadbalancer, network, observability, registry,
+from . import (access_logs, alarms, api, database, endpoints, iam, lambdas, loadbalancer, network, observability, registry,
                service, tables)
 from .settings import Settings, load
 
@@ -38,7 +38,7 @@ def build() -> Stack:
     telemetry = observability.create(settings)
     created_lambdas = lambdas.create(settings, created_tables, created_network, created_database)
     created_api = api.create(settings, created_lambdas.query)
-    balancer = loadbalancer.create(settings, created_network)
+    balancer = loadbalancer.create(settings, created_network, access_logs.create(settings))
     execution_role = iam.api_task_execution_role(repository.arn, [telemetry.api_logs.arn],
                                                  registry.cached_repository_name(settings.adot_collector_image))
     task_role = iam.api_task_role(created_tables, created_database.secret_arn, telemetry.api_metrics_logs.arn,

@@ -22,6 +22,7 @@ CONFIG = {
     "ledger:alarmEmail": "oncall@example.com",
 }
 DATABASE_ADDRESS = "read-model.mock.eu-west-1.rds.amazonaws.com"
+ELB_ACCOUNT = "156460612806"  # Elastic Load Balancing's account in eu-west-1
 DATABASE_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-mock"
 
 
@@ -58,6 +59,8 @@ class Mocks(pulumi.runtime.Mocks):
         if args.typ in ("aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup"):
             state["arnSuffix"] = f"app/{args.name}/0123456789abcdef"
             state["dnsName"] = f"{args.name}-123.eu-west-1.elb.amazonaws.com"
+        if args.typ == "aws:s3/bucket:Bucket":
+            state.update(bucket=f"{args.name}-bucket", arn=f"arn:aws:s3:::{args.name}-bucket")
         if args.typ == "aws:ecr/repository:Repository":
             state["repositoryUrl"] = f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/{args.name}"
         if "name" not in state:
@@ -71,6 +74,8 @@ class Mocks(pulumi.runtime.Mocks):
             return {"name": "eu-west-1", "region": "eu-west-1", "id": "eu-west-1"}
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": "123456789012", "arn": "arn:aws:iam::123456789012:user/mock", "userId": "mock"}
+        if args.token == "aws:elb/getServiceAccount:getServiceAccount":
+            return {"arn": f"arn:aws:iam::{ELB_ACCOUNT}:root", "id": ELB_ACCOUNT, "region": "eu-west-1"}
         return {}
 
 
