@@ -46,7 +46,8 @@ def build() -> Stack:
     migrate_role = iam.migrate_task_role(created_database.secret_arn)
     created_service = service.create(settings, created_network, created_tables, created_database, repository,
                                      balancer, execution_role, task_role, migrate_role)
-    created_alarms = alarms.create(settings, created_lambdas, balancer, created_api.api, telemetry.alarm_topic)
+    created_alarms = alarms.create(settings, created_lambdas, balancer, created_api.api, created_service,
+                                   telemetry.alarm_topic)
     return Stack(settings, created_network, created_endpoints, created_database, created_tables, repository,
                  telemetry, created_lambdas, created_api, balancer, execution_role, task_role, created_service,
                  created_alarms)

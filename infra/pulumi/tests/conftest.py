@@ -120,3 +120,9 @@ def built() -> Built:
 def built_without_nat() -> Built:
     """The stack of an operator whose issuer is reachable privately: `natGateways=false`."""
     return _build({"ledger:natGateways": "false"})
+
+
+@pytest.fixture(scope="session")
+def built_with_no_tasks() -> Built:
+    """The first deploy's stack, before the image is pushed: `desiredCount=0`."""
+    return _build({"ledger:desiredCount": "0"})

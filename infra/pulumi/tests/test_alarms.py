@@ -6,14 +6,15 @@ TOPIC_ARN = "arn:aws:mock:eu-west-1:123456789012:alarms"
 TOPIC = "aws:sns/topic:Topic"
 
 
-def test_alarms_cover_lag_iterator_age_dead_letters_errors_throttles_and_5xx(built):
+def test_alarms_cover_lag_iterator_age_dead_letters_errors_throttles_5xx_and_running_tasks(built):
     metrics = {(a.inputs["namespace"], a.inputs["metricName"]) for a in built.of_type(ALARM)}
     assert metrics == {("Ledger", "ledger.projection.lag"), ("AWS/Lambda", "IteratorAge"),
                        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
                        ("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles"),
                        ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count"),
                        ("AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count"),
-                       ("AWS/ApplicationELB", "UnHealthyHostCount"), ("AWS/ApiGateway", "5xx")}
+                       ("AWS/ApplicationELB", "UnHealthyHostCount"), ("AWS/ApiGateway", "5xx"),
+                       ("ECS/ContainerInsights", "RunningTaskCount")}
 
 
 def test_every_alarm_notifies_the_topic_when_it_fires_and_when_it_clears(built):
@@ -41,3 +42,18 @@ def test_the_unhealthy_target_alarm_watches_the_api_target_group(built):
     inputs = built.one(ALARM, "command-api-unhealthy-targets").inputs
     assert inputs["dimensions"] == {"LoadBalancer": "app/command-api/0123456789abcdef",
                                     "TargetGroup": "app/ledger-api/0123456789abcdef"}
+
+
+def test_the_running_task_alarm_fires_below_the_desired_count_of_the_api_service(built):
+    inputs = built.one(ALARM, "command-api-running-tasks").inputs
+    assert (inputs["dimensions"], inputs["statistic"], inputs["comparisonOperator"], inputs["threshold"]) == (
+        {"ClusterName": "ledger", "ServiceName": "ledger-api"}, "Minimum", "LessThanThreshold", 2)
+
+
+def test_the_running_task_alarm_counts_no_data_as_no_tasks(built):
+    assert built.one(ALARM, "command-api-running-tasks").inputs["treatMissingData"] == "breaching"
+
+
+def test_with_no_task_wanted_the_running_task_alarm_stays_quiet(built_with_no_tasks):
+    inputs = built_with_no_tasks.one(ALARM, "command-api-running-tasks").inputs
+    assert (inputs["threshold"], inputs["treatMissingData"]) == (0, "notBreaching")
