@@ -21,6 +21,7 @@ class LoadBalancer:
     load_balancer: aws.lb.LoadBalancer
     target_group: aws.lb.TargetGroup
     https_listener: aws.lb.Listener
+    access_logs: AccessLogs
 
 
 def create(settings: Settings, network: Network, access_logs: AccessLogs) -> LoadBalancer:
@@ -73,4 +74,4 @@ def create(settings: Settings, network: Network, access_logs: AccessLogs) -> Loa
             "redirect": {"protocol": "HTTPS", "port": str(HTTPS_PORT), "status_code": "HTTP_301"},
         }],
     )
-    return LoadBalancer(load_balancer, target_group, https_listener)
+    return LoadBalancer(load_balancer, target_group, https_listener, access_logs)

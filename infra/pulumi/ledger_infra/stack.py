@@ -61,6 +61,7 @@ def outputs(stack: Stack) -> dict:
         "commandApiUrl": host.apply(lambda name: f"https://{name}"),
         "queryApiUrl": stack.api.stage.invoke_url,
         "commandLoadBalancerDnsName": stack.load_balancer.load_balancer.dns_name,
+        "accessLogBucket": stack.load_balancer.access_logs.bucket.bucket,
         "ecrRepositoryUrl": stack.repository.repository_url,
         "deadLetterQueueUrl": stack.lambdas.dead_letters.url,
         "alarmTopicArn": stack.observability.alarm_topic.arn,

@@ -8,6 +8,7 @@ from ledger_infra.stack import outputs
 EXPECTED = {
     # https on the ALB's name (no commandDomainName configured here)
     "commandApiUrl": "https://command-api-123.eu-west-1.elb.amazonaws.com",
+    "accessLogBucket": "command-api-access-logs-bucket",
     "queryApiUrl": "https://mock.execute-api.eu-west-1.amazonaws.com/",
     "ecrRepositoryUrl": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/ledger-api",
     "deadLetterQueueUrl": "https://sqs.eu-west-1.amazonaws.com/123456789012/projection-dead-letters",
