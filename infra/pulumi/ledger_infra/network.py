@@ -116,7 +116,8 @@ def create(settings: Settings) -> Network:
     )
     tasks = aws.ec2.SecurityGroup(
         "tasks", vpc_id=vpc.id,
-        description="The API tasks: 8080 from the ALB; out to the database, endpoints, DynamoDB, S3, and with NAT the internet on 443",
+        description=("The API tasks: 8080 from the ALB; out to the database, endpoints, DynamoDB, S3, "
+                     "and with NAT the internet on 443"),
     )
     for port in (HTTPS_PORT, HTTP_PORT):
         for index, cidr in enumerate(settings.allowed_cidrs):

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from . import (access_logs, alarms, api, database, endpoints, iam, lambdas, loadbalancer, network, observability, registry,
-               service, tables)
+from . import (access_logs, alarms, api, database, endpoints, iam, lambdas, loadbalancer, network, observability,
+               registry, service, tables)
 from .settings import Settings, load
 
 

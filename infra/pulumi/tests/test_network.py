@@ -39,7 +39,8 @@ def _private_routes(built):
     tables = _tables_of(built, PRIVATE)
     inline = [(f"{t.name}-id", r) for t in built.of_type(ROUTE_TABLE) if f"{t.name}-id" in tables
               for r in t.inputs.get("routes", [])]
-    return inline + [(r.inputs["routeTableId"], r.inputs) for r in built.of_type(ROUTE) if r.inputs["routeTableId"] in tables]
+    standalone = [(r.inputs["routeTableId"], r.inputs) for r in built.of_type(ROUTE) if r.inputs["routeTableId"] in tables]
+    return inline + standalone
 
 
 def test_each_private_subnet_has_a_route_table_of_its_own(built):
