@@ -199,6 +199,8 @@ pub fn http_request_span(
         url.path = path,
         http.response.status_code = tracing::field::Empty,
         correlation_id = tracing::field::Empty,
+        // The authenticated caller's subject (never the token), once it is verified.
+        enduser.id = tracing::field::Empty,
     );
     if let Some(route) = route {
         span.record("http.route", route);
