@@ -7,6 +7,7 @@ use ledger_domain::{AccountEvent, AccountId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::caller::Caller;
 use crate::idempotency::IdempotencyKey;
 
 /// The identity of one recorded event: a UUIDv7, so ids sort roughly by creation time.
@@ -43,6 +44,10 @@ impl fmt::Debug for EventId {
 /// Who asked for an event and why: carried by every event for the audit trail and for tracing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventMetadata {
+    /// Who asked for the command (the token's subject), so the audit trail says who did what.
+    /// Events recorded before callers were recorded read back as anonymous.
+    #[serde(default)]
+    pub caller: Caller,
     /// The `Idempotency-Key` of the command that produced the event.
     pub client_request_id: IdempotencyKey,
     /// Ties together everything done for one business interaction (the `X-Correlation-Id` header).

@@ -4,6 +4,7 @@
 //! This crate names no AWS, SQL or HTTP type: everything outside the process is reached through a port.
 
 pub mod account_locks;
+pub mod caller;
 pub mod codec;
 pub mod command_service;
 pub mod envelope;
@@ -22,6 +23,7 @@ pub mod testkit;
 pub mod trace_context;
 pub mod verify;
 
+pub use caller::{ANONYMOUS_SUBJECT, Caller, InvalidCaller};
 pub use command_service::{
     CommandContext, CommandError, CommandRequest, CommandService, RetryPolicy,
 };

@@ -120,6 +120,7 @@ fn is_child_of(child: &SpanData, parent: &SpanData) -> bool {
 
 fn context(key_text: &str, traceparent: Option<&str>) -> CommandContext {
     CommandContext {
+        caller: ledger_application::Caller::anonymous(),
         idempotency_key: key(key_text),
         correlation_id: format!("corr-{key_text}"),
         traceparent: traceparent.map(str::to_owned),

@@ -89,6 +89,7 @@ async fn seed_account(store: &dyn EventStore, history: &History) -> Result<u64, 
                     event_id: EventId::from_uuid(uuid::Uuid::now_v7()),
                     event,
                     metadata: EventMetadata {
+                        caller: ledger_application::Caller::anonymous(),
                         client_request_id: key.clone(),
                         correlation_id: key.to_string(),
                         causation_id: key.to_string(),

@@ -262,6 +262,7 @@ impl Embedded {
     async fn execute(&self, operation: &Operation, key: &str) -> Result<Posted, FailureKind> {
         let request = request_of(operation)?;
         let context = CommandContext {
+            caller: ledger_application::Caller::anonymous(),
             idempotency_key: IdempotencyKey::parse(key).map_err(|_| "bad key".to_owned())?,
             correlation_id: key.to_owned(),
             traceparent: None,

@@ -59,6 +59,7 @@ async fn write_history(store: Arc<dyn EventStore>) {
     ];
     for (index, request) in requests.iter().enumerate() {
         let context = CommandContext {
+            caller: ledger_application::Caller::anonymous(),
             idempotency_key: IdempotencyKey::parse(&format!("verify-{index}")).expect("key"),
             correlation_id: format!("verify-{index}"),
             traceparent: None,

@@ -126,6 +126,7 @@ fn account(index: u64) -> AccountId {
 
 fn context(key: &str) -> CommandContext {
     CommandContext {
+        caller: ledger_application::Caller::anonymous(),
         idempotency_key: IdempotencyKey::parse(key).expect("a valid key"),
         correlation_id: key.to_owned(),
         traceparent: None,

@@ -74,6 +74,7 @@ impl Measured {
     ) -> Result<(), CommandError> {
         self.keys += 1;
         let context = CommandContext {
+            caller: ledger_application::Caller::anonymous(),
             idempotency_key: IdempotencyKey::parse(&format!("key-{}", self.keys)).expect("key"),
             correlation_id: "count".to_owned(),
             traceparent: None,

@@ -114,6 +114,7 @@ async fn world() -> World {
 
 fn context(key: &str) -> CommandContext {
     CommandContext {
+        caller: ledger_application::Caller::anonymous(),
         idempotency_key: IdempotencyKey::parse(key).expect("key"),
         correlation_id: format!("corr-{key}"),
         traceparent: None,

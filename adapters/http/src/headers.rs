@@ -131,6 +131,7 @@ impl FromRequest for CommandHeaders {
                 .get::<CorrelationId>()
                 .map_or_else(|| correlation_id(headers), |id| id.0.clone());
             Self(CommandContext {
+                caller: ledger_application::Caller::anonymous(),
                 idempotency_key,
                 correlation_id,
                 traceparent: traceparent(headers),

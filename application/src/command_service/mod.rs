@@ -53,6 +53,7 @@ use self::state_cache::{CachedAccount, DEFAULT_STATE_CACHE_ACCOUNTS, StateCache}
 use tracing::Instrument;
 
 use crate::account_locks::AccountLocks;
+use crate::caller::Caller;
 use crate::envelope::{EventMetadata, RecordedEvent};
 use crate::idempotency::{
     CommandOutcome, IdempotencyKey, IdempotencyRecord, PostedEvent, RecordedOutcome,
@@ -68,6 +69,8 @@ use crate::trace_context;
 /// Who is asking, for idempotency and the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandContext {
+    /// The authenticated caller: recorded on every event, and the scope of `idempotency_key`.
+    pub caller: Caller,
     pub idempotency_key: IdempotencyKey,
     pub correlation_id: String,
     pub traceparent: Option<String>,
@@ -704,6 +707,7 @@ impl CommandService {
     /// The metadata of the events of one command, recorded no earlier than any event they follow.
     fn metadata(&self, context: &CommandContext, after: &[&Loaded]) -> EventMetadata {
         EventMetadata {
+            caller: context.caller.clone(),
             client_request_id: context.idempotency_key.clone(),
             correlation_id: context.correlation_id.clone(),
             causation_id: context.idempotency_key.to_string(),

@@ -18,6 +18,7 @@ fn account_id() -> AccountId {
 
 fn context(key: &str) -> CommandContext {
     CommandContext {
+        caller: crate::Caller::anonymous(),
         idempotency_key: IdempotencyKey::parse(key).unwrap(),
         correlation_id: "corr-1".to_owned(),
         traceparent: None,
@@ -35,6 +36,7 @@ fn deposit(amount: &str) -> CommandRequest {
 /// The history of an open USD account holding 100.00: two events.
 fn history() -> Vec<RecordedEvent> {
     let metadata = EventMetadata {
+        caller: crate::Caller::anonymous(),
         client_request_id: IdempotencyKey::parse("earlier").unwrap(),
         correlation_id: "c".to_owned(),
         causation_id: "earlier".to_owned(),

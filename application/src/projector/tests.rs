@@ -15,6 +15,7 @@ fn event(sequence: u64) -> RecordedEvent {
         event_id: EventId::from_uuid(uuid::Uuid::now_v7()),
         event: ledger_domain::AccountEvent::AccountUnfrozen(AccountUnfrozen {}),
         metadata: EventMetadata {
+            caller: crate::Caller::anonymous(),
             client_request_id: IdempotencyKey::parse("k").unwrap(),
             correlation_id: "c".to_owned(),
             causation_id: "k".to_owned(),

@@ -45,6 +45,7 @@ pub fn at(day: u32, hour: u32, micros: u32) -> DateTime<Utc> {
 
 pub fn metadata(key_text: &str, recorded_at: DateTime<Utc>) -> EventMetadata {
     EventMetadata {
+        caller: crate::Caller::anonymous(),
         client_request_id: key(key_text),
         correlation_id: format!("corr-{key_text}"),
         causation_id: key_text.to_owned(),

@@ -39,6 +39,7 @@ fn money(text: &str) -> Amount {
 
 fn context(key: &str) -> CommandContext {
     CommandContext {
+        caller: crate::Caller::anonymous(),
         idempotency_key: IdempotencyKey::parse(key).expect("key"),
         correlation_id: format!("corr-{key}"),
         traceparent: None,

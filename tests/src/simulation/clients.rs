@@ -247,6 +247,7 @@ fn send_attempt(
         tokio::time::sleep(delay).await;
         let sent_at_us = world.elapsed_us();
         let context = CommandContext {
+            caller: ledger_application::Caller::anonymous(),
             idempotency_key: IdempotencyKey::parse(&key).expect("a simulation key is valid"),
             // The attempt number travels in the correlation id, so the events say which attempt wrote.
             correlation_id: format!("{key}#{attempt}"),
