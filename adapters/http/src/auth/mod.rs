@@ -7,6 +7,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use ledger_application::Caller;
+
 mod jwks;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -116,37 +118,35 @@ impl Scopes {
     }
 }
 
-/// The subject `Principal::anonymous` names: the caller when authentication is off.
-pub const ANONYMOUS_SUBJECT: &str = "anonymous";
-
-/// Longest subject accepted (the application's `Caller` holds 1 to 256 characters).
-pub const SUBJECT_MAX_CHARS: usize = 256;
-
-/// Who is calling, as the verified token says: its subject (`sub`) and its ledger scopes.
+/// Who is calling, as the verified token says: its subject (`sub`, as the application's
+/// [`Caller`]) and its ledger scopes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    subject: String,
+    caller: Caller,
     scopes: Scopes,
 }
 
 impl Principal {
-    /// A verified caller. `subject` is 1 to 256 characters with no control character (the verifier
-    /// refuses any other before building one).
-    pub(crate) fn new(subject: String, scopes: Scopes) -> Self {
-        Self { subject, scopes }
+    pub(crate) fn new(caller: Caller, scopes: Scopes) -> Self {
+        Self { caller, scopes }
     }
 
     /// The caller of a ledger serving without authentication (loopback only): every scope.
     pub fn anonymous() -> Self {
         Self {
-            subject: ANONYMOUS_SUBJECT.to_owned(),
+            caller: Caller::anonymous(),
             scopes: Scopes::all(),
         }
     }
 
+    /// The token's `sub`, as recorded with every event the caller's commands write.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
     /// The token's `sub`.
     pub fn subject(&self) -> &str {
-        &self.subject
+        self.caller.subject()
     }
 
     pub fn scopes(&self) -> Scopes {

@@ -11,7 +11,9 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 
 use super::jwks::{JwksError, JwksSource, KeyRefreshPolicy, KeyStore};
-use super::{Principal, SUBJECT_MAX_CHARS, Scopes};
+use ledger_application::Caller;
+
+use super::{Principal, Scopes};
 
 /// The largest leeway allowed on `exp`, `nbf` and `iat` (`LEDGER_AUTH_LEEWAY_SECONDS`).
 pub const LEEWAY_MAX: Duration = Duration::from_mins(5);
@@ -51,7 +53,7 @@ pub enum TokenRejection {
     WrongAudience,
     #[error("it lacks a required claim (exp, iss, aud, sub)")]
     MissingClaim,
-    #[error("its subject is not 1 to 256 characters without control characters")]
+    #[error("its subject is not 1 to 256 bytes without control characters")]
     InvalidSubject,
 }
 
@@ -150,13 +152,7 @@ impl JwtVerifier {
             return Err(TokenRejection::NotYetValid);
         }
         let subject = claims.sub.ok_or(TokenRejection::MissingClaim)?;
-        let subject_chars = subject.chars().count();
-        if subject_chars == 0
-            || subject_chars > SUBJECT_MAX_CHARS
-            || subject.chars().any(char::is_control)
-        {
-            return Err(TokenRejection::InvalidSubject);
-        }
+        let caller = Caller::parse(&subject).map_err(|_| TokenRejection::InvalidSubject)?;
         let mut names: Vec<&str> = claims
             .scope
             .as_deref()
@@ -167,7 +163,7 @@ impl JwtVerifier {
             Some(ScopeClaim::Text(text)) => names.extend(text.split(' ')),
             None => {}
         }
-        Ok(Principal::new(subject, Scopes::from_names(names)))
+        Ok(Principal::new(caller, Scopes::from_names(names)))
     }
 }
 
