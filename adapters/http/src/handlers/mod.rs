@@ -3,9 +3,10 @@
 //! problem+json answer to a method it does not serve.
 
 use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::HttpServiceFactory;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{FromRequest, Handler, HttpMessage, HttpRequest, Resource, Responder, web};
+use actix_web::{FromRequest, Handler, HttpMessage, HttpRequest, Responder, web};
 
 use crate::HttpState;
 use crate::auth::{AUTHORIZATION, Access, Authentication, authorise};
@@ -17,54 +18,39 @@ pub(crate) mod operations;
 pub(crate) mod queries;
 
 /// A resource served by `POST` only, at `path` inside the scope `scope` (`""` for none).
-pub(crate) fn post<F, Args>(
-    scope: &str,
-    path: &str,
-    handler: F,
-) -> Resource<
-    impl actix_web::dev::ServiceFactory<
-        ServiceRequest,
-        Config = (),
-        Response = ServiceResponse<impl MessageBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
->
+pub(crate) fn post<F, Args>(scope: &str, path: &str, handler: F) -> impl HttpServiceFactory
 where
     F: Handler<Args>,
     Args: FromRequest + 'static,
     F::Output: Responder + 'static,
 {
-    let access = routes::required_access(&format!("{scope}{path}"));
-    web::resource(path)
-        .route(web::post().to(handler))
-        .default_service(web::to(post_only))
-        .wrap(from_fn(move |req, next| guard(access, req, next)))
+    guarded(scope, path, web::post().to(handler), "POST")
 }
 
 /// A resource served by `GET` only, at `path` inside the scope `scope` (`""` for none).
-pub(crate) fn get<F, Args>(
-    scope: &str,
-    path: &str,
-    handler: F,
-) -> Resource<
-    impl actix_web::dev::ServiceFactory<
-        ServiceRequest,
-        Config = (),
-        Response = ServiceResponse<impl MessageBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
->
+pub(crate) fn get<F, Args>(scope: &str, path: &str, handler: F) -> impl HttpServiceFactory
 where
     F: Handler<Args>,
     Args: FromRequest + 'static,
     F::Output: Responder + 'static,
 {
+    guarded(scope, path, web::get().to(handler), "GET")
+}
+
+/// The resource of `route`, answering any other method `405` with `allow`, behind the guard of the
+/// access its full template has in `routes`.
+fn guarded(
+    scope: &str,
+    path: &str,
+    route: actix_web::Route,
+    allow: &'static str,
+) -> impl HttpServiceFactory {
     let access = routes::required_access(&format!("{scope}{path}"));
     web::resource(path)
-        .route(web::get().to(handler))
-        .default_service(web::to(get_only))
+        .route(route)
+        .default_service(web::to(move || async move {
+            Err::<&'static str, _>(ApiError::MethodNotAllowed { allow })
+        }))
         .wrap(from_fn(move |req, next| guard(access, req, next)))
 }
 
@@ -100,14 +86,6 @@ async fn check(req: &HttpRequest, access: Access) -> Result<crate::auth::Princip
         .get_all(AUTHORIZATION)
         .map(actix_web::http::header::HeaderValue::as_bytes);
     Ok(authorise(authentication, values, access).await?)
-}
-
-async fn post_only() -> Result<&'static str, ApiError> {
-    Err(ApiError::MethodNotAllowed { allow: "POST" })
-}
-
-async fn get_only() -> Result<&'static str, ApiError> {
-    Err(ApiError::MethodNotAllowed { allow: "GET" })
 }
 
 /// The default service: no route matches the path. A caller must still be known, as the query
