@@ -42,12 +42,14 @@ command -v cargo >/dev/null || fail "cargo is required (https://rustup.rs)"
 cargo test --workspace --all-targets --locked --no-run
 binary="${CARGO_TARGET_DIR:-target}/debug/ledger-api"
 [[ -x "$binary" ]] || fail "no ledger-api binary at ${binary}"
-token_binary="${CARGO_TARGET_DIR:-target}/debug/examples/test_token"
-[[ -x "$token_binary" ]] || fail "no test_token example at ${token_binary}"
 # TEST keys only: the ledger verifies tokens as it would in production, against the test JWKS.
+# (`cargo test` builds examples with the test harness, so the runnable example is built here.)
+token_cmd=(cargo run --locked --quiet -p ledger-bootstrap --example test_token --)
 auth_env=()
-while IFS= read -r line; do auth_env+=("$line"); done < <("$token_binary" --env)
-authorization="Bearer $("$token_binary" ledger:admin)"
+while IFS= read -r line; do auth_env+=("$line"); done < <("${token_cmd[@]}" --env)
+[[ "${#auth_env[@]}" -eq 3 ]] || fail "the test_token example did not print the test configuration"
+token="$("${token_cmd[@]}" ledger:admin)" || fail "the test_token example failed"
+authorization="Bearer ${token}"
 
 dir="$(mktemp -d)"
 database="${dir}/fuzz.db"
@@ -86,9 +88,14 @@ LEDGER_FUZZ_AUTHORIZATION="$authorization" \
 
 echo "fuzz: schemathesis ${SCHEMATHESIS_VERSION}, seed ${seed}, ${max_examples} examples per operation, ${base_url}"
 status=0
-LEDGER_FUZZ_DATABASE="$database" PYTHONPATH=tests/fuzz SCHEMATHESIS_HOOKS=hooks \
-  "${venv}/bin/schemathesis" --config-file tests/fuzz/schemathesis.toml run "${base_url}/openapi.json" \
-  --url "$base_url" --header "Authorization: ${authorization}" --seed "$seed" --max-examples "$max_examples" --generation-database none \
+# `/openapi.json` needs `ledger:read` like every query: fetched here with the token, then handed over
+# as a file (the `--url` below still sends every request to the server).
+schema="${dir}/openapi.json"
+curl -fsS --max-time 10 -H "Authorization: ${authorization}" "${base_url}/openapi.json" -o "$schema" ||
+  fail "GET /openapi.json with the test token failed"
+LEDGER_FUZZ_TOKEN="$token" LEDGER_FUZZ_DATABASE="$database" PYTHONPATH=tests/fuzz SCHEMATHESIS_HOOKS=hooks \
+  "${venv}/bin/schemathesis" --config-file tests/fuzz/schemathesis.toml run "$schema" \
+  --url "$base_url" --seed "$seed" --max-examples "$max_examples" --generation-database none \
   --checks all --output-sanitize false --no-color || status=$?
 
 if ! kill -0 "$pid" 2>/dev/null; then
