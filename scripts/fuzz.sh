@@ -4,8 +4,10 @@
 # writes nothing (tests/fuzz/hooks.py compares the SQLite event store before and after each call).
 #
 # It installs the pinned schemathesis into a cache venv (~/.cache/ledger, never the repository), builds
-# and starts ledger-api on a throwaway embedded database, seeds accounts of known ids, fuzzes, and stops
-# the server. Any failure exits non-zero. Run alone: ./scripts/fuzz.sh
+# and starts ledger-api on a throwaway embedded database with authentication on (the checked-in TEST
+# JWKS of adapters/http/tests/fixtures/auth; an admin token of the test key from the `test_token`
+# example goes with every request, and schemathesis's `ignored_auth` check sends requests without it),
+# seeds accounts of known ids, fuzzes, and stops the server. Any failure exits non-zero. Run alone: ./scripts/fuzz.sh
 #
 #   LEDGER_FUZZ_SEED          hypothesis seed (default 20261201): the same seed replays the same inputs
 #   LEDGER_FUZZ_MAX_EXAMPLES  examples per operation in the fuzzing phase (default 60)
@@ -40,6 +42,14 @@ command -v cargo >/dev/null || fail "cargo is required (https://rustup.rs)"
 cargo test --workspace --all-targets --locked --no-run
 binary="${CARGO_TARGET_DIR:-target}/debug/ledger-api"
 [[ -x "$binary" ]] || fail "no ledger-api binary at ${binary}"
+# TEST keys only: the ledger verifies tokens as it would in production, against the test JWKS.
+# (`cargo test` builds examples with the test harness, so the runnable example is built here.)
+token_cmd=(cargo run --locked --quiet -p ledger-bootstrap --example test_token --)
+auth_env=()
+while IFS= read -r line; do auth_env+=("$line"); done < <("${token_cmd[@]}" --env)
+[[ "${#auth_env[@]}" -eq 3 ]] || fail "the test_token example did not print the test configuration"
+token="$("${token_cmd[@]}" ledger:admin)" || fail "the test_token example failed"
+authorization="Bearer ${token}"
 
 dir="$(mktemp -d)"
 database="${dir}/fuzz.db"
@@ -56,7 +66,7 @@ trap stop_server EXIT
 
 # Port 0: the kernel picks a free port, which the server logs. A short read wait keeps the
 # `min_sequence` requests the fuzzer sends (most name sequences no account has reached) fast.
-LEDGER_HTTP_ADDR=127.0.0.1:0 LEDGER_SQLITE_PATH="$database" LEDGER_HTTP_WORKERS=2 \
+env "${auth_env[@]}" LEDGER_HTTP_ADDR=127.0.0.1:0 LEDGER_SQLITE_PATH="$database" LEDGER_HTTP_WORKERS=2 \
   LEDGER_READ_WAIT_TIMEOUT_MS=100 RUST_LOG=info NO_COLOR=1 "$binary" >"$server_log" 2>&1 &
 pid=$!
 
@@ -73,12 +83,18 @@ base_url="http://127.0.0.1:${port}"
 curl -fsS --max-time 10 "${base_url}/health/ready" >/dev/null || fail "ledger-api at ${base_url} is not ready"
 
 export PYTHONDONTWRITEBYTECODE=1
-"${venv}/bin/python" tests/fuzz/seed.py "$base_url" tests/fuzz/schemathesis.toml
+LEDGER_FUZZ_AUTHORIZATION="$authorization" \
+  "${venv}/bin/python" tests/fuzz/seed.py "$base_url" tests/fuzz/schemathesis.toml
 
 echo "fuzz: schemathesis ${SCHEMATHESIS_VERSION}, seed ${seed}, ${max_examples} examples per operation, ${base_url}"
 status=0
-LEDGER_FUZZ_DATABASE="$database" PYTHONPATH=tests/fuzz SCHEMATHESIS_HOOKS=hooks \
-  "${venv}/bin/schemathesis" --config-file tests/fuzz/schemathesis.toml run "${base_url}/openapi.json" \
+# `/openapi.json` needs `ledger:read` like every query: fetched here with the token, then handed over
+# as a file (the `--url` below still sends every request to the server).
+schema="${dir}/openapi.json"
+curl -fsS --max-time 10 -H "Authorization: ${authorization}" "${base_url}/openapi.json" -o "$schema" ||
+  fail "GET /openapi.json with the test token failed"
+LEDGER_FUZZ_TOKEN="$token" LEDGER_FUZZ_DATABASE="$database" PYTHONPATH=tests/fuzz SCHEMATHESIS_HOOKS=hooks \
+  "${venv}/bin/schemathesis" --config-file tests/fuzz/schemathesis.toml run "$schema" \
   --url "$base_url" --seed "$seed" --max-examples "$max_examples" --generation-database none \
   --checks all --output-sanitize false --no-color || status=$?
 

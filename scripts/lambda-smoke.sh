@@ -41,12 +41,18 @@ cleanup() {
 trap cleanup EXIT
 
 psql -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -c "CREATE DATABASE ${database}" >/dev/null
+# The query function always verifies bearer tokens: the checked-in TEST JWKS and a read token of the
+# test key (the `test_token` example), never anything a deployment uses.
+token_cmd=(cargo run --locked --quiet -p ledger-bootstrap --example test_token --)
+auth_env="$("${token_cmd[@]}" --env)" || fail "the test_token example failed"
+authorization="Bearer $("${token_cmd[@]}" ledger:read)"
 # The functions' configuration, the same variables as every deployable's.
 cat >"${work}/functions.env" <<ENV
 DATABASE_URL=${smoke_url}
 LEDGER_READ_MODEL=postgres
 LEDGER_EVENT_STORE=dynamodb
 RUST_LOG=info
+${auth_env}
 ENV
 set -a
 # shellcheck disable=SC1091
@@ -89,10 +95,11 @@ assert failures == [], f"expected no batch item failures, got {answer!r}"
 PY
 
 # 2. The query function answers an API Gateway v2 request for the account from PostgreSQL.
-python3 - "$query_event" "$account_id" "${work}/get-account.json" <<'PY'
+python3 - "$query_event" "$account_id" "${work}/get-account.json" "$authorization" <<'PY'
 import json, sys
 event = json.load(open(sys.argv[1]))
 account = sys.argv[2]
+event["headers"]["authorization"] = sys.argv[4]
 path = f"/v1/accounts/{account}"
 event["rawPath"] = path
 event["rawQueryString"] = "min_sequence=2"
@@ -117,7 +124,7 @@ assert body["account_id"] == "${account_id}" and body["balance"] == "10.00" and 
 PY
 
 # 3. The same over the emulator's function URL, as an HTTP client sees it.
-body="$(curl -fsS "http://127.0.0.1:${port}/lambda-url/ledger-query-lambda/v1/accounts/${account_id}")" ||
+body="$(curl -fsS -H "Authorization: ${authorization}" "http://127.0.0.1:${port}/lambda-url/ledger-query-lambda/v1/accounts/${account_id}")" ||
   { cat "${work}/watch.log" >&2; fail "the function URL did not answer 200"; }
 python3 -c "$check_account" - "$body" "$account_id" || fail "the function URL's answer is wrong: ${body}"
 

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ledger_http::auth::{JwksSource, LEEWAY_DEFAULT, LEEWAY_MAX};
 use ledger_sqlite::GroupCommit;
 
 /// Which event store the service writes to.
@@ -89,6 +90,28 @@ impl std::fmt::Display for DatabaseSecretArn {
     }
 }
 
+/// How bearer tokens are verified (`LEDGER_AUTH_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// The keys and the claims they must be checked with; `None` when no keys are configured
+    /// (then `ledger-api` serves unauthenticated on a loopback address only, and the query Lambda
+    /// refuses to start).
+    pub keys: Option<AuthKeys>,
+    /// `LEDGER_AUTH_LEEWAY_SECONDS`, default 30, at most 300: clock skew allowed on exp/nbf/iat.
+    pub leeway: Duration,
+}
+
+/// Configured verification keys, with the issuer and audience required beside them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthKeys {
+    /// `LEDGER_AUTH_JWKS_FILE` or `LEDGER_AUTH_JWKS_URL` (exactly one).
+    pub source: JwksSource,
+    /// `LEDGER_AUTH_ISSUER`.
+    pub issuer: String,
+    /// `LEDGER_AUTH_AUDIENCE`.
+    pub audience: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerConfig {
     /// `LEDGER_HTTP_ADDR`, default `127.0.0.1:8080`. Port 0 picks a free port (tests do).
@@ -125,6 +148,8 @@ pub struct LedgerConfig {
     pub read_wait_timeout: Duration,
     /// `LEDGER_READY_LAG_MAX_MS`, default 10000: readiness fails while the projection lags more.
     pub ready_lag_max: Duration,
+    /// `LEDGER_AUTH_*`: bearer token verification.
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +169,15 @@ pub enum ConfigError {
         "LEDGER_READ_MODEL=postgres needs LEDGER_EVENT_STORE=dynamodb: embedded mode keeps events and read model in one SQLite file"
     )]
     PostgresNeedsDynamodb,
+    #[error("set LEDGER_AUTH_JWKS_FILE or LEDGER_AUTH_JWKS_URL, not both")]
+    TwoKeySources,
+    #[error(
+        "{variable} is set but no keys are: set LEDGER_AUTH_JWKS_FILE or LEDGER_AUTH_JWKS_URL \
+         too, or unset it"
+    )]
+    AuthWithoutKeys { variable: &'static str },
+    #[error("LEDGER_AUTH_JWKS_URL is invalid: {0}")]
+    JwksUrl(ledger_http::auth::JwksError),
 }
 
 impl LedgerConfig {
@@ -254,8 +288,55 @@ impl LedgerConfig {
             state_cache_accounts,
             read_wait_timeout,
             ready_lag_max,
+            auth: auth(&vars)?,
         })
     }
+}
+
+/// `LEDGER_AUTH_*`: one key source, and then issuer and audience, or none of them at all.
+fn auth<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<AuthConfig, ConfigError> {
+    let set = |variable| vars.get(variable).filter(|value| !value.is_empty());
+    let leeway_max = LEEWAY_MAX.as_secs();
+    let leeway = Duration::from_secs(vars.parsed(
+        "LEDGER_AUTH_LEEWAY_SECONDS",
+        LEEWAY_DEFAULT.as_secs(),
+        |seconds| *seconds <= leeway_max,
+        "expected 0 to 300",
+    )?);
+    let source = match (set("LEDGER_AUTH_JWKS_FILE"), set("LEDGER_AUTH_JWKS_URL")) {
+        (Some(_), Some(_)) => return Err(ConfigError::TwoKeySources),
+        (Some(path), None) => Some(JwksSource::File(PathBuf::from(path))),
+        (None, Some(url)) => Some(JwksSource::url(&url).map_err(ConfigError::JwksUrl)?),
+        (None, None) => None,
+    };
+    let (issuer, audience) = (set("LEDGER_AUTH_ISSUER"), set("LEDGER_AUTH_AUDIENCE"));
+    let Some(source) = source else {
+        if issuer.is_some() {
+            return Err(ConfigError::AuthWithoutKeys {
+                variable: "LEDGER_AUTH_ISSUER",
+            });
+        }
+        if audience.is_some() {
+            return Err(ConfigError::AuthWithoutKeys {
+                variable: "LEDGER_AUTH_AUDIENCE",
+            });
+        }
+        return Ok(AuthConfig { keys: None, leeway });
+    };
+    let required = |value: Option<String>, variable| {
+        value.ok_or(ConfigError::Missing {
+            variable,
+            reason: "tokens are checked against it whenever keys are configured",
+        })
+    };
+    Ok(AuthConfig {
+        keys: Some(AuthKeys {
+            source,
+            issuer: required(issuer, "LEDGER_AUTH_ISSUER")?,
+            audience: required(audience, "LEDGER_AUTH_AUDIENCE")?,
+        }),
+        leeway,
+    })
 }
 
 /// `LEDGER_SQLITE_GROUP_COMMIT_MAX` and `LEDGER_SQLITE_GROUP_COMMIT_WAIT_US`: how the SQLite writer
@@ -448,6 +529,8 @@ mod tests {
         assert_eq!(config.dynamodb.events_table, "ledger_events");
         assert_eq!(config.dynamodb.snapshot_every, 100);
         assert_eq!(config.state_cache_accounts, 100_000);
+        assert_eq!(config.auth.keys, None);
+        assert_eq!(config.auth.leeway, Duration::from_secs(30));
         assert!(!config.dynamodb.create_tables);
         assert_eq!(config.sqlite_group_commit, GroupCommit::default());
     }
@@ -612,6 +695,82 @@ mod tests {
         ] {
             let error = config(&[(variable, value)]).unwrap_err();
             assert!(error.to_string().contains(variable), "{error}");
+        }
+    }
+
+    #[test]
+    fn keys_come_from_one_source_with_issuer_and_audience() {
+        let keys = config(&[
+            ("LEDGER_AUTH_JWKS_FILE", "/etc/ledger/jwks.json"),
+            ("LEDGER_AUTH_ISSUER", "https://issuer.example/"),
+            ("LEDGER_AUTH_AUDIENCE", "ledger-api"),
+            ("LEDGER_AUTH_LEEWAY_SECONDS", "300"),
+        ])
+        .expect("a valid configuration")
+        .auth;
+        assert_eq!(keys.leeway, Duration::from_mins(5));
+        let keys = keys.keys.expect("keys configured");
+        assert_eq!(
+            keys.source,
+            JwksSource::File(PathBuf::from("/etc/ledger/jwks.json"))
+        );
+        assert_eq!(keys.issuer, "https://issuer.example/");
+        assert_eq!(keys.audience, "ledger-api");
+
+        let by_url = config(&[
+            ("LEDGER_AUTH_JWKS_URL", "https://issuer.example/jwks.json"),
+            ("LEDGER_AUTH_ISSUER", "i"),
+            ("LEDGER_AUTH_AUDIENCE", "a"),
+        ])
+        .expect("a valid configuration");
+        assert!(matches!(
+            by_url.auth.keys.map(|keys| keys.source),
+            Some(JwksSource::Url(_))
+        ));
+    }
+
+    #[test]
+    fn incomplete_or_contradictory_auth_settings_are_refused() {
+        let file = ("LEDGER_AUTH_JWKS_FILE", "/etc/ledger/jwks.json");
+        let issuer = ("LEDGER_AUTH_ISSUER", "https://issuer.example/");
+        let audience = ("LEDGER_AUTH_AUDIENCE", "ledger-api");
+        for (vars, expected) in [
+            (vec![file, audience], "LEDGER_AUTH_ISSUER is required"),
+            (vec![file, issuer], "LEDGER_AUTH_AUDIENCE is required"),
+            (
+                vec![issuer, audience],
+                "LEDGER_AUTH_ISSUER is set but no keys",
+            ),
+            (vec![audience], "LEDGER_AUTH_AUDIENCE is set but no keys"),
+            (
+                vec![
+                    file,
+                    ("LEDGER_AUTH_JWKS_URL", "https://x.example/"),
+                    issuer,
+                    audience,
+                ],
+                "not both",
+            ),
+            (
+                vec![
+                    ("LEDGER_AUTH_JWKS_URL", "http://issuer.example/jwks"),
+                    issuer,
+                    audience,
+                ],
+                "loopback host only",
+            ),
+            (
+                vec![
+                    file,
+                    issuer,
+                    audience,
+                    ("LEDGER_AUTH_LEEWAY_SECONDS", "301"),
+                ],
+                "expected 0 to 300",
+            ),
+        ] {
+            let error = config(&vars).expect_err("refused");
+            assert!(error.to_string().contains(expected), "{error}");
         }
     }
 }

@@ -8,6 +8,7 @@ use ledger_application::ports::HealthCheck;
 use ledger_application::{DeadLetterCheck, FreshnessWait, QueryService};
 use ledger_lambda::query::QueryFunctionState;
 
+use crate::authentication::{AuthStartupError, lambda_verifier};
 use crate::config::{LedgerConfig, ReadModelKind};
 use crate::startup::{ReadSide, StartupError};
 
@@ -19,14 +20,16 @@ pub enum QueryLambdaError {
          and DATABASE_URL (LEDGER_READ_MODEL is `sqlite`, a file no Lambda shares)"
     )]
     NotPostgres,
+    #[error(transparent)]
+    Authentication(#[from] AuthStartupError),
     /// The cause is in the message too: start-up's one log line must say what failed.
     #[error(transparent)]
     Startup(#[from] StartupError),
 }
 
-/// The function's state from `config`: a pool on `DATABASE_URL` (not migrated: `ledger migrate`
-/// does that, once; opened as every binary opens it, with the credentials of
-/// `LEDGER_DATABASE_SECRET_ARN` when set), the query service waiting at most
+/// The function's state from `config`: the token verifier (keys required), a pool on `DATABASE_URL`
+/// (not migrated: `ledger migrate` does that, once; opened as every binary opens it, with the
+/// credentials of `LEDGER_DATABASE_SECRET_ARN` when set), the query service waiting at most
 /// `LEDGER_READ_WAIT_TIMEOUT_MS` for a `min_sequence`, and readiness as `ledger-api` has it with
 /// PostgreSQL, less the event store this function does not use: the read model answers and holds
 /// no open dead letter.
@@ -37,6 +40,8 @@ pub async fn query_function_state(
     if config.read_model != ReadModelKind::Postgres {
         return Err(QueryLambdaError::NotPostgres);
     }
+    // Before the pool: a function without keys must not serve, whatever else is configured.
+    let verifier = lambda_verifier(&config.auth).await?;
     let ReadSide::Postgres(read_model) = ReadSide::open(config).await? else {
         return Err(QueryLambdaError::NotPostgres);
     };
@@ -51,7 +56,7 @@ pub async fn query_function_state(
         Arc::new(read_model.clone()),
         Arc::new(DeadLetterCheck::new(Arc::new(read_model))),
     ];
-    Ok(QueryFunctionState::new(queries, health_checks))
+    Ok(QueryFunctionState::new(queries, health_checks, verifier))
 }
 
 #[cfg(test)]
@@ -78,10 +83,45 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_unreachable_database_fails_start_up_without_printing_its_password() {
+    async fn without_keys_the_function_refuses_to_start() {
         let error = query_function_state(&config(&[
             ("LEDGER_EVENT_STORE", "dynamodb"),
             ("LEDGER_READ_MODEL", "postgres"),
+            ("DATABASE_URL", "postgres://ledger@127.0.0.1:1/ledger"),
+        ]))
+        .await
+        .expect_err("keys are required");
+        assert!(
+            matches!(
+                error,
+                QueryLambdaError::Authentication(AuthStartupError::NoKeysForLambda)
+            ),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("LEDGER_AUTH_JWKS_FILE"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_fails_start_up_without_printing_its_password() {
+        let jwks = ledger_http::auth::testkit::jwks_path();
+        let error = query_function_state(&config(&[
+            ("LEDGER_EVENT_STORE", "dynamodb"),
+            ("LEDGER_READ_MODEL", "postgres"),
+            (
+                "LEDGER_AUTH_JWKS_FILE",
+                jwks.to_str().expect("a UTF-8 path"),
+            ),
+            (
+                "LEDGER_AUTH_ISSUER",
+                ledger_http::auth::testkit::TEST_ISSUER,
+            ),
+            (
+                "LEDGER_AUTH_AUDIENCE",
+                ledger_http::auth::testkit::TEST_AUDIENCE,
+            ),
             // Port 1 on loopback: refused at once.
             (
                 "DATABASE_URL",

@@ -2,6 +2,7 @@
 //! everything here only chooses adapters and hands them to the application's services.
 
 pub mod admin;
+pub mod authentication;
 pub mod config;
 pub mod database_credentials;
 pub mod healthcheck;

@@ -54,6 +54,8 @@ pub enum StartupError {
     PostgresNeedsDynamodb,
     #[error("DynamoDB is not ready: {0}")]
     Dynamodb(#[source] ledger_application::ports::StoreError),
+    #[error(transparent)]
+    Authentication(#[from] crate::authentication::AuthStartupError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -209,6 +211,9 @@ struct EventSide {
 impl Application {
     /// Opens the stores, starts the projector and binds the listener. Must run inside a Tokio runtime.
     pub async fn build(config: &LedgerConfig) -> Result<Self, StartupError> {
+        // First: a ledger that may not start for want of keys opens nothing.
+        let authentication =
+            crate::authentication::api_authentication(&config.auth, config.http_addr).await?;
         let read_side = ReadSide::open(config).await?;
         let (stop_projector, stop_signal) = watch::channel(false);
         let retry = RetryPolicy {
@@ -259,6 +264,7 @@ impl Application {
             commands: Arc::new(side.commands),
             queries,
             health_checks,
+            authentication,
         };
         let listener =
             TcpListener::bind(config.http_addr).map_err(|source| StartupError::Listen {

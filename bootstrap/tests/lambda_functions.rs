@@ -8,6 +8,7 @@
 
 mod support;
 
+use ledger_http::auth::testkit;
 use std::time::Duration;
 
 use ledger_postgres::testkit::FreshDatabase;
@@ -38,6 +39,10 @@ fn function_vars(
         ("LEDGER_EVENT_STORE", "dynamodb".to_owned()),
         ("LEDGER_READ_MODEL", "postgres".to_owned()),
         ("DATABASE_URL", database_url.to_owned()),
+        // The query function always verifies tokens: the test keys' JWKS.
+        ("LEDGER_AUTH_JWKS_FILE", jwks_file()),
+        ("LEDGER_AUTH_ISSUER", testkit::TEST_ISSUER.to_owned()),
+        ("LEDGER_AUTH_AUDIENCE", testkit::TEST_AUDIENCE.to_owned()),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
         ("OTEL_BSP_SCHEDULE_DELAY", NO_SCHEDULED_EXPORT_MS.to_owned()),
         (
@@ -46,6 +51,13 @@ fn function_vars(
         ),
     ]);
     vars
+}
+
+fn jwks_file() -> String {
+    testkit::jwks_path()
+        .to_str()
+        .expect("a UTF-8 path")
+        .to_owned()
 }
 
 fn as_pairs<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
@@ -156,6 +168,7 @@ async fn the_query_function_answers_in_the_callers_trace_and_flushes_before_it_a
     let trace_id = uuid::Uuid::now_v7().simple().to_string();
     let parent_span_id = "00f067aa0ba902b7";
     request["headers"]["traceparent"] = json!(format!("00-{trace_id}-{parent_span_id}-01"));
+    request["headers"]["authorization"] = json!(testkit::bearer("ledger:read"));
     let invocation = runtime.invoke(request);
     let response = response_of(runtime.wait_for_answer(&invocation, ANSWER_WITHIN));
     let spans = receiver.spans();

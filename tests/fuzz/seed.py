@@ -11,6 +11,7 @@ Usage: python seed.py BASE_URL CONFIG_TOML
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tomllib
 import urllib.error
@@ -34,13 +35,21 @@ SEEDED_ACCOUNTS: dict[str, tuple[str, str, str | None, str]] = {
 
 REQUEST_TIMEOUT_SECONDS = 10
 
+# The fuzzed ledger verifies bearer tokens (scripts/fuzz.sh configures the test JWKS and passes an
+# admin token of the test key here); empty when it runs without authentication.
+AUTHORIZATION = os.environ.get("LEDGER_FUZZ_AUTHORIZATION", "")
+
+
+def auth_headers() -> dict[str, str]:
+    return {"Authorization": AUTHORIZATION} if AUTHORIZATION else {}
+
 
 def command(base_url: str, path: str, key: str, body: dict[str, str]) -> dict:
     request = urllib.request.Request(
         f"{base_url}{path}",
         data=json.dumps(body).encode(),
         method="POST",
-        headers={"Content-Type": "application/json", "Idempotency-Key": key},
+        headers={"Content-Type": "application/json", "Idempotency-Key": key, **auth_headers()},
     )
     try:
         with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
@@ -52,7 +61,8 @@ def command(base_url: str, path: str, key: str, body: dict[str, str]) -> dict:
 def wait_for_read_model(base_url: str, account_id: str, sequence: int) -> None:
     """Waits (bounded, server side) until queries see the account's last event."""
     url = f"{base_url}/v1/accounts/{account_id}?min_sequence={sequence}"
-    with urllib.request.urlopen(url, timeout=REQUEST_TIMEOUT_SECONDS) as response:
+    request = urllib.request.Request(url, headers=auth_headers())
+    with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
         view = json.loads(response.read())
     if view["last_sequence"] < sequence:
         raise SystemExit(f"seeding failed: {account_id} is at {view['last_sequence']}, not {sequence}")

@@ -18,6 +18,7 @@ use ledger_application::{
     CommandService, FeedProjector, FeedProjectorConfig, FreshnessWait, QueryService, RetryPolicy,
 };
 use ledger_http::HttpState;
+use ledger_http::auth::Authentication;
 use ledger_postgres::testkit::FreshDatabase;
 use ledger_sqlite::SqliteDatabase;
 use serde_json::{Value, json};
@@ -243,6 +244,8 @@ async fn record_history() -> Arc<InMemoryEventStore> {
             FreshnessWait::default(),
         )),
         health_checks: Vec::new(),
+        // Tests of what is served, not of who may ask: authentication off, as on loopback.
+        authentication: Authentication::Disabled,
     };
     let app = test::init_service(App::new().configure(ledger_http::configure(state))).await;
     for (index, step) in history().into_iter().enumerate() {
@@ -454,6 +457,8 @@ async fn answers(read_model: Arc<dyn ReadModelQuery>) -> Vec<Answer> {
             },
         )),
         health_checks: Vec::new(),
+        // Tests of what is served, not of who may ask: authentication off, as on loopback.
+        authentication: Authentication::Disabled,
     };
     let app = test::init_service(App::new().configure(ledger_http::configure(state))).await;
     let mut answers = Vec::new();

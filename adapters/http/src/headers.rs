@@ -16,6 +16,7 @@ use ledger_application::{CommandContext, IdempotencyKey};
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::auth::Principal;
 use crate::problem::ApiError;
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -125,13 +126,24 @@ impl FromRequest for CommandHeaders {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let headers = req.headers();
+        // Put there by the resource's auth guard, which runs first; a command reaching here without
+        // one is a mounting mistake, refused rather than recorded as nobody.
+        let Some(caller) = req
+            .extensions()
+            .get::<Principal>()
+            .map(|principal| principal.caller().clone())
+        else {
+            return ready(Err(ApiError::internal_message(
+                "a command handler ran without an authenticated principal",
+            )));
+        };
         let context = idempotency_key(headers).map(|idempotency_key| {
             let correlation_id = req
                 .extensions()
                 .get::<CorrelationId>()
                 .map_or_else(|| correlation_id(headers), |id| id.0.clone());
             Self(CommandContext {
-                caller: ledger_application::Caller::anonymous(),
+                caller,
                 idempotency_key,
                 correlation_id,
                 traceparent: traceparent(headers),
@@ -200,6 +212,8 @@ pub fn http_request_span(
         url.path = path,
         http.response.status_code = tracing::field::Empty,
         correlation_id = tracing::field::Empty,
+        // The authenticated caller's subject (never the token), once it is verified.
+        enduser.id = tracing::field::Empty,
     );
     if let Some(route) = route {
         span.record("http.route", route);

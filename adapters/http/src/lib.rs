@@ -14,7 +14,10 @@ use actix_web::web;
 use ledger_application::ports::HealthCheck;
 use ledger_application::{CommandService, QueryService};
 
+use crate::auth::Authentication;
+
 pub mod answers;
+pub mod auth;
 pub mod dto;
 mod handlers;
 pub mod headers;
@@ -31,12 +34,15 @@ pub use problem::{ApiError, FieldError, Problem};
 /// rest is headroom for whitespace, not an invitation.
 pub const BODY_LIMIT_BYTES: usize = 16 * 1024;
 
-/// What the handlers need: the two application services and the readiness checks.
+/// What the handlers need: the two application services, the readiness checks, and how callers
+/// are authenticated.
 #[derive(Clone)]
 pub struct HttpState {
     pub commands: Arc<CommandService>,
     pub queries: Arc<QueryService>,
     pub health_checks: Vec<Arc<dyn HealthCheck>>,
+    /// `Authentication::Disabled` only on a loopback address (the bootstrap's rule).
+    pub authentication: Authentication,
 }
 
 impl fmt::Debug for HttpState {
@@ -46,6 +52,7 @@ impl fmt::Debug for HttpState {
             .field("commands", &self.commands)
             .field("queries", &self.queries)
             .field("health_checks", &checks)
+            .field("authentication", &self.authentication)
             .finish()
     }
 }
@@ -71,53 +78,73 @@ pub fn configure(state: HttpState) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::scope(routes::V1_SCOPE)
                     .wrap(from_fn(headers::correlate))
                     .service(handlers::post(
+                        routes::V1_SCOPE,
                         routes::ACCOUNTS,
                         handlers::commands::open_account,
                     ))
                     .service(handlers::get(
+                        routes::V1_SCOPE,
                         routes::ACCOUNT,
                         handlers::queries::get_account,
                     ))
                     .service(handlers::post(
+                        routes::V1_SCOPE,
                         routes::DEPOSITS,
                         handlers::commands::deposit,
                     ))
                     .service(handlers::post(
+                        routes::V1_SCOPE,
                         routes::WITHDRAWALS,
                         handlers::commands::withdraw,
                     ))
-                    .service(handlers::post(routes::FREEZE, handlers::commands::freeze))
                     .service(handlers::post(
+                        routes::V1_SCOPE,
+                        routes::FREEZE,
+                        handlers::commands::freeze,
+                    ))
+                    .service(handlers::post(
+                        routes::V1_SCOPE,
                         routes::UNFREEZE,
                         handlers::commands::unfreeze,
                     ))
-                    .service(handlers::post(routes::CLOSE, handlers::commands::close))
+                    .service(handlers::post(
+                        routes::V1_SCOPE,
+                        routes::CLOSE,
+                        handlers::commands::close,
+                    ))
                     .service(handlers::get(
+                        routes::V1_SCOPE,
                         routes::TRANSACTIONS,
                         handlers::queries::list_transactions,
                     ))
                     .service(handlers::get(
+                        routes::V1_SCOPE,
                         routes::BALANCE,
                         handlers::queries::balance_as_of,
                     ))
                     .service(handlers::get(
+                        routes::V1_SCOPE,
                         routes::DAILY_BALANCES,
                         handlers::queries::daily_balances,
                     ))
                     .service(handlers::post(
+                        routes::V1_SCOPE,
                         routes::TRANSFERS,
                         handlers::commands::transfer,
                     )),
             )
             .service(handlers::get(
+                "",
                 routes::HEALTH_LIVE,
                 handlers::operations::live,
             ))
             .service(handlers::get(
+                "",
                 routes::HEALTH_READY,
                 handlers::operations::ready,
             ))
             .service(handlers::get(
+                "",
                 routes::OPENAPI,
                 handlers::operations::openapi,
             ))

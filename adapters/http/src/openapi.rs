@@ -4,11 +4,14 @@
 use ledger_application::idempotency::IDEMPOTENCY_KEY_MAX_LEN;
 use ledger_domain::identity::{IDENTIFIER_MAX_LEN, NOTE_MAX_LEN, OWNER_MAX_LEN};
 use ledger_domain::money::DECIMAL_TEXT_MAX_LEN;
-use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
-use utoipa::openapi::{RefOr, Required};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::{IntoParams, IntoResponses, Modify, OpenApi};
 
+use crate::auth::Access;
 use crate::dto::{
     AccountKindName, AccountOpenedResponse, AccountResponse, AccountStatusName, BalanceResponse,
     DailyBalanceItem, DailyBalancesResponse, EmptyRequest, EntryTypeName, FreezeRequest,
@@ -17,7 +20,8 @@ use crate::dto::{
     TransferRequest, TransferResponse,
 };
 use crate::handlers::{commands, operations, queries};
-use crate::problem::{FieldError, Problem};
+use crate::problem::{FieldError, PROBLEM_CONTENT_TYPE, Problem};
+use crate::routes;
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -73,7 +77,7 @@ use crate::problem::{FieldError, Problem};
                                           until the read model has caught up with a write."),
         (name = "operations", description = "Health and this document."),
     ),
-    modifiers(&OptionalBodies)
+    modifiers(&OptionalBodies, &BearerSecurity)
 )]
 pub struct ApiDoc;
 
@@ -99,6 +103,91 @@ impl Modify for OptionalBodies {
             }
         }
     }
+}
+
+/// The name of the bearer JWT security scheme in the document.
+pub const BEARER_SCHEME: &str = "bearer";
+
+/// Documents authentication from the route table (`routes::required_access`, the one the actix
+/// service and the query Lambda enforce): the bearer JWT scheme, each operation's security
+/// requirement with the scope it needs, and its `401 unauthenticated` and `403 insufficient_scope`
+/// answers. Health asks for nothing and gets neither.
+#[derive(Debug)]
+struct BearerSecurity;
+
+impl Modify for BearerSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                BEARER_SCHEME,
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("JWT")
+                        .description(Some(
+                            "A JWT (RS256 or ES256) from the configured issuer for the configured \
+                             audience. Scopes in `scope` (space-separated) or `scp`: \
+                             `ledger:read` for queries and this document, `ledger:write` for \
+                             open, deposit, withdrawal, transfer and close, `ledger:admin` for \
+                             freeze and unfreeze; admin implies read and write.",
+                        ))
+                        .build(),
+                ),
+            );
+        for (path, item) in &mut openapi.paths.paths {
+            let access = routes::required_access(path);
+            for operation in [item.get.as_mut(), item.post.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                secure(operation, access);
+            }
+        }
+    }
+}
+
+fn secure(operation: &mut Operation, access: Access) {
+    let scopes: Vec<&str> = match access {
+        Access::Public => return,
+        Access::Authenticated => Vec::new(),
+        Access::Scope(scope) => vec![scope.as_str()],
+    };
+    operation.security = Some(vec![SecurityRequirement::new(BEARER_SCHEME, scopes)]);
+    let problem = |description: &str, challenge: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .header(
+                "WWW-Authenticate",
+                HeaderBuilder::new()
+                    .schema(Some(string_schema()))
+                    .description(Some(challenge))
+                    .build(),
+            )
+            .content(
+                PROBLEM_CONTENT_TYPE,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build()
+    };
+    operation.responses.responses.insert(
+        "401".to_owned(),
+        RefOr::T(problem(
+            "`unauthenticated`: no bearer token, a malformed `Authorization` header, or a token \
+             that does not verify (signature, expiry, issuer, audience, key id).",
+            "`Bearer realm=\"ledger\"`, with `error=\"invalid_token\"` when a token was sent",
+        )),
+    );
+    operation.responses.responses.insert(
+        "403".to_owned(),
+        RefOr::T(problem(
+            "`insufficient_scope`: the token is valid but lacks `required_scope`.",
+            "`Bearer realm=\"ledger\", error=\"insufficient_scope\", scope=\"<needed>\"`",
+        )),
+    );
 }
 
 /// `Idempotency-Key`: what `IdempotencyKey::parse` accepts, 1-128 visible ASCII characters.

@@ -18,6 +18,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::BODY_LIMIT_BYTES;
+use crate::auth::{AuthError, REALM, Scope, Unauthenticated};
 use crate::plain::PlainResponse;
 
 /// The media type of every error body.
@@ -111,6 +112,10 @@ pub struct Problem {
     /// `payload_too_large`: the body limit in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit_bytes: Option<usize>,
+    /// `insufficient_scope`: the scope the request needs (`ledger:admin` also grants read and write).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "ledger:write")]
+    pub required_scope: Option<String>,
     /// `not_ready`: the names of the readiness checks that failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failing_checks: Option<Vec<String>>,
@@ -140,6 +145,7 @@ impl Problem {
             min_sequence: None,
             last_sequence: None,
             limit_bytes: None,
+            required_scope: None,
             failing_checks: None,
             errors: None,
         }
@@ -173,6 +179,13 @@ pub enum ApiError {
     },
     MissingIdempotencyKey,
     InvalidIdempotencyKey,
+    /// No acceptable bearer token: none, a malformed `Authorization` header, or a token that does
+    /// not verify (the reason is a category; the token is never repeated).
+    Unauthenticated(Unauthenticated),
+    /// A valid token without the scope the route needs.
+    InsufficientScope {
+        needed: Scope,
+    },
     /// No route matches the path.
     NotFound,
     /// The path exists, the method does not; `allow` lists the ones that do.
@@ -300,6 +313,34 @@ impl ApiError {
                 "the `Idempotency-Key` header must appear once and hold 1 to 128 visible ASCII \
                  characters",
             ),
+            Self::Unauthenticated(error) => {
+                let detail = match error {
+                    Unauthenticated::InvalidToken(rejection) => {
+                        format!("the bearer token was refused: {rejection}")
+                    }
+                    Unauthenticated::MalformedHeader => "the `Authorization` header must be one \
+                        `Bearer <token>`, the token a JWT"
+                        .to_owned(),
+                    Unauthenticated::MissingToken => {
+                        "this endpoint needs a bearer token: `Authorization: Bearer <JWT>`"
+                            .to_owned()
+                    }
+                };
+                Described::new(S::UNAUTHORIZED, "unauthenticated", "Unauthenticated").detail(detail)
+            }
+            Self::InsufficientScope { needed } => {
+                let mut described = Described::new(
+                    S::FORBIDDEN,
+                    "insufficient_scope",
+                    "Insufficient scope",
+                )
+                .detail(format!(
+                    "the bearer token does not grant the scope this request needs: {needed} \
+                     (or ledger:admin)"
+                ));
+                described.problem.required_scope = Some(needed.as_str().to_owned());
+                described
+            }
             Self::NotFound => Described::new(S::NOT_FOUND, "not_found", "Not found")
                 .detail("no resource exists at this path"),
             Self::MethodNotAllowed { allow } => Described::new(
@@ -548,6 +589,9 @@ impl ApiError {
         if let Self::MethodNotAllowed { allow } = self {
             headers.push(("allow", (*allow).to_owned()));
         }
+        if let Some(challenge) = self.www_authenticate() {
+            headers.push(("www-authenticate", challenge));
+        }
         match serde_json::to_vec(&described.problem) {
             Ok(body) => PlainResponse {
                 status: described.status.as_u16(),
@@ -564,6 +608,34 @@ impl ApiError {
                     body: FALLBACK_INTERNAL_PROBLEM.as_bytes().to_vec(),
                 }
             }
+        }
+    }
+}
+
+impl ApiError {
+    /// The `WWW-Authenticate` challenge of a `401` or `403` (RFC 6750 section 3): the realm, and
+    /// `invalid_token` when a token was given, or `insufficient_scope` with the scope needed.
+    fn www_authenticate(&self) -> Option<String> {
+        match self {
+            Self::Unauthenticated(Unauthenticated::MissingToken) => {
+                Some(format!("Bearer realm=\"{REALM}\""))
+            }
+            Self::Unauthenticated(_) => {
+                Some(format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""))
+            }
+            Self::InsufficientScope { needed } => Some(format!(
+                "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{needed}\""
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Unauthenticated(why) => Self::Unauthenticated(why),
+            AuthError::InsufficientScope { needed } => Self::InsufficientScope { needed },
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The route table: every path template of the API, used by `configure` to mount the actix
 //! resources and by [`resolve`] to match a path exactly as actix's router does (its own
 //! `ResourceDef` and percent-decoding), for an adapter with no router of its own (the query Lambda).
+//! Each template carries the [`Access`] it needs, so both runtimes ask the same of every caller.
 
 use std::sync::LazyLock;
 
@@ -8,6 +9,7 @@ use actix_web::dev::{Path, ResourceDef, Url};
 use actix_web::http::Uri;
 
 use crate::answers::QueryEndpoint;
+use crate::auth::{Access, Scope};
 
 /// The scope of the versioned API; the `correlate` middleware wraps it (and only it).
 pub const V1_SCOPE: &str = "/v1";
@@ -57,13 +59,19 @@ impl Route {
 }
 
 /// A resolved path: the route, its full template (`/v1/accounts/{id}`, for spans; `None` when no
-/// route matched) and whether it lies in the `/v1` scope, whose answers carry `X-Correlation-Id`.
+/// route matched), whether it lies in the `/v1` scope, whose answers carry `X-Correlation-Id`, and
+/// what it asks of the caller (checked before the method and everything else).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteMatch {
     pub route: Route,
     pub template: Option<&'static str>,
     pub in_v1_scope: bool,
+    pub access: Access,
 }
+
+/// What a path that names no resource asks: a valid token (of any scope), so that strangers learn
+/// nothing of the API's shape from `404`s.
+pub const UNKNOWN_PATH_ACCESS: Access = Access::Authenticated;
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -78,40 +86,59 @@ struct Entry {
     template: String,
     definition: ResourceDef,
     kind: Kind,
+    access: Access,
 }
+
+const READ: Access = Access::Scope(Scope::Read);
+const WRITE: Access = Access::Scope(Scope::Write);
+const ADMIN: Access = Access::Scope(Scope::Admin);
 
 /// Every resource `configure` mounts, with its full path.
 static TABLE: LazyLock<Vec<Entry>> = LazyLock::new(|| {
     let versioned = [
-        (ACCOUNTS, Kind::Command),
-        (ACCOUNT, Kind::Query(QueryEndpoint::Account)),
-        (DEPOSITS, Kind::Command),
-        (WITHDRAWALS, Kind::Command),
-        (FREEZE, Kind::Command),
-        (UNFREEZE, Kind::Command),
-        (CLOSE, Kind::Command),
-        (TRANSACTIONS, Kind::Query(QueryEndpoint::Transactions)),
-        (BALANCE, Kind::Query(QueryEndpoint::BalanceAsOf)),
-        (DAILY_BALANCES, Kind::Query(QueryEndpoint::DailyBalances)),
-        (TRANSFERS, Kind::Command),
+        (ACCOUNTS, Kind::Command, WRITE),
+        (ACCOUNT, Kind::Query(QueryEndpoint::Account), READ),
+        (DEPOSITS, Kind::Command, WRITE),
+        (WITHDRAWALS, Kind::Command, WRITE),
+        (FREEZE, Kind::Command, ADMIN),
+        (UNFREEZE, Kind::Command, ADMIN),
+        (CLOSE, Kind::Command, WRITE),
+        (TRANSACTIONS, Kind::Query(QueryEndpoint::Transactions), READ),
+        (BALANCE, Kind::Query(QueryEndpoint::BalanceAsOf), READ),
+        (
+            DAILY_BALANCES,
+            Kind::Query(QueryEndpoint::DailyBalances),
+            READ,
+        ),
+        (TRANSFERS, Kind::Command, WRITE),
     ]
-    .map(|(path, kind)| (format!("{V1_SCOPE}{path}"), kind));
+    .map(|(path, kind, access)| (format!("{V1_SCOPE}{path}"), kind, access));
     let operations = [
-        (HEALTH_LIVE, Kind::Live),
-        (HEALTH_READY, Kind::Ready),
-        (OPENAPI, Kind::OpenApi),
+        (HEALTH_LIVE, Kind::Live, Access::Public),
+        (HEALTH_READY, Kind::Ready, Access::Public),
+        (OPENAPI, Kind::OpenApi, READ),
     ]
-    .map(|(path, kind)| (path.to_owned(), kind));
+    .map(|(path, kind, access)| (path.to_owned(), kind, access));
     versioned
         .into_iter()
         .chain(operations)
-        .map(|(template, kind)| Entry {
+        .map(|(template, kind, access)| Entry {
             definition: ResourceDef::new(template.as_str()),
             template,
             kind,
+            access,
         })
         .collect()
 });
+
+/// What the resource at the full template `template` (`/v1/accounts/{id}`) asks of its caller.
+/// A template not in the table asks for admin: a resource mounted without an entry fails closed.
+pub fn required_access(template: &str) -> Access {
+    TABLE
+        .iter()
+        .find(|entry| entry.template == template)
+        .map_or(ADMIN, |entry| entry.access)
+}
 
 static V1_SCOPE_DEFINITION: LazyLock<ResourceDef> =
     LazyLock::new(|| ResourceDef::root_prefix(V1_SCOPE));
@@ -122,6 +149,7 @@ pub fn resolve(path: &str) -> RouteMatch {
         route: Route::NotFound,
         template: None,
         in_v1_scope,
+        access: UNKNOWN_PATH_ACCESS,
     };
     // A path that is not a valid URI path could not have reached actix at all; it names nothing.
     let Ok(uri) = Uri::try_from(path) else {
@@ -142,8 +170,14 @@ pub fn resolve(path: &str) -> RouteMatch {
                     account_id,
                 },
                 // As `problem::path_error_handler`: a segment that cannot be decoded names no
-                // resource.
-                Err(_) => return not_found(in_v1_scope),
+                // resource. Actix finds that out inside the matched resource, after its access
+                // check, so the resource's access still applies.
+                Err(_) => {
+                    return RouteMatch {
+                        access: entry.access,
+                        ..not_found(in_v1_scope)
+                    };
+                }
             },
             Kind::Live => Route::Live,
             Kind::Ready => Route::Ready,
@@ -154,6 +188,7 @@ pub fn resolve(path: &str) -> RouteMatch {
             route,
             template: Some(entry.template.as_str()),
             in_v1_scope,
+            access: entry.access,
         };
     }
     not_found(in_v1_scope)
@@ -175,6 +210,37 @@ mod tests {
         );
         assert_eq!(resolved.template, Some("/v1/accounts/{id}/balance"));
         assert!(resolved.in_v1_scope);
+    }
+
+    #[test]
+    fn every_route_asks_for_its_scope_and_health_for_nothing() {
+        let expected = [
+            ("/v1/accounts/a", READ),
+            ("/v1/accounts/a/transactions", READ),
+            ("/v1/accounts/a/balance", READ),
+            ("/v1/accounts/a/daily-balances", READ),
+            ("/openapi.json", READ),
+            ("/v1/accounts", WRITE),
+            ("/v1/accounts/a/deposits", WRITE),
+            ("/v1/accounts/a/withdrawals", WRITE),
+            ("/v1/transfers", WRITE),
+            ("/v1/accounts/a/close", WRITE),
+            ("/v1/accounts/a/freeze", ADMIN),
+            ("/v1/accounts/a/unfreeze", ADMIN),
+            ("/health/live", Access::Public),
+            ("/health/ready", Access::Public),
+            ("/v1/nothing", Access::Authenticated),
+            ("/", Access::Authenticated),
+            ("/health", Access::Authenticated),
+        ];
+        for (path, access) in expected {
+            let resolved = resolve(path);
+            assert_eq!(resolved.access, access, "{path}");
+            if let Some(template) = resolved.template {
+                assert_eq!(required_access(template), access, "{template}");
+            }
+        }
+        assert_eq!(required_access("/v1/unmounted"), ADMIN);
     }
 
     #[test]

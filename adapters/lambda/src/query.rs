@@ -12,6 +12,10 @@
 //! is a misconfiguration, and the client is told plainly that nothing was written
 //! (`421 misdirected_request`) rather than `405` (which would say `POST` is wrong there) or `404`
 //! (which would say the resource does not exist).
+//!
+//! Every request but health must carry a bearer token the configured keys verify, with the scope
+//! its route needs (`ledger_http::routes`, checked by `ledger_http::auth::authorise`, as the
+//! actix service checks it). The function always verifies: it has no unauthenticated mode.
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,6 +26,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use ledger_application::QueryService;
 use ledger_application::ports::HealthCheck;
 use ledger_http::answers::{answer_query, liveness, openapi_document, readiness};
+use ledger_http::auth::{AUTHORIZATION, Authentication, JwtVerifier, authorise};
 use ledger_http::headers::{
     CORRELATION_ID, TRACEPARENT, adopt_or_mint_correlation_id, http_request_span,
     record_http_status,
@@ -31,17 +36,24 @@ use ledger_http::{ApiError, PlainResponse};
 use tracing::Instrument;
 
 /// What the function needs, built once per execution environment: the query service over the
-/// read model and the readiness checks (the read model's, as `ledger-api` has with PostgreSQL).
+/// read model, the readiness checks (the read model's, as `ledger-api` has with PostgreSQL) and the
+/// token verifier (required: the function never serves unauthenticated).
 pub struct QueryFunctionState {
     queries: Arc<QueryService>,
     health_checks: Vec<Arc<dyn HealthCheck>>,
+    authentication: Authentication,
 }
 
 impl QueryFunctionState {
-    pub fn new(queries: Arc<QueryService>, health_checks: Vec<Arc<dyn HealthCheck>>) -> Self {
+    pub fn new(
+        queries: Arc<QueryService>,
+        health_checks: Vec<Arc<dyn HealthCheck>>,
+        verifier: Arc<JwtVerifier>,
+    ) -> Self {
         Self {
             queries,
             health_checks,
+            authentication: Authentication::Jwt(verifier),
         }
     }
 }
@@ -52,6 +64,7 @@ impl fmt::Debug for QueryFunctionState {
         f.debug_struct("QueryFunctionState")
             .field("queries", &self.queries)
             .field("health_checks", &checks)
+            .field("authentication", &self.authentication)
             .finish()
     }
 }
@@ -94,9 +107,22 @@ pub async fn handle_query_request(state: &QueryFunctionState, request: Request) 
     }
 
     async move {
-        let plain = answer(state, &method, &resolved, &raw_query)
-            .await
-            .unwrap_or_else(|error| error.to_plain_response());
+        let authorised = authorise(
+            &state.authentication,
+            request
+                .headers()
+                .get_all(AUTHORIZATION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+            resolved.access,
+        )
+        .await
+        .map_err(ApiError::from);
+        let plain = match authorised {
+            Ok(_) => answer(state, &method, &resolved, &raw_query).await,
+            Err(refused) => Err(refused),
+        }
+        .unwrap_or_else(|error| error.to_plain_response());
         record_http_status(&tracing::Span::current(), plain.status);
         into_lambda_response(plain, correlation_id.as_deref())
     }
@@ -128,7 +154,8 @@ fn without_stage<'path>(raw_path: &'path str, stage: Option<&str>) -> &'path str
     }
 }
 
-/// The answer to `method` on the resolved route, as actix's resources and default service give it.
+/// The answer to `method` on the resolved route, once the caller is authorised, as actix's
+/// resources and default service give it.
 async fn answer(
     state: &QueryFunctionState,
     method: &Method,

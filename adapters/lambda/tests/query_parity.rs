@@ -19,6 +19,8 @@ use ledger_application::{
     QueryService, RetryPolicy,
 };
 use ledger_http::HttpState;
+use ledger_http::auth::testkit::{self, TestKey};
+use ledger_http::auth::{Authentication, JwtVerifier};
 use ledger_lambda::query::{QueryFunctionState, handle_query_request};
 use ledger_postgres::PostgresReadModel;
 use ledger_postgres::testkit::FreshDatabase;
@@ -128,6 +130,8 @@ async fn record_history() -> Arc<InMemoryEventStore> {
             FreshnessWait::default(),
         )),
         health_checks: Vec::new(),
+        // Tests of what is served, not of who may ask: authentication off, as on loopback.
+        authentication: Authentication::Disabled,
     };
     let app = test::init_service(App::new().configure(ledger_http::configure(state))).await;
     for (index, (at, path, body)) in history().into_iter().enumerate() {
@@ -149,14 +153,15 @@ async fn record_history() -> Arc<InMemoryEventStore> {
     store
 }
 
-/// One request: method, path (percent-encoded as sent) and raw query string, and whether the
-/// client sends its own correlation id.
+/// One request: method, path (percent-encoded as sent) and raw query string, whether the client
+/// sends its own correlation id, and its `Authorization` header (a read token unless said).
 #[derive(Debug, Clone)]
 struct Probe {
     method: &'static str,
     path: String,
     query: String,
     with_correlation_id: bool,
+    authorization: Option<String>,
 }
 
 fn get(path: &str, query: &str) -> Probe {
@@ -165,12 +170,23 @@ fn get(path: &str, query: &str) -> Probe {
         path: path.to_owned(),
         query: query.to_owned(),
         with_correlation_id: true,
+        authorization: Some(testkit::bearer("ledger:read")),
     }
 }
 
+/// `probe` with `authorization` as its header (`None`: no header).
+fn with_authorization(probe: Probe, authorization: Option<String>) -> Probe {
+    Probe {
+        authorization,
+        ..probe
+    }
+}
+
+/// `method` on `path` with an admin token, which every route lets through to its method check.
 fn call(method: &'static str, path: &str) -> Probe {
     Probe {
         method,
+        authorization: Some(testkit::bearer("ledger:admin")),
         ..get(path, "")
     }
 }
@@ -197,6 +213,9 @@ fn event_for(probe: &Probe) -> Value {
             .as_object_mut()
             .expect("headers")
             .remove("x-correlation-id");
+    }
+    if let Some(authorization) = &probe.authorization {
+        event["headers"]["authorization"] = json!(authorization);
     }
     event
 }
@@ -299,7 +318,60 @@ const ACCOUNTS: [&str; 3] = ["par-eur", "par-eur-2", "par-jpy"];
 fn probes() -> Vec<Probe> {
     let mut probes: Vec<Probe> = ACCOUNTS.into_iter().flat_map(account_probes).collect();
     probes.extend(route_probes());
+    probes.extend(token_probes());
     probes
+}
+
+/// Every way a caller can be refused (and let in), on a query, an operation, health, an unknown
+/// path and a wrong method: the `401`/`403` answers must be the same bytes from both.
+fn token_probes() -> Vec<Probe> {
+    let claims = |scope: &str| testkit::claims("parity-subject", scope);
+    let now = testkit::now_seconds();
+    let mut expired = claims("ledger:read");
+    expired["exp"] = json!(now - 120);
+    let mut wrong_issuer = claims("ledger:read");
+    wrong_issuer["iss"] = json!("https://someone-else.test/");
+    let mut wrong_audience = claims("ledger:read");
+    wrong_audience["aud"] = json!("another-api");
+    let bearer = |token: String| Some(format!("Bearer {token}"));
+    let authorizations = [
+        None,
+        Some("Basic dXNlcjpwYXNz".to_owned()),
+        Some("Bearer".to_owned()),
+        Some("Bearer not-a-jwt".to_owned()),
+        bearer(testkit::token(TestKey::Ec, &claims("ledger:read"))),
+        bearer(testkit::token(TestKey::Rsa, &claims("ledger:write"))),
+        bearer(testkit::token(TestKey::Ec, &claims("ledger:admin"))),
+        bearer(testkit::token(TestKey::Rsa, &expired)),
+        bearer(testkit::token(TestKey::RsaImpostor, &claims("ledger:read"))),
+        bearer(testkit::token(TestKey::RsaRotated, &claims("ledger:read"))),
+        bearer(testkit::token(TestKey::Rsa, &wrong_issuer)),
+        bearer(testkit::token(TestKey::Rsa, &wrong_audience)),
+        bearer(testkit::hs256_with_public_key_as_secret(&claims(
+            "ledger:read",
+        ))),
+        bearer(testkit::token_with_header(
+            &json!({"alg": "none", "typ": "JWT", "kid": "test-rsa-1"}),
+            &claims("ledger:read"),
+            b"",
+        )),
+    ];
+    let targets = [
+        get("/v1/accounts/par-eur", ""),
+        get("/v1/accounts/par-eur/balance", "as_of=2026-03-03T08:30:00Z"),
+        get("/openapi.json", ""),
+        get("/health/ready", ""),
+        get("/v1/nothing", ""),
+        call("DELETE", "/v1/accounts/par-eur"),
+    ];
+    targets
+        .iter()
+        .flat_map(|target| {
+            authorizations
+                .iter()
+                .map(|authorization| with_authorization(target.clone(), authorization.clone()))
+        })
+        .collect()
 }
 
 /// Every query of one account: answered, waited for in vain, and refused for its parameters.
@@ -420,10 +492,11 @@ fn route_probes() -> Vec<Probe> {
     probes
 }
 
-/// Both adapters over one query service and one set of readiness checks.
+/// Both adapters over one query service, one set of readiness checks and one token verifier.
 fn states(
     queries: &Arc<QueryService>,
     health_checks: &[Arc<dyn HealthCheck>],
+    verifier: &Arc<JwtVerifier>,
 ) -> (HttpState, QueryFunctionState) {
     let http = HttpState {
         // No command reaches the actix app here; the service needs a store all the same.
@@ -435,8 +508,13 @@ fn states(
         )),
         queries: Arc::clone(queries),
         health_checks: health_checks.to_vec(),
+        authentication: Authentication::Jwt(Arc::clone(verifier)),
     };
-    let lambda = QueryFunctionState::new(Arc::clone(queries), health_checks.to_vec());
+    let lambda = QueryFunctionState::new(
+        Arc::clone(queries),
+        health_checks.to_vec(),
+        Arc::clone(verifier),
+    );
     (http, lambda)
 }
 
@@ -493,7 +571,8 @@ async fn every_query_and_every_error_answers_the_same_bytes_from_actix_and_the_l
             ..FreshnessWait::default()
         },
     ));
-    let (http, lambda) = states(&queries, &read_model_checks(&read_model));
+    let verifier = testkit::verifier().await;
+    let (http, lambda) = states(&queries, &read_model_checks(&read_model), &verifier);
     let app = test::init_service(App::new().configure(ledger_http::configure(http))).await;
 
     let mut probes = probes();
@@ -526,7 +605,10 @@ async fn every_query_and_every_error_answers_the_same_bytes_from_actix_and_the_l
 
     // The comparison covered every kind of answer, not a suite of identical 404s.
     let statuses: BTreeSet<u16> = from_actix.iter().map(|answer| answer.status).collect();
-    assert_eq!(statuses, BTreeSet::from([200, 400, 404, 405, 503]));
+    assert_eq!(
+        statuses,
+        BTreeSet::from([200, 400, 401, 403, 404, 405, 503])
+    );
     let everything = format!("{from_actix:?}");
     for expected in [
         "\\\"balance\\\":\\\"-94.75\\\"",
@@ -545,6 +627,11 @@ async fn every_query_and_every_error_answers_the_same_bytes_from_actix_and_the_l
         "(\"x-correlation-id\", \"parity-correlation-7\")",
         "(\"x-correlation-id\", \"<minted>\")",
         "\\\"openapi\\\"",
+        "unauthenticated",
+        "insufficient_scope",
+        "(\"www-authenticate\", \"Bearer realm=\\\"ledger\\\"\")",
+        "(\"www-authenticate\", \"Bearer realm=\\\"ledger\\\", error=\\\"invalid_token\\\"\")",
+        "(\"www-authenticate\", \"Bearer realm=\\\"ledger\\\", error=\\\"insufficient_scope\\\", scope=\\\"ledger:read\\\"\")",
     ] {
         assert!(
             everything.contains(expected),
@@ -555,7 +642,7 @@ async fn every_query_and_every_error_answers_the_same_bytes_from_actix_and_the_l
     // Readiness failing: the read model's pool closed under both adapters alike.
     let closed = database.read_model().await;
     closed.close().await;
-    let (http, lambda) = states(&queries, &read_model_checks(&closed));
+    let (http, lambda) = states(&queries, &read_model_checks(&closed), &verifier);
     let app = test::init_service(App::new().configure(ledger_http::configure(http))).await;
     let probe = get("/health/ready", "");
     let actix = actix_answer!(&app, &probe);
@@ -572,7 +659,7 @@ async fn a_command_sent_to_the_query_function_is_refused_saying_nothing_was_writ
         Arc::new(InMemoryReadModel::new()),
         FreshnessWait::default(),
     ));
-    let state = QueryFunctionState::new(queries, Vec::new());
+    let state = QueryFunctionState::new(queries, Vec::new(), testkit::verifier().await);
     for path in [
         "/v1/accounts",
         "/v1/accounts/par-eur/deposits",
@@ -582,7 +669,7 @@ async fn a_command_sent_to_the_query_function_is_refused_saying_nothing_was_writ
         "/v1/accounts/par-eur/close",
         "/v1/transfers",
     ] {
-        let probe = call("POST", path);
+        let probe = with_authorization(call("POST", path), Some(testkit::bearer("ledger:admin")));
         let answer = lambda_answer(&state, &probe).await;
         assert_eq!(answer.status, 421, "{path}: {answer:?}");
         let body: Value = serde_json::from_str(&answer.body).expect("a problem");
@@ -617,7 +704,7 @@ async fn a_named_stage_serves_the_same_routes_as_the_default_one() {
         Arc::new(InMemoryReadModel::new()),
         FreshnessWait::default(),
     ));
-    let state = QueryFunctionState::new(queries, Vec::new());
+    let state = QueryFunctionState::new(queries, Vec::new(), testkit::verifier().await);
     let mut event = event_for(&get("/prod/v1/accounts/par-nobody", ""));
     event["requestContext"]["stage"] = json!("prod");
     let request = Request::from(

@@ -10,6 +10,7 @@ use lambda_http::Request;
 use lambda_http::request::LambdaRequest;
 use ledger_application::memory::InMemoryReadModel;
 use ledger_application::{FreshnessWait, QueryService};
+use ledger_http::auth::testkit;
 use ledger_lambda::query::{QueryFunctionState, handle_query_request};
 use serde_json::{Value, json};
 use tracing::field::{Field, Visit};
@@ -52,11 +53,17 @@ impl<S: tracing::Subscriber> Layer<S> for Recorder {
 }
 
 fn request(method: &str, raw_path: &str) -> Request {
+    request_with_token(method, raw_path, &testkit::bearer("ledger:read"))
+}
+
+/// [`request`] with `authorization` as its `Authorization` header.
+fn request_with_token(method: &str, raw_path: &str, authorization: &str) -> Request {
     let mut event: Value = serde_json::from_str(include_str!("events/apigw-v2-get.json"))
         .expect("the fixture is JSON");
     event["rawPath"] = json!(raw_path);
     event["requestContext"]["http"]["path"] = json!(raw_path);
     event["requestContext"]["http"]["method"] = json!(method);
+    event["headers"]["authorization"] = json!(authorization);
     let lambda_request: LambdaRequest =
         serde_json::from_value(event).expect("an API Gateway v2 request");
     Request::from(lambda_request)
@@ -77,6 +84,7 @@ async fn span_fields(request: Request) -> BTreeMap<String, String> {
             },
         )),
         Vec::new(),
+        testkit::verifier().await,
     );
     handle_query_request(&state, request).await;
     let spans = spans.lock().expect("spans lock");
@@ -102,10 +110,34 @@ async fn a_query_runs_in_an_http_request_span_named_by_its_route_with_its_status
     assert_eq!(fields["url.path"], "/v1/accounts/par-nobody/balance");
     assert_eq!(fields["http.response.status_code"], "404");
     assert_eq!(fields["correlation_id"], "parity-correlation-7");
+    assert_eq!(fields["enduser.id"], testkit::TEST_SUBJECT);
     assert!(
         !fields.contains_key("otel.status_code"),
         "a 4xx is the client's error, not the span's: {fields:?}"
     );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn no_span_field_holds_the_token_whether_it_is_accepted_or_not() {
+    let claims = testkit::claims("span-subject", "ledger:write");
+    for token in [
+        testkit::token(testkit::TestKey::Rsa, &claims),
+        testkit::token(testkit::TestKey::RsaImpostor, &claims),
+    ] {
+        let fields = span_fields(request_with_token(
+            "GET",
+            "/v1/accounts/par-nobody",
+            &format!("Bearer {token}"),
+        ))
+        .await;
+        let signature = token.rsplit('.').next().expect("three parts");
+        assert!(
+            fields.values().all(|value| !value.contains(signature)),
+            "{fields:?}"
+        );
+        let status = &fields["http.response.status_code"];
+        assert!(status == "403" || status == "401", "{fields:?}");
+    }
 }
 
 #[tokio::test(flavor = "current_thread")]

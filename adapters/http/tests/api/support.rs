@@ -25,6 +25,7 @@ use ledger_application::{
     QueryService, RecordedEvent, RetryPolicy, ScopedIdempotencyKey,
 };
 use ledger_domain::AccountId;
+use ledger_http::auth::Authentication;
 use ledger_http::{HttpState, configure};
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -127,6 +128,7 @@ pub fn state(
             },
         )),
         health_checks,
+        authentication: Authentication::Disabled,
     }
 }
 
