@@ -210,30 +210,7 @@ impl LedgerConfig {
         )?;
         let (read_model, database_url) = read_model(&vars, event_store)?;
         let database_secret = database_secret(&vars)?;
-        let prefix = vars.get("LEDGER_DYNAMODB_TABLE_PREFIX").unwrap_or_default();
-        let dynamodb = DynamodbConfig {
-            events_table: vars.table("LEDGER_DYNAMODB_EVENTS_TABLE", &prefix, "ledger_events")?,
-            idempotency_table: vars.table(
-                "LEDGER_DYNAMODB_IDEMPOTENCY_TABLE",
-                &prefix,
-                "ledger_idempotency",
-            )?,
-            snapshots_table: vars.table(
-                "LEDGER_DYNAMODB_SNAPSHOTS_TABLE",
-                &prefix,
-                "ledger_snapshots",
-            )?,
-            snapshot_every: vars.parsed(
-                "LEDGER_SNAPSHOT_EVERY",
-                100,
-                |n| (1..=100_000).contains(n),
-                "expected 1 to 100000",
-            )?,
-            create_tables: vars.choice(
-                "LEDGER_DYNAMODB_CREATE_TABLES",
-                &[("false", false), ("true", true)],
-            )?,
-        };
+        let dynamodb = dynamodb(&vars)?;
         let http_workers = match vars.get("LEDGER_HTTP_WORKERS") {
             Some(_) => Some(vars.parsed(
                 "LEDGER_HTTP_WORKERS",
@@ -291,6 +268,34 @@ impl LedgerConfig {
             auth: auth(&vars)?,
         })
     }
+}
+
+/// `LEDGER_DYNAMODB_*` and `LEDGER_SNAPSHOT_EVERY`: the event store's tables and settings.
+fn dynamodb<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<DynamodbConfig, ConfigError> {
+    let prefix = vars.get("LEDGER_DYNAMODB_TABLE_PREFIX").unwrap_or_default();
+    Ok(DynamodbConfig {
+        events_table: vars.table("LEDGER_DYNAMODB_EVENTS_TABLE", &prefix, "ledger_events")?,
+        idempotency_table: vars.table(
+            "LEDGER_DYNAMODB_IDEMPOTENCY_TABLE",
+            &prefix,
+            "ledger_idempotency",
+        )?,
+        snapshots_table: vars.table(
+            "LEDGER_DYNAMODB_SNAPSHOTS_TABLE",
+            &prefix,
+            "ledger_snapshots",
+        )?,
+        snapshot_every: vars.parsed(
+            "LEDGER_SNAPSHOT_EVERY",
+            100,
+            |n| (1..=100_000).contains(n),
+            "expected 1 to 100000",
+        )?,
+        create_tables: vars.choice(
+            "LEDGER_DYNAMODB_CREATE_TABLES",
+            &[("false", false), ("true", true)],
+        )?,
+    })
 }
 
 /// `LEDGER_AUTH_*`: one key source, and then issuer and audience, or none of them at all.
