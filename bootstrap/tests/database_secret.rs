@@ -149,12 +149,7 @@ async fn the_secrets_password_opens_the_read_model_and_a_wrong_one_is_refused() 
         .send()
         .await
         .expect("put the right password");
-    let ReadSide::Postgres(read_model) = ReadSide::open(&config)
-        .await
-        .expect("the secret's username and password log in")
-    else {
-        panic!("LEDGER_READ_MODEL=postgres opened another read model");
-    };
+    let read_model = open_refreshing_every(&config, config.database_secret_refresh).await;
     let (user, ssl): (String, bool) = sqlx::query_as(
         "SELECT current_user::text, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
     )
