@@ -131,6 +131,9 @@ pub struct LedgerConfig {
     /// `LEDGER_DATABASE_SECRET_ARN`, default none: read at start, its username and password replace
     /// those of `database_url` (whose host, port, database and TLS settings are kept).
     pub database_secret: Option<DatabaseSecretArn>,
+    /// `LEDGER_DATABASE_SECRET_REFRESH_SECONDS`, default 300, 30 to 3600: how often the secret is
+    /// read again, so that new connections log in with a rotated password without a restart.
+    pub database_secret_refresh: Duration,
     /// The DynamoDB tables, used when `event_store` is `Dynamodb`.
     pub dynamodb: DynamodbConfig,
     /// `LEDGER_HTTP_WORKERS`, default: the number of CPUs.
@@ -210,7 +213,8 @@ impl LedgerConfig {
         )?;
         let (read_model, database_url) = read_model(&vars, event_store)?;
         let database_secret = database_secret(&vars)?;
-        let dynamodb = dynamodb(&vars)?;
+        let database_secret_refresh = database_secret_refresh(&vars)?;
+        let dynamodb = dynamodb_config(&vars)?;
         let http_workers = match vars.get("LEDGER_HTTP_WORKERS") {
             Some(_) => Some(vars.parsed(
                 "LEDGER_HTTP_WORKERS",
@@ -258,6 +262,7 @@ impl LedgerConfig {
             read_model,
             database_url,
             database_secret,
+            database_secret_refresh,
             dynamodb,
             http_workers,
             shutdown_timeout,
@@ -270,8 +275,11 @@ impl LedgerConfig {
     }
 }
 
-/// `LEDGER_DYNAMODB_*` and `LEDGER_SNAPSHOT_EVERY`: the event store's tables and settings.
-fn dynamodb<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<DynamodbConfig, ConfigError> {
+/// The DynamoDB tables (`LEDGER_DYNAMODB_*_TABLE`, each prefixed by `LEDGER_DYNAMODB_TABLE_PREFIX`),
+/// how often a snapshot is taken and whether the tables are created at start.
+fn dynamodb_config<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<F>,
+) -> Result<DynamodbConfig, ConfigError> {
     let prefix = vars.get("LEDGER_DYNAMODB_TABLE_PREFIX").unwrap_or_default();
     Ok(DynamodbConfig {
         events_table: vars.table("LEDGER_DYNAMODB_EVENTS_TABLE", &prefix, "ledger_events")?,
@@ -394,6 +402,20 @@ fn read_model<F: Fn(&str) -> Option<String>>(
         }
     }
     Ok((read_model, database_url))
+}
+
+/// `LEDGER_DATABASE_SECRET_REFRESH_SECONDS`: not below 30 s (each read is a GetSecretValue call,
+/// billed, for every task and Lambda environment), not above an hour (a rotated password must reach
+/// the pool well before its connections of the old one are retired, 30 min after they opened).
+fn database_secret_refresh<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<F>,
+) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(vars.parsed(
+        "LEDGER_DATABASE_SECRET_REFRESH_SECONDS",
+        300,
+        |n| (30..=3600).contains(n),
+        "expected 30 to 3600",
+    )?))
 }
 
 /// `LEDGER_DATABASE_SECRET_ARN`: a Secrets Manager ARN (`arn:<partition>:secretsmanager:...`). A bare
@@ -636,6 +658,29 @@ mod tests {
             let error = config(&[("LEDGER_DATABASE_SECRET_ARN", wrong)]).unwrap_err();
             assert!(
                 error.to_string().contains("LEDGER_DATABASE_SECRET_ARN"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_database_secret_is_read_again_every_five_minutes_unless_configured() {
+        let refresh = |value: &str| {
+            config(&[("LEDGER_DATABASE_SECRET_REFRESH_SECONDS", value)])
+                .map(|configured| configured.database_secret_refresh)
+        };
+        assert_eq!(
+            config(&[]).unwrap().database_secret_refresh,
+            Duration::from_mins(5)
+        );
+        assert_eq!(refresh("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(refresh("3600").unwrap(), Duration::from_hours(1));
+        for wrong in ["29", "3601", "0", "-5", "5m"] {
+            let error = refresh(wrong).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .contains("LEDGER_DATABASE_SECRET_REFRESH_SECONDS"),
                 "{error}"
             );
         }

@@ -203,27 +203,43 @@ fn transport_failure(source: &SdkError<GetSecretValueError>) -> String {
     }
 }
 
+/// Where the credentials of a pool came from, for the refresher to read again
+/// ([`crate::database_secret_refresh`]): the secret, the client that read it and what it held.
+#[derive(Debug, Clone)]
+pub struct SecretSource {
+    pub client: aws_sdk_secretsmanager::Client,
+    pub arn: DatabaseSecretArn,
+    pub credentials: DatabaseCredentials,
+}
+
 /// The read model's connect options from `config`: `DATABASE_URL`, and when
 /// `LEDGER_DATABASE_SECRET_ARN` is set, the secret's username and password, read now with a
-/// Secrets Manager client of the shared AWS configuration (bounded retries and timeouts).
+/// Secrets Manager client of the shared AWS configuration (bounded retries and timeouts), and
+/// the secret read, so that the caller can read it again.
 ///
 /// `None` when no `DATABASE_URL` is configured.
 pub async fn postgres_connect_options(
     config: &LedgerConfig,
-) -> Result<Option<PgConnectOptions>, DatabaseCredentialsError> {
+) -> Result<Option<(PgConnectOptions, Option<SecretSource>)>, DatabaseCredentialsError> {
     let Some(url) = &config.database_url else {
         return Ok(None);
     };
-    let credentials = match &config.database_secret {
+    let source = match &config.database_secret {
         Some(arn) => {
             let client = aws_sdk_secretsmanager::Client::new(
                 &ledger_dynamodb::config::aws_sdk_config().await,
             );
-            Some(read_secret(&client, arn).await?)
+            let credentials = read_secret(&client, arn).await?;
+            Some(SecretSource {
+                client,
+                arn: arn.clone(),
+                credentials,
+            })
         }
         None => None,
     };
-    connect_options(url, credentials.as_ref()).map(Some)
+    let options = connect_options(url, source.as_ref().map(|source| &source.credentials))?;
+    Ok(Some((options, source)))
 }
 
 #[cfg(test)]

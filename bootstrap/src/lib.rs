@@ -5,6 +5,7 @@ pub mod admin;
 pub mod authentication;
 pub mod config;
 pub mod database_credentials;
+pub mod database_secret_refresh;
 pub mod healthcheck;
 pub mod lambda_loop;
 pub mod lambda_projection;

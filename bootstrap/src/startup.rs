@@ -86,21 +86,40 @@ pub enum ReadSide {
 impl ReadSide {
     /// Opens the configured read model: the SQLite file (created and migrated), or a pool on
     /// `DATABASE_URL` (not migrated: `ledger migrate` does that, once, not every task at start-up),
-    /// with the credentials of `LEDGER_DATABASE_SECRET_ARN` when set. Every binary that reaches
+    /// with the credentials of `LEDGER_DATABASE_SECRET_ARN` when set, read again every
+    /// `LEDGER_DATABASE_SECRET_REFRESH_SECONDS` while the pool is open. Every binary that reaches
     /// PostgreSQL opens it here.
     pub async fn open(config: &LedgerConfig) -> Result<Self, StartupError> {
+        Self::open_refreshing_every(config, config.database_secret_refresh).await
+    }
+
+    /// As [`ReadSide::open`], with the secret read again every `secret_refresh` instead of the
+    /// configured period (which is at least 30 s): for tests of a rotation.
+    pub async fn open_refreshing_every(
+        config: &LedgerConfig,
+        secret_refresh: std::time::Duration,
+    ) -> Result<Self, StartupError> {
         match (config.read_model, &config.database_url) {
             (ReadModelKind::Postgres, Some(url)) => {
-                let options = crate::database_credentials::postgres_connect_options(config)
-                    .await?
-                    .ok_or(StartupError::MissingDatabaseUrl)?;
-                PostgresReadModel::connect_with(options)
-                    .await
-                    .map(Self::Postgres)
-                    .map_err(|source| StartupError::Postgres {
-                        url: url.to_string(),
-                        source,
-                    })
+                let (options, secret) =
+                    crate::database_credentials::postgres_connect_options(config)
+                        .await?
+                        .ok_or(StartupError::MissingDatabaseUrl)?;
+                let read_model =
+                    PostgresReadModel::connect_with(options)
+                        .await
+                        .map_err(|source| StartupError::Postgres {
+                            url: url.to_string(),
+                            source,
+                        })?;
+                if let Some(secret) = secret {
+                    crate::database_secret_refresh::spawn_database_secret_refresh(
+                        read_model.clone(),
+                        secret,
+                        secret_refresh,
+                    );
+                }
+                Ok(Self::Postgres(read_model))
             }
             // Configuration refuses postgres without a URL; should one be built by hand, the SQLite
             // file is not silently used in its place.

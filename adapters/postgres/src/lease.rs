@@ -14,7 +14,7 @@ use ledger_application::ports::{
     CONFIRM_TIMEOUT, HeldLease, LeaseLost, ProjectorLease, StoreError,
 };
 use sqlx::Connection;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::{PgConnection, PgPool};
 use tokio::sync::Mutex;
 
 /// How long an attempt may take to connect and ask for the lock.
@@ -23,9 +23,13 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The lease named `name` in one database. Every value is a contender; each attempt opens a
 /// connection of its own, kept only if it wins, so that no two holders ever share a session
 /// (advisory locks are re-entrant within one).
+///
+/// The connection is not the pool's, but its options are: each attempt reads the pool's current
+/// connect options, so that a password rotated into the pool (`Pool::set_connect_options`) is the
+/// one the next attempt logs in with.
 #[derive(Clone)]
 pub struct PostgresProjectorLease {
-    options: PgConnectOptions,
+    pool: PgPool,
     name: String,
 }
 
@@ -33,9 +37,10 @@ pub struct PostgresProjectorLease {
 /// where the lease is and its name are shown.
 impl std::fmt::Debug for PostgresProjectorLease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let options = self.pool.connect_options();
         f.debug_struct("PostgresProjectorLease")
-            .field("host", &self.options.get_host())
-            .field("database", &self.options.get_database())
+            .field("host", &options.get_host())
+            .field("database", &options.get_database())
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
@@ -43,16 +48,18 @@ impl std::fmt::Debug for PostgresProjectorLease {
 
 impl PostgresProjectorLease {
     /// The lease `name` (e.g. `ledger-projector:` and the stream it reads) in the database of
-    /// `options`. The lock key is `hashtextextended(name, 0)`, the server's own stable hash.
-    pub fn new(options: PgConnectOptions, name: impl Into<String>) -> Self {
+    /// `pool`, on connections of its own made with the pool's connect options. The lock key is
+    /// `hashtextextended(name, 0)`, the server's own stable hash.
+    pub fn new(pool: PgPool, name: impl Into<String>) -> Self {
         Self {
-            options,
+            pool,
             name: name.into(),
         }
     }
 
     async fn attempt(&self) -> Result<Option<Box<dyn HeldLease>>, sqlx::Error> {
-        let mut connection = PgConnection::connect_with(&self.options).await?;
+        let options = self.pool.connect_options();
+        let mut connection = PgConnection::connect_with(&options).await?;
         let granted: bool =
             sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
                 .bind(&self.name)
@@ -113,14 +120,17 @@ impl HeldLease for PostgresHeldLease {
 mod tests {
     use super::*;
 
-    #[test]
-    fn debug_does_not_print_the_password() {
-        let options: PgConnectOptions = "postgres://ledger:hunter2@db.internal/ledger"
-            .parse()
-            .expect("a PostgreSQL URL");
+    // A runtime: a lazy pool starts its maintenance task, though it never connects here.
+    #[tokio::test]
+    async fn debug_does_not_print_the_password() {
+        let options: sqlx::postgres::PgConnectOptions =
+            "postgres://ledger:hunter2@db.internal/ledger"
+                .parse()
+                .expect("a PostgreSQL URL");
+        let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy_with(options);
         let printed = format!(
             "{:?}",
-            PostgresProjectorLease::new(options, "ledger-projector:x")
+            PostgresProjectorLease::new(pool, "ledger-projector:x")
         );
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(printed.contains("db.internal") && printed.contains("ledger-projector:x"));

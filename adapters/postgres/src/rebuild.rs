@@ -85,17 +85,12 @@ impl PostgresRebuild {
         .execute(live.pool())
         .await
         .map_err(StoreError::unavailable)?;
-        let options = live
-            .pool()
-            .connect_options()
-            .as_ref()
-            .clone()
-            .options([("search_path", FRESH_SCHEMA)]);
-        let pool = PgPoolOptions::new()
-            .max_connections(FRESH_CONNECTIONS)
-            .connect_with(options)
-            .await
-            .map_err(StoreError::unavailable)?;
+        // Derived from the live pool, so that a rebuild running across a password rotation keeps
+        // connecting with the live pool's current credentials.
+        let pool = live.derived_pool(
+            PgPoolOptions::new().max_connections(FRESH_CONNECTIONS),
+            |options| options.options([("search_path", FRESH_SCHEMA)]),
+        );
         let fresh = PostgresReadModel::from_pool(pool);
         fresh.migrate().await?;
         sqlx::raw_sql(CREATE_PROGRESS)

@@ -40,8 +40,8 @@ mod projector_lease {
     async fn subject() -> LeaseSubject {
         let database = FreshDatabase::create().await;
         let options = database.options.clone();
-        let lease =
-            PostgresProjectorLease::new(options.clone(), "ledger-projector:contract_events");
+        let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy_with(options.clone());
+        let lease = PostgresProjectorLease::new(pool, "ledger-projector:contract_events");
         LeaseSubject::new(
             Box::new(move || {
                 let lease: Arc<dyn ProjectorLease> = Arc::new(lease.clone());

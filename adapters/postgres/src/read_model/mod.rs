@@ -18,6 +18,7 @@ mod query;
 
 pub use query::LAST_TRANSACTION_AT_OR_BEFORE;
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -46,6 +47,11 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct PostgresReadModel {
     pool: PgPool,
+    /// Pools on the same database with options of their own (the rebuild's fresh model), which
+    /// must log in as this pool does: [`PostgresReadModel::set_credentials`] changes theirs too.
+    /// The mutex also orders a derived pool's creation against a change of credentials, so that
+    /// none is made with the old password and registered after the change.
+    derived_pools: Arc<Mutex<Vec<PgPool>>>,
 }
 
 impl PostgresReadModel {
@@ -63,12 +69,15 @@ impl PostgresReadModel {
             .connect_with(options)
             .await
             .map_err(StoreError::unavailable)?;
-        Ok(Self { pool })
+        Ok(Self::from_pool(pool))
     }
 
     /// A read model on a pool the caller built.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            derived_pools: Arc::default(),
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -81,9 +90,44 @@ impl PostgresReadModel {
     }
 
     /// The projector lease `name` in this read model's database, on a connection of its own (not
-    /// one of this pool's).
+    /// one of this pool's), opened with the pool's connect options of the moment (so with the
+    /// credentials of the last [`PostgresReadModel::set_credentials`]).
     pub fn projector_lease(&self, name: impl Into<String>) -> crate::PostgresProjectorLease {
-        crate::PostgresProjectorLease::new((*self.pool.connect_options()).clone(), name)
+        crate::PostgresProjectorLease::new(self.pool.clone(), name)
+    }
+
+    /// A pool of `pool_options` on this database, with this pool's connect options as `adjust`
+    /// changes them (e.g. another `search_path`), that follows this pool's credentials from now on.
+    /// Lazy: its first use connects (and reports a failure to).
+    pub fn derived_pool(
+        &self,
+        pool_options: PgPoolOptions,
+        adjust: impl FnOnce(PgConnectOptions) -> PgConnectOptions,
+    ) -> PgPool {
+        let mut derived_pools = self
+            .derived_pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let pool =
+            pool_options.connect_lazy_with(adjust(self.pool.connect_options().as_ref().clone()));
+        derived_pools.retain(|derived| !derived.is_closed());
+        derived_pools.push(pool.clone());
+        pool
+    }
+
+    /// Logs in as `username` with `password` from now on, on this pool and every derived one: each
+    /// new connection uses them; those open stay as they are (the server does not end a session
+    /// when its role's password changes) until they are retired. Everything else in the connect
+    /// options (host, TLS, `search_path`, ...) is kept.
+    pub fn set_credentials(&self, username: &str, password: &str) {
+        let derived_pools = self
+            .derived_pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for pool in std::iter::once(&self.pool).chain(derived_pools.iter()) {
+            let options = pool.connect_options().as_ref().clone();
+            pool.set_connect_options(options.username(username).password(password));
+        }
     }
 
     /// Applies the embedded migrations the database lacks (see [`crate::migrate`]).
