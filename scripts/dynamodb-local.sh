@@ -12,6 +12,8 @@ DYNAMODB_LOCAL_NPM_VERSION="10.3.0"
 DYNAMODB_LOCAL_JAR_DIR="dynamodb_local_2026-01-16"
 DYNAMODB_LOCAL_HOME="${LEDGER_CACHE_DIR:-$HOME/.cache/ledger}/dynamodb-local/${DYNAMODB_LOCAL_NPM_VERSION}"
 DYNAMODB_LOCAL_START_TIMEOUT_SECS=60
+# shellcheck source=scripts/local-service.sh
+source "$(dirname "${BASH_SOURCE[0]}")/local-service.sh"
 
 dynamodb_local_fail() {
   echo "error: DynamoDB Local: $*" >&2
@@ -47,15 +49,11 @@ dynamodb_local_java() {
   fi
 }
 
-dynamodb_local_free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
 dynamodb_local_start() {
   dynamodb_local_java || return 1
   dynamodb_local_install || return 1
   local port
-  port="$(dynamodb_local_free_port)" || dynamodb_local_fail "no free port" || return 1
+  port="$(local_service_free_port)" || dynamodb_local_fail "no free port" || return 1
   DYNAMODB_LOCAL_LOG="$(mktemp -t dynamodb-local.XXXXXX.log)"
   (cd "$DYNAMODB_LOCAL_LIB" && exec java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
     -inMemory -disableTelemetry -port "$port") >"$DYNAMODB_LOCAL_LOG" 2>&1 &
@@ -63,22 +61,12 @@ dynamodb_local_start() {
   # Letters and digits only: DynamoDB Local refuses other access keys.
   export AWS_ACCESS_KEY_ID=ledgerlocal AWS_SECRET_ACCESS_KEY=ledgerlocal AWS_REGION=us-east-1
   export AWS_ENDPOINT_URL="http://127.0.0.1:${port}"
-  local waited=0
-  until curl -s -o /dev/null -X POST "$AWS_ENDPOINT_URL" \
+  local_service_wait dynamodb_local_fail "$DYNAMODB_LOCAL_PID" "$DYNAMODB_LOCAL_LOG" \
+    "$DYNAMODB_LOCAL_START_TIMEOUT_SECS" "$AWS_ENDPOINT_URL" -- \
+    curl -s -o /dev/null -X POST "$AWS_ENDPOINT_URL" \
       -H 'Content-Type: application/x-amz-json-1.0' -H 'X-Amz-Target: DynamoDB_20120810.ListTables' \
       -H "Authorization: AWS4-HMAC-SHA256 Credential=${AWS_ACCESS_KEY_ID}/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0" \
-      -d '{}'; do
-    if ! kill -0 "$DYNAMODB_LOCAL_PID" 2>/dev/null; then
-      cat "$DYNAMODB_LOCAL_LOG" >&2
-      dynamodb_local_fail "the process exited during start-up" || return 1
-    fi
-    if [ "$waited" -ge $((DYNAMODB_LOCAL_START_TIMEOUT_SECS * 10)) ]; then
-      cat "$DYNAMODB_LOCAL_LOG" >&2
-      dynamodb_local_fail "not answering on ${AWS_ENDPOINT_URL} after ${DYNAMODB_LOCAL_START_TIMEOUT_SECS}s" || return 1
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
+      -d '{}' || return 1
   echo "DynamoDB Local 3.3.0 listening on ${AWS_ENDPOINT_URL} (pid ${DYNAMODB_LOCAL_PID})"
 }
 

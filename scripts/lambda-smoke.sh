@@ -19,6 +19,8 @@ command -v psql >/dev/null || fail "psql is required"
 
 # shellcheck source=scripts/cargo-lambda.sh
 source scripts/cargo-lambda.sh
+# shellcheck source=scripts/local-service.sh
+source scripts/local-service.sh
 cargo_lambda_install
 
 stream_event="adapters/lambda/tests/events/dynamodb-stream.json"
@@ -61,7 +63,7 @@ set +a
 cargo run --locked --quiet -p ledger-bootstrap --bin ledger -- migrate >/dev/null ||
   fail "ledger migrate failed on ${database}"
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(local_service_free_port)"
 echo "lambda-smoke: cargo lambda watch on 127.0.0.1:${port}"
 set -m
 cargo lambda watch --package ledger-bootstrap --ignore-changes --quiet \

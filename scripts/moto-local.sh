@@ -14,15 +14,13 @@
 MOTO_LOCAL_REQUIREMENTS=(moto==5.2.5 flask==3.1.3 flask-cors==6.0.5)
 MOTO_LOCAL_VENV="${LEDGER_CACHE_DIR:-$HOME/.cache/ledger}/moto-5.2.5"
 MOTO_LOCAL_START_TIMEOUT_SECS=60
+# shellcheck source=scripts/local-service.sh
+source "$(dirname "${BASH_SOURCE[0]}")/local-service.sh"
 
 moto_local_fail() {
   echo "error: moto: $*" >&2
   echo "error: the Secrets Manager tests need it; see scripts/moto-local.sh" >&2
   return 1
-}
-
-moto_local_free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
 moto_local_start() {
@@ -31,7 +29,7 @@ moto_local_start() {
   python_venv_install "$MOTO_LOCAL_VENV" "${MOTO_LOCAL_REQUIREMENTS[*]}" 9 "" -- "${MOTO_LOCAL_REQUIREMENTS[@]}" ||
     moto_local_fail "could not install ${MOTO_LOCAL_REQUIREMENTS[*]} into ${MOTO_LOCAL_VENV}" || return 1
   local port
-  port="$(moto_local_free_port)" || moto_local_fail "no free port" || return 1
+  port="$(local_service_free_port)" || moto_local_fail "no free port" || return 1
   MOTO_LOCAL_LOG="$(mktemp -t moto-local.XXXXXX.log)"
   "${MOTO_LOCAL_VENV}/bin/moto_server" -H 127.0.0.1 -p "$port" >"$MOTO_LOCAL_LOG" 2>&1 &
   MOTO_LOCAL_PID=$!
@@ -39,19 +37,9 @@ moto_local_start() {
   export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-ledgerlocal}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-ledgerlocal}"
   export AWS_REGION="${AWS_REGION:-us-east-1}"
   export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:${port}"
-  local waited=0
-  until curl -s -o /dev/null "${AWS_ENDPOINT_URL_SECRETS_MANAGER}/moto-api/"; do
-    if ! kill -0 "$MOTO_LOCAL_PID" 2>/dev/null; then
-      cat "$MOTO_LOCAL_LOG" >&2
-      moto_local_fail "the process exited during start-up" || return 1
-    fi
-    if [ "$waited" -ge $((MOTO_LOCAL_START_TIMEOUT_SECS * 10)) ]; then
-      cat "$MOTO_LOCAL_LOG" >&2
-      moto_local_fail "not answering on ${AWS_ENDPOINT_URL_SECRETS_MANAGER} after ${MOTO_LOCAL_START_TIMEOUT_SECS}s" || return 1
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
+  local_service_wait moto_local_fail "$MOTO_LOCAL_PID" "$MOTO_LOCAL_LOG" "$MOTO_LOCAL_START_TIMEOUT_SECS" \
+    "$AWS_ENDPOINT_URL_SECRETS_MANAGER" -- \
+    curl -s -o /dev/null "${AWS_ENDPOINT_URL_SECRETS_MANAGER}/moto-api/" || return 1
   echo "moto (Secrets Manager) listening on ${AWS_ENDPOINT_URL_SECRETS_MANAGER}"
 }
 

@@ -23,6 +23,8 @@ POSTGRES_LOCAL_START_TIMEOUT_SECS=60
 POSTGRES_LOCAL_USER=postgres
 # Members of this role authenticate with a password; everyone else on loopback is trusted.
 POSTGRES_LOCAL_PASSWORD_ROLE=ledger_password_auth
+# shellcheck source=scripts/local-service.sh
+source "$(dirname "${BASH_SOURCE[0]}")/local-service.sh"
 
 postgres_local_fail() {
   echo "error: PostgreSQL: $*" >&2
@@ -63,10 +65,6 @@ postgres_local_as_owner() {
   fi
 }
 
-postgres_local_free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
 # A CA of the cluster's own and the server's certificate it signs (P-256: quick to make), in the data
 # directory where the server finds them (`server.crt`, `server.key`, the key readable by its owner
 # only), the CA beside; and a second CA that signed nothing.
@@ -97,7 +95,7 @@ postgres_local_start() {
     postgres_local_fail "no user ${POSTGRES_LOCAL_USER} to run the server as (root may not)" || return 1
   fi
   local port owner
-  port="$(postgres_local_free_port)" || postgres_local_fail "no free port" || return 1
+  port="$(local_service_free_port)" || postgres_local_fail "no free port" || return 1
   POSTGRES_LOCAL_DIR="$(mktemp -d -t ledger-postgres.XXXXXX)" || postgres_local_fail "no temporary directory" || return 1
   if [ "$(id -u)" = 0 ]; then
     chown "$POSTGRES_LOCAL_USER" "$POSTGRES_LOCAL_DIR" || postgres_local_fail "cannot give ${POSTGRES_LOCAL_DIR} to ${POSTGRES_LOCAL_USER}" || return 1
