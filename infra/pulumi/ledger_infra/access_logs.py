@@ -1,7 +1,8 @@
 """The S3 bucket the command API's load balancer writes its access logs to: SSE-S3 encrypted (the only
 encryption ALB log delivery supports), every kind of public access blocked, ACLs disabled, objects
-expired after `accessLogRetentionDays`, and a policy that lets the region's Elastic Load Balancing
-account put objects under this stack's prefix alone."""
+expired after `accessLogRetentionDays`, and a policy that lets Elastic Load Balancing put objects under
+this stack's prefix alone: as the log-delivery service principal (how regions opened since August 2022
+deliver) and, where the region has one, as its load-balancing account (how older regions deliver)."""
 
 import json
 from dataclasses import dataclass
@@ -21,17 +22,32 @@ class AccessLogs:
     policy: aws.s3.BucketPolicy
 
 
-def _delivery_policy(bucket_arn: str, elb_account_arn: str, account: str) -> str:
+DELIVERY_SERVICE = "logdelivery.elasticloadbalancing.amazonaws.com"
+
+
+def _delivery_policy(bucket_arn: str, elb_account_arn: str | None, account: str) -> str:
+    principals = [("LogDeliveryServiceDelivers", {"Service": DELIVERY_SERVICE})]
+    if elb_account_arn is not None:
+        principals.append(("LoadBalancerAccountDelivers", {"AWS": elb_account_arn}))
     return json.dumps({
         "Version": "2012-10-17",
         "Statement": [{
-            "Sid": "LoadBalancerDelivers",
+            "Sid": sid,
             "Effect": "Allow",
-            "Principal": {"AWS": elb_account_arn},
+            "Principal": principal,
             "Action": "s3:PutObject",
             "Resource": f"{bucket_arn}/{PREFIX}/AWSLogs/{account}/*",
-        }],
+        } for sid, principal in principals],
     })
+
+
+def _elb_account_arn() -> str | None:
+    """The account Elastic Load Balancing delivers from in this region; None in a region opened since
+    August 2022, which has none (the provider's lookup fails there) and delivers as the service."""
+    try:
+        return aws.elb.get_service_account().arn
+    except Exception:  # noqa: BLE001 - the provider raises a plain error for a region it has no account for
+        return None
 
 
 def create(settings: Settings) -> AccessLogs:
@@ -52,9 +68,7 @@ def create(settings: Settings) -> AccessLogs:
                 "expiration": {"days": settings.access_log_retention_days},
                 "abort_incomplete_multipart_upload": {"days_after_initiation": 1}}],
     )
-    # The account Elastic Load Balancing delivers from in this region (regions opened since August
-    # 2022 deliver as the service principal logdelivery.elasticloadbalancing.amazonaws.com instead).
-    elb_account_arn = aws.elb.get_service_account().arn
+    elb_account_arn = _elb_account_arn()
     account = aws.get_caller_identity().account_id
     policy = aws.s3.BucketPolicy(
         "command-api-access-logs", bucket=bucket.id,
