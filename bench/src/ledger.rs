@@ -380,6 +380,21 @@ pub fn sibling_binary(name: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// `LEDGER_BENCH_AUTHORIZATION` (`Bearer <token>`), sent with every request when set: the ledger-api
+/// child inherits this process's `LEDGER_AUTH_*`, so `scripts/bench.sh` with `LEDGER_BENCH_AUTH=jwt`
+/// measures the API with token verification on. Unset: no header, and the child on loopback serves
+/// unauthenticated.
+fn authorization_header() -> Result<reqwest::header::HeaderMap, String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(value) = std::env::var("LEDGER_BENCH_AUTHORIZATION") {
+        let mut value = reqwest::header::HeaderValue::from_str(&value)
+            .map_err(|_| "LEDGER_BENCH_AUTHORIZATION is not a header value".to_owned())?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    Ok(headers)
+}
+
 /// A port nobody listens on now (the OS picks it; it stays free in practice until the API binds it).
 fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -411,6 +426,7 @@ impl HttpLedger {
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
         let mut process = ApiProcess { child, log };
         let client = reqwest::Client::builder()
+            .default_headers(authorization_header()?)
             .pool_max_idle_per_host(256)
             // Below actix-web's keep-alive (5 s): a connection idle through a drain is dropped here
             // first, not reused after the server closed it (a `transport` failure of the bench's
