@@ -332,6 +332,9 @@ impl KeyStore {
         if self.inner.refreshing.swap(true, Ordering::AcqRel) {
             return;
         }
+        // Cleared however this ends: a refresh awaited inline (an unknown `kid`) is dropped with its
+        // request when the client goes away, and a flag left set would stop every refresh after.
+        let _refreshing = RefreshingFlag(&self.inner.refreshing);
         let outcome = read(&self.inner.source, &self.inner.client).await;
         {
             let mut state = self
@@ -352,7 +355,15 @@ impl KeyStore {
                 }
             }
         }
-        self.inner.refreshing.store(false, Ordering::Release);
+    }
+}
+
+/// Marks a refresh in flight; clears the mark when dropped, whether the refresh finished or not.
+struct RefreshingFlag<'flag>(&'flag AtomicBool);
+
+impl Drop for RefreshingFlag<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 

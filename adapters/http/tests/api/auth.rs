@@ -503,6 +503,29 @@ async fn keys_from_a_url_are_fetched_again_for_an_unknown_kid_after_a_rotation()
     assert!(verify(&verifier, TestKey::Ec).await.is_ok());
 }
 
+/// A request dropped while its unknown `kid` refetches the keys (its client went away) must not
+/// leave the refresh marked in flight: the next unknown `kid` still fetches.
+#[tokio::test]
+async fn a_refetch_abandoned_midway_does_not_stop_later_ones() {
+    let server = JwksServer::start(testkit::JWKS);
+    let verifier = server
+        .verifier(KeyRefreshPolicy {
+            unknown_kid_interval: Duration::ZERO,
+            max_age: Duration::from_hours(1),
+        })
+        .await;
+    server.serve(200, testkit::JWKS_ROTATED);
+    // Polled once: it starts the fetch and is dropped while the fetch waits on the network.
+    let abandoned =
+        tokio::time::timeout(Duration::ZERO, verify(&verifier, TestKey::RsaRotated)).await;
+    assert!(abandoned.is_err(), "dropped before its fetch answered");
+    assert_eq!(
+        verify(&verifier, TestKey::RsaRotated).await,
+        Ok("u-1".to_owned()),
+        "the next unknown kid fetched the rotated set"
+    );
+}
+
 #[tokio::test]
 async fn unknown_kids_refetch_at_most_once_per_interval() {
     let server = JwksServer::start(testkit::JWKS);
