@@ -630,6 +630,9 @@ async fn no_log_line_holds_a_token_or_key_while_the_subject_may_appear() {
         .with_writer(captured.clone())
         .finish();
     let capturing = tracing::subscriber::set_default(subscriber);
+    // Other tests of this binary run at once on threads with no subscriber: a callsite one of them
+    // reached first may have cached "no interest"; recompute it now that this subscriber exists.
+    tracing::callsite::rebuild_interest_cache();
 
     let (_ledger, app) = secured().await;
     let now = testkit::now_seconds();
